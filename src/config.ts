@@ -1,0 +1,341 @@
+// SIDECACHE_* environment -> one frozen Config, checked once at start-up. Every problem
+// is reported (variable, value, what is allowed) before the process exits.
+import { hostname } from 'node:os';
+import { ConfigError, ConfigErrors } from './errors.js';
+
+export interface HostPattern {
+  /** Lower-cased host name, or a suffix starting with "." for `*.suffix` entries. */
+  readonly host: string;
+  readonly suffix: boolean;
+  /** undefined: any port. */
+  readonly port: number | undefined;
+}
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Config {
+  readonly listen: Listen;
+  readonly upstream: URL | undefined;
+  readonly allowHosts: readonly HostPattern[];
+  readonly tlsPorts: readonly number[];
+  readonly caFile: string | undefined;
+  readonly maxBytes: number;
+  readonly maxEntryBytes: number;
+  readonly hotMaxBytes: number;
+  readonly maxHeaderBytes: number;
+  readonly maxUrlBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly defaultTtlMs: number;
+  readonly querySort: boolean;
+  readonly queryDrop: readonly string[];
+  readonly cacheStatusDetail: boolean;
+  readonly stripTagHeaders: boolean;
+  readonly adminListen: Listen;
+  readonly adminToken: string | undefined;
+  readonly purgeTimeoutMs: number;
+  readonly logLevel: string;
+  readonly shutdownTimeoutMs: number;
+  // cluster
+  readonly natsUrls: readonly string[];
+  readonly natsToken: string | undefined;
+  readonly natsUser: string | undefined;
+  readonly natsPass: string | undefined;
+  readonly cluster: string;
+  readonly nodeId: string;
+  readonly peerListen: Listen;
+  readonly peerUrl: string;
+  readonly clusterSecret: string | undefined;
+  readonly replicas: number;
+  readonly partitions: number;
+  readonly streamReplicas: number | undefined;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTtlMs: number;
+  readonly ring: boolean;
+  readonly handoff: boolean;
+  readonly maxStaleDetachedMs: number;
+  readonly fillMaxBytes: number;
+  readonly fillMaxInFlight: number;
+  readonly fillsMaxBytes: number;
+  readonly fillsMaxAgeMs: number;
+  readonly invalMaxAgeMs: number;
+  readonly peerTimeoutMs: number;
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface VarSpec {
+  readonly name: string;
+  readonly def: string;
+  readonly help: string;
+}
+
+/** Every variable, its default (as text) and meaning: `sidecache --help` and the README. */
+export const VARIABLES: readonly VarSpec[] = [
+  { name: 'SIDECACHE_LISTEN', def: '127.0.0.1:3128', help: 'host:port of the proxy listener' },
+  { name: 'SIDECACHE_UPSTREAM', def: '', help: 'reverse mode: http(s) URL of the origin; empty = forward mode' },
+  { name: 'SIDECACHE_ALLOW_HOSTS', def: '', help: 'forward mode: comma-separated host[:port] or *.suffix entries that may be fetched' },
+  { name: 'SIDECACHE_TLS_PORTS', def: '443', help: 'forward mode: CONNECT ports tunnelled uncached (TLS); other allowed ports are read as HTTP' },
+  { name: 'SIDECACHE_CA_FILE', def: '', help: 'PEM bundle of CAs trusted for https upstreams (added to the system CAs)' },
+  { name: 'SIDECACHE_MAX_BYTES', def: '256MiB', help: 'memory budget of the cache, counting each entry\'s headers and overhead' },
+  { name: 'SIDECACHE_MAX_ENTRY_BYTES', def: '8MiB', help: 'largest body stored; larger bodies stream through uncached' },
+  { name: 'SIDECACHE_HOT_MAX_BYTES', def: '16MiB', help: 'budget of the hot set of keys this sidecar does not own (cluster mode)' },
+  { name: 'SIDECACHE_MAX_HEADER_BYTES', def: '16KiB', help: 'largest request head (request line and headers); larger gets 431' },
+  { name: 'SIDECACHE_MAX_URL_BYTES', def: '8KiB', help: 'longest request target; longer gets 414' },
+  { name: 'SIDECACHE_CONNECT_TIMEOUT', def: '5s', help: 'origin connect timeout' },
+  { name: 'SIDECACHE_HEADERS_TIMEOUT', def: '30s', help: 'time to wait for the origin\'s response headers' },
+  { name: 'SIDECACHE_BODY_TIMEOUT', def: '30s', help: 'longest pause between two chunks of an origin body' },
+  { name: 'SIDECACHE_DEFAULT_TTL', def: '0', help: 'freshness for responses with no explicit freshness and no validators; 0 = RFC 9111 heuristics only' },
+  { name: 'SIDECACHE_QUERY_SORT', def: 'false', help: 'sort query parameters in the cache key' },
+  { name: 'SIDECACHE_QUERY_DROP', def: '', help: 'comma-separated query parameters left out of the cache key (e.g. utm_source)' },
+  { name: 'SIDECACHE_CACHE_STATUS_DETAIL', def: 'true', help: 'add node, epoch, seq, ttl and detail to Cache-Status; false = bare hit/fwd only' },
+  { name: 'SIDECACHE_STRIP_TAG_HEADERS', def: 'true', help: 'remove Surrogate-Key and Cache-Tag before delivery' },
+  { name: 'SIDECACHE_ADMIN_LISTEN', def: '127.0.0.1:9091', help: 'host:port of the admin API (purge, metrics, health)' },
+  { name: 'SIDECACHE_ADMIN_TOKEN', def: '', help: 'bearer token for admin writes; empty = purges are refused' },
+  { name: 'SIDECACHE_PURGE_TIMEOUT', def: '2s', help: 'how long a purge waits for every member to apply it' },
+  { name: 'SIDECACHE_LOG_LEVEL', def: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'SIDECACHE_SHUTDOWN_TIMEOUT', def: '10s', help: 'on SIGTERM, longest wait for in-flight requests' },
+  { name: 'SIDECACHE_NATS_URL', def: '', help: 'cluster mode: comma-separated NATS URLs; empty = standalone with the in-process log' },
+  { name: 'SIDECACHE_NATS_TOKEN', def: '', help: 'NATS token' },
+  { name: 'SIDECACHE_NATS_USER', def: '', help: 'NATS user' },
+  { name: 'SIDECACHE_NATS_PASS', def: '', help: 'NATS password' },
+  { name: 'SIDECACHE_CLUSTER', def: 'default', help: 'cluster name; streams and buckets are named from it' },
+  { name: 'SIDECACHE_NODE_ID', def: '<hostname>-<listen port>', help: 'this sidecar\'s id in the cluster' },
+  { name: 'SIDECACHE_PEER_LISTEN', def: '127.0.0.1:7070', help: 'host:port of the peer listener (cluster mode)' },
+  { name: 'SIDECACHE_PEER_URL', def: 'http://<peer listen>', help: 'URL peers use to reach this sidecar' },
+  { name: 'SIDECACHE_CLUSTER_SECRET', def: '', help: 'shared secret signing peer requests; required in cluster mode (16+ characters)' },
+  { name: 'SIDECACHE_REPLICAS', def: '2', help: 'owners per partition: a primary and R-1 replicas' },
+  { name: 'SIDECACHE_PARTITIONS', def: '256', help: 'partitions of the key space; fixed for the life of a cluster' },
+  { name: 'SIDECACHE_STREAM_REPLICAS', def: '', help: 'JetStream replicas of the streams; empty = min(3, NATS servers)' },
+  { name: 'SIDECACHE_HEARTBEAT_INTERVAL', def: '2s', help: 'membership heartbeat interval' },
+  { name: 'SIDECACHE_HEARTBEAT_TTL', def: '15s', help: 'a member silent this long has left (must outlast a NATS leader election, 4-7 s)' },
+  { name: 'SIDECACHE_RING', def: 'true', help: 'false = every sidecar caches for itself (no forwarding)' },
+  { name: 'SIDECACHE_HANDOFF', def: 'true', help: 'false = gained partitions start cold (no replay from the log)' },
+  { name: 'SIDECACHE_MAX_STALE_DETACHED', def: '30s', help: 'while NATS is unreachable, serve cached entries this long, then revalidate every request' },
+  { name: 'SIDECACHE_FILL_MAX_BYTES', def: '512KiB', help: 'largest body replicated through the log' },
+  { name: 'SIDECACHE_FILL_MAX_IN_FLIGHT', def: '256', help: 'fill publishes in flight before new fills are dropped' },
+  { name: 'SIDECACHE_FILLS_MAX_BYTES', def: '1GiB', help: 'size bound of the FILLS stream' },
+  { name: 'SIDECACHE_FILLS_MAX_AGE', def: '24h', help: 'age bound of the FILLS stream' },
+  { name: 'SIDECACHE_INVAL_MAX_AGE', def: '1h', help: 'how long INVAL keeps invalidations' },
+  { name: 'SIDECACHE_PEER_TIMEOUT', def: '5s', help: 'peer request timeout before falling back to the next owner' },
+];
+
+const KNOWN = new Set(VARIABLES.map((v) => v.name));
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
+const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export const parseSize: Parser<number> = (raw) => {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(raw.trim());
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`expected a size in bytes, KiB, MiB or GiB (e.g. 64MiB), got "${raw}"`);
+  return Math.floor(Number(m[1]) * unit);
+};
+
+export const parseDuration: Parser<number> = (raw) => {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) throw new Error(`expected a duration in ms, s, m or h (e.g. 5s), got "${raw}"`);
+  if (m[2] === undefined && m[1] !== '0') throw new Error(`expected a duration with a unit ms, s, m or h (e.g. 5s), got "${raw}"`);
+  return Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? 'ms']!);
+};
+
+const parseBool: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new Error(`expected true or false, got "${raw}"`);
+};
+
+const parseList: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+function intIn(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) throw new Error(`expected an integer from ${min} to ${max}, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new Error(`expected an integer from ${min} to ${max}, got "${raw}"`);
+    return n;
+  };
+}
+
+export const parseListen: Parser<Listen> = (raw) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`expected host:port (e.g. 127.0.0.1:3128), got "${raw}"`);
+  return { host: m[1] ?? m[2]!, port };
+};
+
+function parseHttpUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new Error(`expected an http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s) URL, got "${raw}"`);
+  if (url.search || url.hash || url.username) throw new Error(`expected an origin URL without query, fragment or credentials, got "${raw}"`);
+  return url;
+}
+
+const parseHostPatterns: Parser<HostPattern[]> = (raw) =>
+  parseList(raw, '').map((entry) => {
+    const m = /^(\*\.)?([a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::(\d{1,5}))?$/.exec(entry);
+    if (!m || (m[3] !== undefined && Number(m[3]) > 65535)) {
+      throw new Error(`expected host[:port] or *.suffix entries, got "${entry}"`);
+    }
+    const host = m[2]!.toLowerCase();
+    return { host: m[1] ? `.${host}` : host, suffix: Boolean(m[1]), port: m[3] === undefined ? undefined : Number(m[3]) };
+  });
+
+const parsePorts: Parser<number[]> = (raw) => parseList(raw, '').map((p) => intIn(1, 65535)(p, ''));
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Reads and checks every SIDECACHE_* variable; throws ConfigErrors listing all problems. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const errors: ConfigError[] = [];
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('SIDECACHE_') && !KNOWN.has(name)) {
+      errors.push(new ConfigError(name, `unknown variable (see sidecache --help), got "${env[name]}"`));
+    }
+  }
+  function get<T>(name: string, parse: Parser<T>): T {
+    const spec = VARIABLES.find((v) => v.name === name);
+    const raw = env[name] ?? spec?.def ?? '';
+    try {
+      return parse(raw, name);
+    } catch (err) {
+      errors.push(new ConfigError(name, (err as Error).message));
+      return undefined as T;
+    }
+  }
+  const optional = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+
+  const listen = get('SIDECACHE_LISTEN', parseListen);
+  const upstreamRaw = optional('SIDECACHE_UPSTREAM');
+  const upstream = upstreamRaw === undefined ? undefined : get('SIDECACHE_UPSTREAM', parseHttpUrl);
+  const allowHosts = get('SIDECACHE_ALLOW_HOSTS', parseHostPatterns);
+  if (upstreamRaw === undefined && allowHosts?.length === 0) {
+    errors.push(new ConfigError('SIDECACHE_UPSTREAM', 'set SIDECACHE_UPSTREAM (reverse mode) or SIDECACHE_ALLOW_HOSTS (forward mode); both are empty'));
+  }
+  const maxBytes = get('SIDECACHE_MAX_BYTES', parseSize);
+  const maxEntryBytes = get('SIDECACHE_MAX_ENTRY_BYTES', parseSize);
+  if (maxBytes !== undefined && maxEntryBytes !== undefined && maxEntryBytes > maxBytes) {
+    errors.push(new ConfigError('SIDECACHE_MAX_ENTRY_BYTES', `must not exceed SIDECACHE_MAX_BYTES (${maxBytes}), got "${env.SIDECACHE_MAX_ENTRY_BYTES}"`));
+  }
+  const logLevel = get('SIDECACHE_LOG_LEVEL', (raw) => {
+    if (!LOG_LEVELS.has(raw)) throw new Error(`expected one of ${[...LOG_LEVELS].join(', ')}, got "${raw}"`);
+    return raw;
+  });
+  const adminToken = optional('SIDECACHE_ADMIN_TOKEN');
+  if (adminToken !== undefined && adminToken.length < 8) {
+    errors.push(new ConfigError('SIDECACHE_ADMIN_TOKEN', 'expected at least 8 characters'));
+  }
+
+  const natsUrls = get('SIDECACHE_NATS_URL', (raw) =>
+    parseList(raw, '').map((u) => {
+      if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(u) && !/^[a-zA-Z0-9.-]+:\d+$/.test(u)) {
+        throw new Error(`expected nats://host:port entries, got "${u}"`);
+      }
+      return u;
+    }),
+  );
+  const peerListen = get('SIDECACHE_PEER_LISTEN', parseListen);
+  const clustered = (natsUrls?.length ?? 0) > 0;
+  const clusterSecret = optional('SIDECACHE_CLUSTER_SECRET');
+  if (clustered && (clusterSecret === undefined || clusterSecret.length < 16)) {
+    errors.push(new ConfigError('SIDECACHE_CLUSTER_SECRET', 'required in cluster mode (SIDECACHE_NATS_URL is set), at least 16 characters'));
+  }
+  const peerUrlRaw = optional('SIDECACHE_PEER_URL');
+  const peerUrl = peerUrlRaw === undefined
+    ? (peerListen ? `http://${peerListen.host.includes(':') ? `[${peerListen.host}]` : peerListen.host}:${peerListen.port}` : '')
+    : get('SIDECACHE_PEER_URL', (raw) => parseHttpUrl(raw).origin);
+  const cluster = get('SIDECACHE_CLUSTER', (raw) => {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new Error(`expected 1-64 letters, digits, _ or -, got "${raw}"`);
+    return raw;
+  });
+  const nodeId = optional('SIDECACHE_NODE_ID') === undefined
+    ? `${hostname()}-${listen?.port ?? 0}`.replace(/[^A-Za-z0-9_-]/g, '-')
+    : get('SIDECACHE_NODE_ID', (raw) => {
+        if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new Error(`expected 1-64 letters, digits, _ or -, got "${raw}"`);
+        return raw;
+      });
+  const streamReplicasRaw = optional('SIDECACHE_STREAM_REPLICAS');
+  const heartbeatIntervalMs = get('SIDECACHE_HEARTBEAT_INTERVAL', parseDuration);
+  const heartbeatTtlMs = get('SIDECACHE_HEARTBEAT_TTL', parseDuration);
+  if (heartbeatIntervalMs !== undefined && heartbeatTtlMs !== undefined && heartbeatTtlMs < 2 * heartbeatIntervalMs) {
+    errors.push(new ConfigError('SIDECACHE_HEARTBEAT_TTL', `must be at least twice SIDECACHE_HEARTBEAT_INTERVAL (${heartbeatIntervalMs} ms), got "${env.SIDECACHE_HEARTBEAT_TTL ?? '15s'}"`));
+  }
+
+  const config: Config = {
+    listen,
+    upstream,
+    allowHosts,
+    tlsPorts: get('SIDECACHE_TLS_PORTS', parsePorts),
+    caFile: optional('SIDECACHE_CA_FILE'),
+    maxBytes,
+    maxEntryBytes,
+    hotMaxBytes: get('SIDECACHE_HOT_MAX_BYTES', parseSize),
+    maxHeaderBytes: get('SIDECACHE_MAX_HEADER_BYTES', parseSize),
+    maxUrlBytes: get('SIDECACHE_MAX_URL_BYTES', parseSize),
+    connectTimeoutMs: get('SIDECACHE_CONNECT_TIMEOUT', parseDuration),
+    headersTimeoutMs: get('SIDECACHE_HEADERS_TIMEOUT', parseDuration),
+    bodyTimeoutMs: get('SIDECACHE_BODY_TIMEOUT', parseDuration),
+    defaultTtlMs: get('SIDECACHE_DEFAULT_TTL', parseDuration),
+    querySort: get('SIDECACHE_QUERY_SORT', parseBool),
+    queryDrop: get('SIDECACHE_QUERY_DROP', parseList),
+    cacheStatusDetail: get('SIDECACHE_CACHE_STATUS_DETAIL', parseBool),
+    stripTagHeaders: get('SIDECACHE_STRIP_TAG_HEADERS', parseBool),
+    adminListen: get('SIDECACHE_ADMIN_LISTEN', parseListen),
+    adminToken,
+    purgeTimeoutMs: get('SIDECACHE_PURGE_TIMEOUT', parseDuration),
+    logLevel,
+    shutdownTimeoutMs: get('SIDECACHE_SHUTDOWN_TIMEOUT', parseDuration),
+    natsUrls,
+    natsToken: optional('SIDECACHE_NATS_TOKEN'),
+    natsUser: optional('SIDECACHE_NATS_USER'),
+    natsPass: optional('SIDECACHE_NATS_PASS'),
+    cluster,
+    nodeId,
+    peerListen,
+    peerUrl,
+    clusterSecret,
+    replicas: get('SIDECACHE_REPLICAS', intIn(1, 16)),
+    partitions: get('SIDECACHE_PARTITIONS', intIn(1, 65536)),
+    streamReplicas: streamReplicasRaw === undefined ? undefined : get('SIDECACHE_STREAM_REPLICAS', intIn(1, 5)),
+    heartbeatIntervalMs,
+    heartbeatTtlMs,
+    ring: get('SIDECACHE_RING', parseBool),
+    handoff: get('SIDECACHE_HANDOFF', parseBool),
+    maxStaleDetachedMs: get('SIDECACHE_MAX_STALE_DETACHED', parseDuration),
+    fillMaxBytes: get('SIDECACHE_FILL_MAX_BYTES', parseSize),
+    fillMaxInFlight: get('SIDECACHE_FILL_MAX_IN_FLIGHT', intIn(1, 100_000)),
+    fillsMaxBytes: get('SIDECACHE_FILLS_MAX_BYTES', parseSize),
+    fillsMaxAgeMs: get('SIDECACHE_FILLS_MAX_AGE', parseDuration),
+    invalMaxAgeMs: get('SIDECACHE_INVAL_MAX_AGE', parseDuration),
+    peerTimeoutMs: get('SIDECACHE_PEER_TIMEOUT', parseDuration),
+  };
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return Object.freeze(config);
+}
+
+export function helpText(): string {
+  const width = Math.max(...VARIABLES.map((v) => v.name.length));
+  const lines = VARIABLES.map((v) => `  ${v.name.padEnd(width)}  ${v.help} (default: ${v.def === '' ? 'empty' : v.def})`);
+  return [
+    'sidecache: a clustered caching HTTP sidecar (RFC 9111).',
+    '',
+    'Usage: sidecache            start with the SIDECACHE_* environment below',
+    '       sidecache --help     print this text',
+    '',
+    'Environment:',
+    ...lines,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,81 @@
+// Header plumbing shared by both directions: hop-by-hop removal (RFC 9110 §7.6.1), Via,
+// and the conversion of undici's header objects into Node's flat raw arrays.
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Hop-by-hop fields never forwarded in either direction. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
+  'upgrade', 'proxy-authenticate', 'proxy-authorization',
+]);
+
+export const VIA = '1.1 sidecache';
+
+/** Names listed in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
+export function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const set = new Set<string>();
+  for (const t of text.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '') set.add(name);
+  }
+  return set;
+}
+
+export type HeaderObject = Record<string, string | string[] | undefined>;
+
+/**
+ * Response headers from the origin -> flat [name, value, ...] for writeHead, without
+ * hop-by-hop fields and without the names in `drop` (Age, tag headers, ...).
+ */
+export function toRawHeaders(headers: HeaderObject, drop: ReadonlySet<string>): string[] {
+  const extra = connectionTokens(headers.connection);
+  const raw: string[] = [];
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || drop.has(name) || (extra !== undefined && extra.has(name))) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
+    else raw.push(name, value);
+  }
+  return raw;
+}
+
+/** Request headers to send upstream: hop-by-hop removed, Via and X-Forwarded-For added. */
+export function upstreamRequestHeaders(
+  headers: IncomingHttpHeaders,
+  clientIp: string | undefined,
+  drop?: ReadonlySet<string>,
+): Record<string, string | string[]> {
+  const extra = connectionTokens(headers.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || name === 'host' || (extra !== undefined && extra.has(name))) continue;
+    if (drop !== undefined && drop.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  out.via = headers.via === undefined ? VIA : `${headers.via}, ${VIA}`;
+  if (clientIp !== undefined) {
+    const xff = headers['x-forwarded-for'];
+    out['x-forwarded-for'] = xff === undefined ? clientIp : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${clientIp}`;
+  }
+  return out;
+}
+
+/** Value of `name` in a flat raw header array (first occurrence), case-insensitive names. */
+export function rawGet(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
+}
+
+/** Flat raw array -> header object as undici / http-cache-semantics expect. */
+export function rawToObject(raw: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const prev = out[name];
+    out[name] = prev === undefined ? raw[i + 1]! : `${prev}, ${raw[i + 1]}`;
+  }
+  return out;
+}

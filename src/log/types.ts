@@ -1,0 +1,96 @@
+// The log seam: what the cache needs from the replicated log (INVAL, FILLS) and from
+// membership. MemoryLog (standalone) and the JetStream implementation both satisfy it.
+
+/** An invalidation as it travels on INVAL. `key` and `prefix` are primary cache keys
+ *  (see proxy/key.ts), so every sidecar matches them the same way. */
+export type Invalidation =
+  | { readonly kind: 'url'; readonly keys: readonly string[]; readonly soft?: boolean }
+  | { readonly kind: 'prefix'; readonly prefix: string; readonly soft?: boolean }
+  | { readonly kind: 'tags'; readonly tags: readonly string[]; readonly soft?: boolean }
+  | { readonly kind: 'all'; readonly soft?: boolean };
+
+export type InvalidationKind = Invalidation['kind'];
+
+/** One replicable cache entry on FILLS. The log does not look inside `meta` or `body`:
+ *  it only routes by partition and compacts by subjectKey. */
+export interface FillRecord {
+  readonly partition: number;
+  /** Stable hash of key + variant (hex); one subject per variant, MaxMsgsPerSubject=1. */
+  readonly subjectKey: string;
+  /** JSON-encoded entry metadata (status, headers, policy, fence, times, tags). */
+  readonly meta: Uint8Array;
+  readonly body: Uint8Array;
+  /** A tombstone removes the variant from the compacted log; meta/body are empty. */
+  readonly tombstone?: boolean;
+}
+
+export const MemberState = {
+  joining: 'joining',
+  warming: 'warming',
+  active: 'active',
+  draining: 'draining',
+} as const;
+export type MemberState = (typeof MemberState)[keyof typeof MemberState];
+
+export interface Member {
+  readonly id: string;
+  /** Where peers reach this sidecar's peer listener, e.g. http://127.0.0.1:7001 */
+  readonly peerUrl: string;
+  readonly state: MemberState;
+  /** Partition count the member runs with; a member with another value may not join. */
+  readonly partitions: number;
+}
+
+/** The agreed membership view. Equal epochs mean equal member lists on every sidecar. */
+export interface View {
+  readonly epoch: number;
+  readonly members: readonly Member[];
+}
+
+export interface PurgeAcks {
+  readonly acknowledged: readonly string[];
+  readonly missing: readonly string[];
+}
+
+export interface LogHandlers {
+  /** Called once per INVAL message, in strictly increasing seq order, synchronously
+   *  applied by the cache before the log counts `seq` as applied. Also called for the
+   *  sidecar's own invalidations. */
+  invalidation(seq: number, inval: Invalidation): void;
+  /** A fill (or tombstone) from FILLS. May arrive more than once and in any order
+   *  relative to INVAL; the cache applies it idempotently. `seq` is the FILLS seq. */
+  fill(record: FillRecord, seq: number): void;
+  /** The INVAL messages after appliedSeq are no longer in the stream (or the stream was
+   *  reset): the cache must flush what it cannot prove fresh. `appliedSeq` then jumps. */
+  gap(reason: string, fromSeq: number, toSeq: number): void;
+  /** The view changed (new epoch). */
+  view(view: View): void;
+  /** Connection to the log lost (false) or regained (true). */
+  attached(attached: boolean): void;
+}
+
+export interface ClusterLog {
+  /** Connect, check the server, create or verify streams and buckets, start consuming
+   *  INVAL from appliedSeq+1 and FILLS from now. Throws SidecacheError(SC_ERR_LOG). */
+  start(handlers: LogHandlers): Promise<void>;
+  /** Last INVAL seq applied by this sidecar. */
+  readonly appliedSeq: number;
+  readonly attached: boolean;
+  /** Append an invalidation; resolves with its seq once the log stored it. Rejects with
+   *  SC_ERR_LOG when the log is unreachable. */
+  invalidate(inval: Invalidation): Promise<number>;
+  /** Resolves once every active member has applied `seq`, or when timeoutMs passes. */
+  waitApplied(seq: number, timeoutMs: number): Promise<PurgeAcks>;
+  /** Fire-and-forget, bounded: may drop under pressure (counted), never awaits. */
+  publishFill(record: FillRecord): void;
+  /** Replays the last fill of every subject in these partitions through handlers.fill;
+   *  resolves with the number of records replayed. */
+  replayFills(partitions: ReadonlySet<number>): Promise<number>;
+  /** The current view. */
+  readonly view: View;
+  /** Register or update this sidecar in the view (compare-and-set; epoch+1 on change). */
+  setState(state: MemberState): Promise<void>;
+  /** Remove this sidecar from the view and stop heartbeats. */
+  leave(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,114 @@
+// deliver: status, headers, Age, Cache-Status (RFC 9211), body, for every way a response
+// leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ageSec } from '../http/freshness.js';
+import { parseRange } from '../http/range.js';
+import type { Entry } from '../store/types.js';
+
+/** Identity of this sidecar in Cache-Status, and whether to add debug parameters. */
+export interface StatusContext {
+  readonly detail: boolean;
+  readonly node: string;
+  readonly epoch: () => number;
+  readonly seq: () => number;
+}
+
+/** "fwd" values of RFC 9211 §2.2 that we use. */
+export type Forward = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass' | 'method' | 'miss';
+
+export interface StatusParts {
+  readonly hit?: boolean;
+  readonly fwd?: Forward;
+  readonly fwdStatus?: number;
+  readonly stored?: boolean;
+  readonly collapsed?: boolean;
+  readonly ttlSec?: number;
+  readonly detail?: string;
+  /** Cache-Status of the peer (owner) that served us, kept before ours (§2: closest to the user last). */
+  readonly upstream?: string;
+}
+
+export function cacheStatus(ctx: StatusContext, p: StatusParts): string {
+  let s = 'sidecache';
+  if (p.hit) s += '; hit';
+  if (p.fwd !== undefined) s += `; fwd=${p.fwd}`;
+  if (p.fwdStatus !== undefined) s += `; fwd-status=${p.fwdStatus}`;
+  if (p.stored) s += '; stored';
+  if (p.collapsed) s += '; collapsed';
+  if (ctx.detail) {
+    if (p.ttlSec !== undefined) s += `; ttl=${Math.round(p.ttlSec)}`;
+    s += `; node="${ctx.node}"; epoch=${ctx.epoch()}; seq=${ctx.seq()}`;
+    if (p.detail !== undefined) s += `; detail="${p.detail}"`;
+  }
+  return p.upstream === undefined ? s : `${p.upstream}, ${s}`;
+}
+
+function etagMatches(ifNoneMatch: string, etag: string): boolean {
+  if (ifNoneMatch.trim() === '*') return true;
+  const bare = etag.replace(/^W\//, '');
+  for (const t of ifNoneMatch.split(',')) if (t.trim().replace(/^W\//, '') === bare) return true;
+  return false;
+}
+
+/** RFC 9110 §13.1.2/§13.1.3 evaluated against a stored entry: may we answer 304? */
+export function notModified(req: IncomingMessage, entry: Entry): boolean {
+  if (entry.status !== 200) return false;
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined) return entry.etag !== undefined && etagMatches(inm, entry.etag);
+  const ims = req.headers['if-modified-since'];
+  if (ims !== undefined && entry.lastModified !== undefined) {
+    const since = Date.parse(ims);
+    const modified = Date.parse(entry.lastModified);
+    return Number.isFinite(since) && Number.isFinite(modified) && modified <= since;
+  }
+  return false;
+}
+
+const NOT_MODIFIED_KEEP = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
+
+/** Serves a stored entry: 200/304/206/416, with Age and Cache-Status. Synchronous. */
+export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string): void {
+  const age = String(Math.floor(ageSec(entry.freshness, now)));
+  if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
+    const h: string[] = [];
+    for (let i = 0; i < entry.headers.length; i += 2) {
+      if (NOT_MODIFIED_KEEP.has(entry.headers[i]!)) h.push(entry.headers[i]!, entry.headers[i + 1]!);
+    }
+    h.push('age', age, 'cache-status', status);
+    res.writeHead(304, h);
+    res.end();
+    return;
+  }
+  const range = req.headers.range;
+  if (range !== undefined && entry.status === 200 && req.method === 'GET') {
+    const r = parseRange(range, entry.body.length);
+    if (r.kind === 'partial') {
+      const h = entry.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
+      h.push('content-range', `bytes ${r.start}-${r.end}/${entry.body.length}`, 'content-length', String(r.end - r.start + 1),
+        'age', age, 'cache-status', status);
+      res.writeHead(206, h);
+      res.end(entry.body.subarray(r.start, r.end + 1));
+      return;
+    }
+    if (r.kind === 'unsatisfiable') {
+      res.writeHead(416, ['content-range', `bytes */${entry.body.length}`, 'content-length', '0', 'cache-status', status]);
+      res.end();
+      return;
+    }
+  }
+  res.writeHead(entry.status, entry.headers.concat('age', age, 'cache-status', status));
+  res.end(entry.body);
+}
+
+/** A short plain-text error with its reason; never a body the client could cache. */
+export function sendError(res: ServerResponse, status: number, reason: string, cacheStatusValue?: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${status} ${reason}\n`;
+  const h = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store'];
+  if (cacheStatusValue !== undefined) h.push('cache-status', cacheStatusValue);
+  res.writeHead(status, h);
+  res.end(body);
+}

@@ -1,0 +1,183 @@
+// Flight: one response on its way from the origin (or from the owning peer), captured
+// while it streams to the client that caused it and to every collapsed waiter. The same
+// Buffer chunks go to every response: bodies are never copied per waiter.
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Entry } from '../store/types.js';
+
+export interface FlightHead {
+  readonly status: number;
+  /** Delivery headers, without Age and Cache-Status (added per response). */
+  readonly headers: readonly string[];
+  /** May waiters share this response? (storable, no Set-Cookie, not too large) */
+  readonly shareable: boolean;
+  readonly varyNames: readonly string[] | null;
+  readonly varyValues: readonly string[];
+  readonly tags: readonly string[];
+  /** Age of the response when it arrived, seconds, and when. */
+  readonly initialAgeSec: number;
+  readonly receivedAt: number;
+}
+
+/** A response a flight feeds: the leader's, or a waiter's. */
+interface Sink {
+  readonly res: ServerResponse;
+  /** Called once with the head; returns the extra header pairs for this response. */
+  readonly extra: (head: FlightHead) => string[];
+}
+
+export class Flight {
+  readonly key: string;
+  /** INVAL seq applied when this fetch began. */
+  readonly fence: number;
+  head: FlightHead | undefined;
+  /** Set when the flight ended in a stored entry without a body stream (304, stale-if-error). */
+  entry: Entry | undefined;
+  /** Cache-Status parts of how the entry came to be, for waiters. */
+  entryStatus: string | undefined;
+  readonly chunks: Buffer[] = [];
+  bytes = 0;
+  done = false;
+  failed: Error | undefined;
+  /** False once waiters may no longer join: invalidated, not shareable, too large, over. */
+  joinable = true;
+  /** False once the body outgrew what may be stored: chunks are no longer kept. */
+  capturing = true;
+  readonly #sinks: Sink[] = [];
+  /** Waiters that arrived before the head: told when it comes (or that it failed). */
+  #pending: Array<(head: FlightHead | undefined) => void> = [];
+  #body: Readable | undefined;
+
+  constructor(key: string, fence: number) {
+    this.key = key;
+    this.fence = fence;
+  }
+
+  /** Ends the flight with a stored entry (revalidated, or stale on error): waiters serve it. */
+  settle(entry: Entry, status: string): void {
+    this.entry = entry;
+    this.entryStatus = status;
+    this.done = true;
+    this.joinable = false;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const cb of pending) cb(undefined);
+  }
+
+  /** Resolves when the head is known (undefined: the flight failed first). */
+  whenHead(cb: (head: FlightHead | undefined) => void): void {
+    if (this.head !== undefined || this.failed !== undefined || this.entry !== undefined) cb(this.head);
+    else this.#pending.push(cb);
+  }
+
+  setHead(head: FlightHead, body: Readable | undefined): void {
+    this.head = head;
+    this.#body = body;
+    if (!head.shareable) this.joinable = false;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const cb of pending) cb(head);
+  }
+
+  /** Attaches a response: writes the head and what has arrived so far, then follows. */
+  attach(res: ServerResponse, extra: (head: FlightHead) => string[]): void {
+    const head = this.head!;
+    res.writeHead(head.status, head.headers.concat(extra(head)));
+    for (const c of this.chunks) res.write(c);
+    if (this.done) {
+      res.end();
+      return;
+    }
+    const sink: Sink = { res, extra };
+    this.#sinks.push(sink);
+    res.on('close', () => this.#detach(sink));
+    // Backpressure from the first response only: waiters' bytes are in memory anyway.
+    if (this.#sinks.length === 1) res.on('drain', () => this.#body?.resume());
+  }
+
+  chunk(buf: Buffer, maxBytes: number): void {
+    this.bytes += buf.length;
+    if (this.capturing) {
+      if (this.bytes > maxBytes) {
+        this.capturing = false;
+        this.joinable = false;
+        this.chunks.length = 0;
+      } else {
+        this.chunks.push(buf);
+      }
+    }
+    let congested = false;
+    for (let i = 0; i < this.#sinks.length; i++) {
+      const ok = this.#sinks[i]!.res.write(buf);
+      if (i === 0 && !ok) congested = true;
+    }
+    if (congested) this.#body?.pause();
+  }
+
+  end(): void {
+    this.done = true;
+    this.joinable = false;
+    for (const s of this.#sinks) s.res.end();
+    this.#sinks.length = 0;
+  }
+
+  fail(err: Error): void {
+    this.failed = err;
+    this.joinable = false;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const cb of pending) cb(undefined);
+    // Mid-body: the only honest signal left is to cut the connection.
+    for (const s of this.#sinks) s.res.destroy(err);
+    this.#sinks.length = 0;
+  }
+
+  /** Nobody left to deliver to and nothing worth keeping: the origin body can stop. */
+  get abandoned(): boolean {
+    return this.#sinks.length === 0 && !this.capturing && this.#pending.length === 0;
+  }
+
+  #detach(sink: Sink): void {
+    const i = this.#sinks.indexOf(sink);
+    if (i === -1) return;
+    this.#sinks.splice(i, 1);
+    if (i === 0) this.#body?.resume();
+    if (this.abandoned && !this.done) this.#body?.destroy();
+  }
+}
+
+/** Flights in progress by primary key: the single-flight table. */
+export class Flights {
+  readonly #byKey = new Map<string, Flight>();
+
+  get(key: string): Flight | undefined {
+    const f = this.#byKey.get(key);
+    return f !== undefined && f.joinable ? f : undefined;
+  }
+
+  /** A new flight; `collapse` false: a private fetch others may not join. */
+  start(key: string, fence: number, collapse = true): Flight {
+    const f = new Flight(key, fence);
+    if (collapse) this.#byKey.set(key, f);
+    else f.joinable = false;
+    return f;
+  }
+
+  finish(f: Flight): void {
+    if (this.#byKey.get(f.key) === f) this.#byKey.delete(f.key);
+  }
+
+  /** An invalidation arrived: requests after it must not join fetches that began before. */
+  invalidate(matches: (f: Flight) => boolean): void {
+    for (const [key, f] of this.#byKey) {
+      if (matches(f)) {
+        f.joinable = false;
+        this.#byKey.delete(key);
+      }
+    }
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+}

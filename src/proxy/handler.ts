@@ -1,0 +1,548 @@
+// The data path, top to bottom like Varnish: recv -> hash -> lookup -> hit / miss ->
+// fetch -> deliver. Hits are served synchronously; only fetch and forward are async.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { SidecacheError } from '../errors.js';
+import { parseCacheControl } from '../http/cache-control.js';
+import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
+import { rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
+import { invalidatesOnResponse, relatedUris } from '../http/invalidate.js';
+import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, type PolicyRequest } from '../http/storable.js';
+import { varyMatches, varyNames, varyValues } from '../http/vary.js';
+import type { ClusterLog, FillRecord } from '../log/types.js';
+import { CacheOutcome, type Metrics } from '../metrics.js';
+import type { Cache } from '../store/cache.js';
+import { entrySize, EntrySource, type Entry } from '../store/types.js';
+import { cacheStatus, deliverEntry, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { Flights, type Flight, type FlightHead } from './flight.js';
+import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
+import type { OriginClient, OriginRequest, OriginResponse } from './origin.js';
+import { isRefusal, Receiver, type Target } from './recv.js';
+import type { Router } from './route.js';
+
+export interface Services {
+  readonly config: Config;
+  readonly cache: Cache;
+  readonly origin: OriginClient;
+  readonly log: ClusterLog;
+  readonly router: Router;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Called after an entry is stored here as its owner: replicate it (cluster mode). */
+  readonly onStored?: (entry: Entry) => void;
+  /** True while the sidecar may not trust its cache without revalidation (detached too long). */
+  readonly mustRevalidateAll?: () => boolean;
+}
+
+/** Headers of ours or the client's that must not reach the origin on a cacheable fetch:
+ *  we revalidate with our own validators and answer the client's from the cache. */
+const CACHEABLE_FETCH_DROP: ReadonlySet<string> = new Set([
+  'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range',
+  'x-sidecache-signature', 'x-sidecache-ts', 'x-sidecache-nonce', 'x-sidecache-from', 'x-sidecache-epoch', 'x-sidecache-cluster',
+]);
+const PASS_DROP: ReadonlySet<string> = new Set([
+  'x-sidecache-signature', 'x-sidecache-ts', 'x-sidecache-nonce', 'x-sidecache-from', 'x-sidecache-epoch', 'x-sidecache-cluster',
+]);
+
+export interface RequestContext {
+  /** The request came from a peer that chose us as owner: never forward again (one hop). */
+  readonly fromPeer: boolean;
+}
+
+const LOCAL: RequestContext = { fromPeer: false };
+
+function policyRequest(req: IncomingMessage, path: string): PolicyRequest {
+  // HEAD is fetched as GET so the body can be stored for later GETs.
+  return { method: 'GET', url: path, headers: req.headers as Record<string, string> };
+}
+
+function tagsOf(headers: HeaderObject): string[] {
+  const out: string[] = [];
+  const sk = headers['surrogate-key'];
+  if (sk !== undefined) for (const t of String(sk).split(/\s+/)) if (t !== '') out.push(t);
+  const ct = headers['cache-tag'];
+  if (ct !== undefined) for (const t of String(ct).split(',')) if (t.trim() !== '') out.push(t.trim());
+  return out;
+}
+
+export class ProxyHandler {
+  readonly #s: Services;
+  readonly #recv: Receiver;
+  readonly #keyOpts: KeyOptions;
+  readonly #flights = new Flights();
+  readonly #statusCtx: StatusContext;
+  readonly #dropOnStore: ReadonlySet<string>;
+  readonly #dropOnPass: ReadonlySet<string>;
+  #inFlight = 0;
+
+  constructor(s: Services) {
+    this.#s = s;
+    this.#recv = new Receiver(s.config);
+    this.#keyOpts = keyOptions(s.config);
+    this.#statusCtx = {
+      detail: s.config.cacheStatusDetail,
+      node: s.config.nodeId,
+      epoch: () => s.log.view.epoch,
+      seq: () => s.log.appliedSeq,
+    };
+    const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
+    this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
+    this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
+  }
+
+  get flights(): Flights {
+    return this.#flights;
+  }
+
+  /** Requests being answered now (drain waits for 0). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get receiver(): Receiver {
+    return this.#recv;
+  }
+
+  keyOfUrl(url: URL): string {
+    return keyOfUrl(url, this.#keyOpts);
+  }
+
+  /** Request listener of the proxy (and, with fromPeer, of the peer port). */
+  handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext = LOCAL): void {
+    const startedAt = performance.now();
+    this.#inFlight++;
+    let outcome: CacheOutcome = CacheOutcome.error;
+    res.once('close', () => {
+      this.#inFlight--;
+      this.#s.metrics.requests[outcome].inc();
+      this.#s.metrics.latency[outcome].observe((performance.now() - startedAt) / 1000);
+    });
+    const setOutcome = (o: CacheOutcome) => { outcome = o; };
+
+    // recv
+    const target = this.#recv.target(req);
+    if (isRefusal(target)) {
+      this.#s.metrics.clientErrors.labels(String(target.status)).inc();
+      sendError(res, target.status, target.reason, cacheStatus(this.#statusCtx, { fwd: 'request', detail: 'refused' }));
+      this.#drainRequest(req);
+      return;
+    }
+    const method = req.method!;
+    if (method !== 'GET' && method !== 'HEAD') {
+      setOutcome(CacheOutcome.pass);
+      this.#pass(req, res, target, 'method');
+      return;
+    }
+    if (req.headers.authorization !== undefined) {
+      // A shared cache serves one user's authorised answer to nobody else: pass.
+      setOutcome(CacheOutcome.pass);
+      this.#pass(req, res, target, 'request', 'authorization');
+      return;
+    }
+
+    // hash
+    const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+    const cc = req.headers['cache-control'];
+    const pragma = req.headers.pragma;
+    const dirs = cc === undefined && pragma === undefined ? undefined : requestDirectives(parseCacheControl(cc), pragma);
+    if (dirs?.noStore) {
+      setOutcome(CacheOutcome.pass);
+      this.#pass(req, res, target, 'request', 'no-store');
+      return;
+    }
+
+    // lookup
+    const now = Date.now();
+    const headers = req.headers;
+    const entry = this.#s.cache.lookup(key, (e) => e.varyNames === null || varyMatches(e.varyNames, e.varyValues, headers), now);
+    if (entry !== undefined) {
+      let verdict = dirs === undefined ? verdictOf(entry.freshness, now) : verdictFor(entry.freshness, now, dirs);
+      if (entry.softPurged || (this.#s.mustRevalidateAll !== undefined && this.#s.mustRevalidateAll())) {
+        if (verdict === Verdict.fresh) verdict = Verdict.stale;
+      }
+      if (verdict === Verdict.fresh) {
+        setOutcome(CacheOutcome.hit);
+        deliverEntry(req, res, entry, now, this.#hitStatus(entry, now));
+        return;
+      }
+      if (verdict === Verdict.staleWhileRevalidate) {
+        setOutcome(CacheOutcome.stale);
+        deliverEntry(req, res, entry, now, cacheStatus(this.#statusCtx, { hit: true, detail: 'stale-while-revalidate' }));
+        if (this.#flights.get(key) === undefined) this.#fetch(req, undefined, target, key, entry, dirs, LOCAL, () => {});
+        return;
+      }
+      this.#fetch(req, res, target, key, entry, dirs, ctx, setOutcome);
+      return;
+    }
+    if (dirs?.onlyIfCached) {
+      setOutcome(CacheOutcome.miss);
+      sendError(res, 504, 'not cached (only-if-cached)', cacheStatus(this.#statusCtx, { fwd: 'uri-miss', detail: 'only-if-cached' }));
+      return;
+    }
+    if (req.headers.range !== undefined) {
+      // A range of an uncached object: pass it through rather than fetch all of it now.
+      setOutcome(CacheOutcome.pass);
+      this.#pass(req, res, target, 'request', 'range miss');
+      return;
+    }
+    this.#fetch(req, res, target, key, undefined, dirs, ctx, setOutcome);
+  }
+
+  #hitStatus(entry: Entry, now: number): string {
+    return cacheStatus(this.#statusCtx, {
+      hit: true,
+      ttlSec: (entry.freshness.freshUntil - now) / 1000,
+      ...(entry.source === EntrySource.local ? {} : { detail: entry.source }),
+    });
+  }
+
+  /**
+   * miss / stale: join a flight for the key or start one. `res` undefined: a background
+   * revalidation nobody waits for. `stale`: the stored entry to revalidate or fall back on.
+   */
+  #fetch(
+    req: IncomingMessage,
+    res: ServerResponse | undefined,
+    target: Target,
+    key: string,
+    stale: Entry | undefined,
+    dirs: RequestDirectives | undefined,
+    ctx: RequestContext,
+    setOutcome: (o: CacheOutcome) => void,
+  ): void {
+    const existing = res === undefined ? undefined : this.#flights.get(key);
+    if (existing !== undefined) {
+      setOutcome(CacheOutcome.collapsed);
+      this.#join(existing, req, res!, target, key, stale, dirs, ctx, setOutcome);
+      return;
+    }
+    this.#startFlight(req, res, target, key, stale, ctx, setOutcome, true);
+  }
+
+  #startFlight(
+    req: IncomingMessage,
+    res: ServerResponse | undefined,
+    target: Target,
+    key: string,
+    stale: Entry | undefined,
+    ctx: RequestContext,
+    setOutcome: (o: CacheOutcome) => void,
+    collapse: boolean,
+  ): void {
+    const s = this.#s;
+    const flight = this.#flights.start(key, s.log.appliedSeq, collapse);
+    const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+    if (stale !== undefined && stale.freshness.hasValidators) {
+      if (stale.etag !== undefined) headers['if-none-match'] = stale.etag;
+      else if (stale.lastModified !== undefined) headers['if-modified-since'] = stale.lastModified;
+    }
+    const request: OriginRequest = { origin: target.origin, path: target.path, method: 'GET', headers };
+    const peers = ctx.fromPeer ? undefined : s.router.peersFor(key);
+    const fwd = stale === undefined ? 'uri-miss' : 'stale';
+    setOutcome(peers === undefined ? (stale === undefined ? CacheOutcome.miss : CacheOutcome.revalidated) : CacheOutcome.forwarded);
+    const source = peers === undefined
+      ? this.#fromOrigin(request)
+      : this.#fromPeers(peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request);
+    source.then(
+      (up) => this.#onResponse(flight, req, res, target, key, stale, up, fwd, peers !== undefined),
+      (err: unknown) => this.#onFailure(flight, req, res, stale, err, fwd),
+    );
+  }
+
+  #fromOrigin(r: OriginRequest): Promise<OriginResponse> {
+    this.#s.metrics.originRequests.inc();
+    return this.#s.origin.request(r).catch((err: unknown) => {
+      const code = err instanceof SidecacheError ? err.code : 'unknown';
+      this.#s.metrics.originErrors.labels(code).inc();
+      throw err;
+    });
+  }
+
+  /** Owners in order; when none answers, fetch the origin ourselves and count it degraded. */
+  async #fromPeers(peers: readonly string[], r: OriginRequest, direct: OriginRequest): Promise<OriginResponse> {
+    for (const peer of peers) {
+      try {
+        this.#s.metrics.peerRequests.inc();
+        return await this.#s.router.forward(peer, r);
+      } catch (err) {
+        this.#s.metrics.peerErrors.labels(peer).inc();
+        this.#s.logger.warn({ peer, err: (err as Error).message }, 'peer unreachable, trying the next owner');
+      }
+    }
+    this.#s.metrics.degradedFetches.inc();
+    return this.#fromOrigin(direct);
+  }
+
+  #onResponse(
+    flight: Flight,
+    req: IncomingMessage,
+    res: ServerResponse | undefined,
+    target: Target,
+    key: string,
+    stale: Entry | undefined,
+    up: OriginResponse,
+    fwd: 'uri-miss' | 'stale',
+    viaPeer: boolean,
+  ): void {
+    const s = this.#s;
+    const now = Date.now();
+    const preq = policyRequest(req, target.path);
+    if (stale !== undefined && up.status === 304) {
+      up.body.resume();
+      const { policy, modified } = stale.policy.revalidatedPolicy(preq, { status: 304, headers: up.headers as Record<string, string> });
+      if (!modified) {
+        const refreshed = this.#refresh(stale, policy, flight.fence, now);
+        this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true });
+        return;
+      }
+    }
+    if (stale !== undefined && up.status >= 500 && canServeOnError(stale.freshness, now)) {
+      up.body.resume();
+      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: up.status, detail: 'stale-if-error' });
+      return;
+    }
+
+    const upstreamStatus = up.headers['cache-status'];
+    const policy = new CachePolicy(preq, { status: up.status, headers: up.headers as Record<string, string> }, POLICY_OPTIONS);
+    const admission = admit(policy, { status: up.status, headers: up.headers as Record<string, string> }, now, s.config.defaultTtlMs);
+    const cl = up.headers['content-length'];
+    const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
+    const storable = admission.storable && !tooBig;
+    const names = varyNames(up.headers.vary);
+    const tags = tagsOf(up.headers);
+    const raw = toRawHeaders(up.headers, storable ? this.#dropOnStore : this.#dropOnPass);
+    raw.push('via', up.headers.via === undefined ? VIA : `${String(up.headers.via)}, ${VIA}`);
+    const head: FlightHead = {
+      status: up.status,
+      headers: raw,
+      shareable: storable,
+      varyNames: names,
+      varyValues: names === null ? [] : varyValues(names, req.headers),
+      tags,
+      initialAgeSec: policy.age(),
+      receivedAt: now,
+    };
+    if (!storable) flight.capturing = false;
+    flight.setHead(head, up.body);
+    const detail = storable ? undefined : admission.storable ? 'too large' : admission.reason;
+    const parts: StatusParts = {
+      fwd,
+      fwdStatus: up.status,
+      stored: storable,
+      ...(detail === undefined ? {} : { detail }),
+      ...(typeof upstreamStatus === 'string' && viaPeer ? { upstream: upstreamStatus } : {}),
+    };
+    if (res !== undefined) {
+      const status = cacheStatus(this.#statusCtx, parts);
+      flight.attach(res, (h) => ['age', String(Math.floor(h.initialAgeSec)), 'cache-status', status]);
+    }
+    const body = up.body;
+    body.on('data', (c: Buffer) => flight.chunk(c, s.config.maxEntryBytes));
+    body.on('error', (err) => {
+      s.logger.warn({ key, err: err.message }, 'origin body failed');
+      s.metrics.originErrors.labels('body').inc();
+      flight.fail(err);
+      this.#flights.finish(flight);
+    });
+    body.on('end', () => {
+      if (storable && flight.capturing && admission.storable) {
+        const bodyBuf = flight.chunks.length === 1 ? flight.chunks[0]! : Buffer.concat(flight.chunks, flight.bytes);
+        const entry = this.#makeEntry(key, head, bodyBuf, policy, admission.freshness, admission.keepUntil, flight.fence,
+          viaPeer ? EntrySource.hot : EntrySource.local);
+        if (s.cache.store(entry, viaPeer)) {
+          if (!viaPeer) s.onStored?.(entry);
+        } else {
+          s.metrics.fillsRejected.inc();
+        }
+      }
+      flight.end();
+      this.#flights.finish(flight);
+    });
+  }
+
+  /** A flight that ends in a stored entry (304 or stale-if-error): leader and waiters serve it. */
+  #settle(flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, entry: Entry, now: number, parts: StatusParts): void {
+    const status = cacheStatus(this.#statusCtx, parts);
+    flight.settle(entry, cacheStatus(this.#statusCtx, { ...parts, collapsed: true }));
+    this.#flights.finish(flight);
+    if (res !== undefined) deliverEntry(req, res, entry, now, status);
+  }
+
+  #onFailure(flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, stale: Entry | undefined, err: unknown, fwd: 'uri-miss' | 'stale'): void {
+    const now = Date.now();
+    const status = err instanceof SidecacheError && err.status !== undefined ? err.status : 502;
+    if (stale !== undefined && canServeOnError(stale.freshness, now)) {
+      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: status, detail: 'stale-if-error' });
+      return;
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.#s.logger.warn({ url: req.url, err: e.message }, 'origin fetch failed');
+    flight.fail(e);
+    this.#flights.finish(flight);
+    if (res !== undefined) sendError(res, status, e.message, cacheStatus(this.#statusCtx, { fwd, detail: 'origin error' }));
+  }
+
+  #join(
+    flight: Flight,
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: Target,
+    key: string,
+    stale: Entry | undefined,
+    dirs: RequestDirectives | undefined,
+    ctx: RequestContext,
+    setOutcome: (o: CacheOutcome) => void,
+  ): void {
+    flight.whenHead((head) => {
+      if (flight.entry !== undefined) {
+        deliverEntry(req, res, flight.entry, Date.now(), flight.entryStatus!);
+        return;
+      }
+      if (head === undefined) {
+        const err = flight.failed;
+        const status = err instanceof SidecacheError && err.status !== undefined ? err.status : 502;
+        sendError(res, status, err?.message ?? 'origin failed', cacheStatus(this.#statusCtx, { fwd: 'uri-miss', collapsed: true }));
+        return;
+      }
+      const varyOk = head.varyNames === null || varyMatches(head.varyNames, head.varyValues, req.headers);
+      if (!head.shareable || !flight.capturing || !varyOk) {
+        // Not shareable with this request: it gets a fetch of its own.
+        this.#startFlight(req, res, target, key, stale, ctx, setOutcome, false);
+        return;
+      }
+      const status = cacheStatus(this.#statusCtx, { fwd: 'uri-miss', fwdStatus: head.status, collapsed: true });
+      flight.attach(res, (h) => ['age', String(Math.floor(h.initialAgeSec + (Date.now() - h.receivedAt) / 1000)), 'cache-status', status]);
+    });
+    void dirs;
+  }
+
+  #makeEntry(
+    key: string, head: FlightHead, body: Buffer, policy: CachePolicy, freshness: Entry['freshness'], keepUntil: number,
+    fence: number, source: EntrySource,
+  ): Entry {
+    const headers = head.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
+    headers.push('content-length', String(body.length));
+    return {
+      key,
+      varyNames: head.varyNames,
+      varyValues: head.varyValues,
+      status: head.status,
+      headers,
+      body,
+      policy,
+      freshness,
+      keepUntil,
+      tags: head.tags,
+      fence,
+      etag: rawGet(headers, 'etag'),
+      lastModified: rawGet(headers, 'last-modified'),
+      source,
+      fillSeq: 0,
+      size: entrySize(key, headers, body.length),
+      softPurged: false,
+    };
+  }
+
+  /** The stored entry after a 304: new policy, times and headers (§4.3.4), same body. */
+  #refresh(stale: Entry, policy: CachePolicy, fence: number, now: number): Entry {
+    const updated = policy.responseHeaders() as Record<string, string>;
+    const freshness = freshnessOf(policy, updated, now, this.#s.config.defaultTtlMs);
+    const headers = toRawHeaders(updated, this.#dropOnStore);
+    headers.push('via', VIA);
+    const withLength = headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
+    withLength.push('content-length', String(stale.body.length));
+    const entry: Entry = {
+      ...stale,
+      headers: withLength,
+      policy,
+      freshness,
+      keepUntil: keepUntilOf(freshness),
+      fence: Math.max(fence, stale.fence),
+      etag: rawGet(withLength, 'etag'),
+      lastModified: rawGet(withLength, 'last-modified'),
+      size: entrySize(stale.key, withLength, stale.body.length),
+      softPurged: false,
+    };
+    const hot = stale.source === EntrySource.hot;
+    if (this.#s.cache.store(entry, hot)) {
+      if (!hot) this.#s.onStored?.(entry);
+      return entry;
+    }
+    return stale;
+  }
+
+  /** Unsafe methods and uncacheable requests: straight through, invalidating on success (§4.4). */
+  #pass(req: IncomingMessage, res: ServerResponse, target: Target, fwd: 'method' | 'request', detail?: string): void {
+    const s = this.#s;
+    const method = req.method!;
+    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'
+      || req.headers['transfer-encoding'] !== undefined;
+    const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, PASS_DROP);
+    const ac = new AbortController();
+    res.once('close', () => { if (!res.writableFinished) ac.abort(); });
+    s.metrics.originRequests.inc();
+    s.origin.request({ origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null, signal: ac.signal }).then(
+      (up) => {
+        if (invalidatesOnResponse(method, up.status)) this.#invalidateWrite(target, up.headers);
+        const raw = toRawHeaders(up.headers, this.#dropOnPass);
+        raw.push('via', VIA, 'cache-status', cacheStatus(this.#statusCtx, { fwd, fwdStatus: up.status, ...(detail === undefined ? {} : { detail }) }));
+        res.writeHead(up.status, raw);
+        up.body.on('error', () => res.destroy());
+        up.body.pipe(res);
+      },
+      (err: unknown) => {
+        s.metrics.originErrors.labels(err instanceof SidecacheError ? err.code : 'unknown').inc();
+        const status = err instanceof SidecacheError && err.status !== undefined ? err.status : 502;
+        sendError(res, status, (err as Error).message, cacheStatus(this.#statusCtx, { fwd, detail: 'origin error' }));
+      },
+    );
+  }
+
+  /** RFC 9111 §4.4: the target URI and same-origin Location / Content-Location, cluster-wide. */
+  #invalidateWrite(target: Target, headers: HeaderObject): void {
+    let url: URL;
+    try {
+      url = new URL(target.keyOrigin + target.path);
+    } catch {
+      return;
+    }
+    const loc = headers.location;
+    const cloc = headers['content-location'];
+    const urls = [url, ...relatedUris(url, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined)];
+    const keys = [...new Set(urls.map((u) => keyOfUrl(u, this.#keyOpts)))];
+    // Locally at once (read-your-writes here), then through the log for every sidecar.
+    for (const k of keys) {
+      this.#s.cache.main.delete(k);
+      this.#s.cache.hot.delete(k);
+    }
+    this.#flights.invalidate((f) => keys.includes(f.key));
+    this.#s.log.invalidate({ kind: 'url', keys }).catch((err: unknown) => {
+      this.#s.logger.warn({ keys, err: (err as Error).message }, 'invalidation after a write could not reach the log');
+    });
+  }
+
+  #drainRequest(req: IncomingMessage): void {
+    // Refused requests may carry a body: read and discard it so the connection stays usable.
+    if (!req.complete) req.resume();
+  }
+
+  /** For replication: the fill record of an entry (cluster mode). */
+  static fillMeta(entry: Entry): object {
+    return {
+      v: 1,
+      key: entry.key,
+      varyNames: entry.varyNames,
+      varyValues: entry.varyValues,
+      status: entry.status,
+      headers: entry.headers,
+      policy: entry.policy.toObject(),
+      freshness: entry.freshness,
+      keepUntil: entry.keepUntil,
+      tags: entry.tags,
+      fence: entry.fence,
+    };
+  }
+}
+
+export type { FillRecord };

@@ -1,0 +1,126 @@
+// recv: check a request and decide where it goes (reverse: the upstream; forward: the
+// absolute-form target or the CONNECT tunnel's host), refusing what we must not fetch.
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Config, HostPattern } from '../config.js';
+import { originOf } from './key.js';
+
+export interface Target {
+  /** Where undici connects: "http://host:port". */
+  readonly origin: string;
+  /** Key prefix: scheme://host with the default port dropped, lower-cased. */
+  readonly keyOrigin: string;
+  /** Origin-form request target sent upstream (and hashed into the key). */
+  readonly path: string;
+}
+
+export interface Refusal {
+  readonly status: number;
+  readonly reason: string;
+}
+
+/** The tunnel a request arrived in (forward mode, CONNECT to a plain-HTTP port). */
+export interface TunnelInfo {
+  /** "host:port" of the CONNECT request, host lower-cased. */
+  readonly hostPort: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+const tunnels = new WeakMap<Socket, TunnelInfo>();
+
+export function markTunnel(socket: Socket, info: TunnelInfo): void {
+  tunnels.set(socket, info);
+}
+
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+export function isAllowedHost(patterns: readonly HostPattern[], host: string, port: number): boolean {
+  const h = host.toLowerCase();
+  for (const p of patterns) {
+    if (p.port !== undefined && p.port !== port) continue;
+    if (p.suffix ? h.endsWith(p.host) && h.length > p.host.length : h === p.host) return true;
+  }
+  return false;
+}
+
+/** "host[:port]" -> [host, port] with the scheme's default port. */
+export function splitHostPort(hostPort: string, defaultPort: number): [string, number] | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(hostPort);
+  if (!m) return undefined;
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return [m[1]!.toLowerCase(), port];
+}
+
+export class Receiver {
+  readonly #config: Config;
+  readonly #reverse: Target | undefined;
+  readonly #basePath: string;
+
+  constructor(config: Config) {
+    this.#config = config;
+    const up = config.upstream;
+    this.#basePath = up === undefined || up.pathname === '/' ? '' : up.pathname.replace(/\/$/, '');
+    this.#reverse = up === undefined ? undefined : { origin: up.origin, keyOrigin: originOf(up.protocol.slice(0, -1), up.host), path: '' };
+  }
+
+  get reverse(): boolean {
+    return this.#reverse !== undefined;
+  }
+
+  /** Target of a request, or why it is refused. Synchronous and allocation-light for reverse mode. */
+  target(req: IncomingMessage): Target | Refusal {
+    const url = req.url ?? '';
+    if (url.length > this.#config.maxUrlBytes) return { status: 414, reason: `request target longer than ${this.#config.maxUrlBytes} bytes` };
+    if (!KNOWN_METHODS.has(req.method ?? '')) return { status: 405, reason: `method ${req.method} is not supported` };
+    const rev = this.#reverse;
+    if (rev !== undefined) {
+      if (url.charCodeAt(0) === 47 /* / */) return { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + url };
+      return this.#absolute(url, true);
+    }
+    const tunnel = tunnels.get(req.socket);
+    if (tunnel !== undefined) {
+      if (url.charCodeAt(0) !== 47) return this.#absolute(url, false, tunnel);
+      const host = req.headers.host;
+      const hp = host === undefined ? undefined : splitHostPort(host, 80);
+      if (hp === undefined || hp[0] !== tunnel.host || hp[1] !== tunnel.port) {
+        return { status: 403, reason: `Host "${host ?? ''}" does not match the tunnel to ${tunnel.hostPort}` };
+      }
+      return { origin: `http://${tunnel.hostPort}`, keyOrigin: originOf('http', tunnel.hostPort), path: url };
+    }
+    if (url.charCodeAt(0) === 47) {
+      return { status: 400, reason: 'this is a forward proxy: expected an absolute-form request (http://host/path)' };
+    }
+    return this.#absolute(url, false);
+  }
+
+  #absolute(raw: string, reverse: boolean, tunnel?: TunnelInfo): Target | Refusal {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return { status: 400, reason: 'malformed request target' };
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return { status: 400, reason: `unsupported scheme ${u.protocol}` };
+    const path = (u.pathname || '/') + u.search;
+    if (reverse) {
+      const rev = this.#reverse!;
+      return { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + path };
+    }
+    const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+    const host = u.hostname.toLowerCase();
+    if (tunnel !== undefined && (host !== tunnel.host || port !== tunnel.port)) {
+      return { status: 403, reason: `target ${u.host} does not match the tunnel to ${tunnel.hostPort}` };
+    }
+    if (!isAllowedHost(this.#config.allowHosts, host, port)) {
+      return { status: 403, reason: `host ${u.host} is not in SIDECACHE_ALLOW_HOSTS` };
+    }
+    const scheme = u.protocol.slice(0, -1);
+    return { origin: `${u.protocol}//${host}:${port}`, keyOrigin: originOf(scheme, `${host}:${port}`), path };
+  }
+}
+
+export function isRefusal(t: Target | Refusal): t is Refusal {
+  return (t as Refusal).status !== undefined;
+}

@@ -1,0 +1,156 @@
+// Sidecar: builds the pieces from a Config and runs them: proxy listener, admin listener,
+// the log (in-process or JetStream) and, in cluster mode, the ring and peer port.
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { AdminServer } from './admin/server.js';
+import type { Config, Listen } from './config.js';
+import { applyGap, applyInvalidation } from './log/apply.js';
+import { MemoryLog } from './log/memory-log.js';
+import type { ClusterLog, LogHandlers } from './log/types.js';
+import { Metrics } from './metrics.js';
+import { sendError } from './proxy/deliver.js';
+import { ProxyHandler } from './proxy/handler.js';
+import { OriginClient } from './proxy/origin.js';
+import { NoPeers, type Router } from './proxy/route.js';
+import { handleConnect, handleUpgrade } from './proxy/tunnel.js';
+import { Cache } from './store/cache.js';
+
+/** Node's parser errors -> the status a client should read. */
+function clientErrorStatus(code: string | undefined): [number, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'request header fields too large'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'request timeout'];
+  if (code === 'HPE_UNEXPECTED_CONTENT_LENGTH') return [400, 'both Content-Length and Transfer-Encoding'];
+  return [400, `malformed request${code ? ` (${code})` : ''}`];
+}
+
+export function listen(server: Server, l: Listen): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(l.port, l.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export class Sidecar {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly cache: Cache;
+  readonly metrics: Metrics;
+  readonly log: ClusterLog;
+  readonly origin: OriginClient;
+  readonly handler: ProxyHandler;
+  readonly proxyServer: Server;
+  readonly admin: AdminServer;
+  #router: Router = NoPeers;
+  #ready = false;
+  #detachedSince: number | undefined;
+  readonly #sockets = new Set<Socket>();
+
+  constructor(config: Config, logger: Logger) {
+    this.config = config;
+    this.logger = logger;
+    this.cache = new Cache({
+      maxBytes: config.maxBytes,
+      hotMaxBytes: config.hotMaxBytes,
+      onEvict: () => this.metrics.evictions.inc(),
+    });
+    this.log = new MemoryLog({ id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions });
+    this.metrics = new Metrics({
+      bytes: () => this.cache.main.stats.bytes,
+      entries: () => this.cache.main.stats.entries,
+      hotBytes: () => this.cache.hot.stats.bytes,
+      appliedSeq: () => this.log.appliedSeq,
+      epoch: () => this.log.view.epoch,
+      members: () => this.log.view.members.filter((m) => m.state === 'active').length,
+      partitionsOwned: () => this.config.partitions,
+      attached: () => (this.log.attached ? 1 : 0),
+      fills: () => ({ published: 0, dropped: 0 }),
+    });
+    this.origin = new OriginClient(config);
+    const router = (): Router => this.#router;
+    this.handler = new ProxyHandler({
+      config,
+      cache: this.cache,
+      origin: this.origin,
+      log: this.log,
+      get router() { return router(); },
+      metrics: this.metrics,
+      logger,
+      mustRevalidateAll: () => this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs,
+    });
+    this.proxyServer = createServer(
+      { maxHeaderSize: config.maxHeaderBytes, requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 65_000 },
+      (req, res) => this.handler.handle(req, res),
+    );
+    this.proxyServer.on('connection', (s: Socket) => {
+      this.#sockets.add(s);
+      s.once('close', () => this.#sockets.delete(s));
+    });
+    this.proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const [status, reason] = clientErrorStatus(err.code);
+      this.metrics.clientErrors.labels(String(status)).inc();
+      logger.debug({ code: err.code, status }, 'malformed request');
+      if (socket.writable) {
+        const body = `${status} ${reason}\n`;
+        socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      } else {
+        socket.destroy();
+      }
+    });
+    this.proxyServer.on('connect', (req, socket, head) => handleConnect(this.proxyServer, config, logger, req, socket, head));
+    this.proxyServer.on('upgrade', (req, socket, head) => handleUpgrade(this.handler.receiver, logger, req, socket, head));
+    this.admin = new AdminServer({
+      config,
+      log: this.log,
+      metrics: this.metrics,
+      logger,
+      keyOfUrl: (u) => this.handler.keyOfUrl(u),
+      ready: () => this.#ready,
+      clusterState: () => ({ node: config.nodeId, entries: this.cache.main.stats.entries, hotEntries: this.cache.hot.stats.entries }),
+    });
+  }
+
+  logHandlers(): LogHandlers {
+    return {
+      invalidation: (seq, inval) => applyInvalidation(this.cache, this.handler.flights, this.metrics, seq, inval),
+      fill: () => {},
+      gap: (reason, from, to) => applyGap(this.cache, this.metrics, this.logger, reason, from, to),
+      view: () => {},
+      attached: (on) => {
+        if (on) this.#detachedSince = undefined;
+        else this.#detachedSince ??= Date.now();
+      },
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.log.start(this.logHandlers());
+    await listen(this.admin.server, this.config.adminListen);
+    await listen(this.proxyServer, this.config.listen);
+    this.#ready = true;
+    this.logger.info({ listen: this.config.listen, admin: this.config.adminListen, upstream: this.config.upstream?.href, node: this.config.nodeId }, 'sidecache ready');
+  }
+
+  /** SIGTERM: stop accepting, let in-flight requests finish (bounded), then close. */
+  async stop(): Promise<void> {
+    this.#ready = false;
+    const closed = new Promise<void>((resolve) => this.proxyServer.close(() => resolve()));
+    this.proxyServer.closeIdleConnections();
+    const deadline = Date.now() + this.config.shutdownTimeoutMs;
+    while (this.handler.inFlight > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      this.proxyServer.closeIdleConnections();
+    }
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+    await new Promise<void>((resolve) => this.admin.server.close(() => resolve()));
+    this.admin.server.closeAllConnections();
+    await this.log.close();
+    await this.origin.close();
+  }
+}
+
+export { sendError };

@@ -1,0 +1,158 @@
+// Cache: the owned store, the hot set, and what invalidation needs to be exact: bans by
+// seq (purge-all in O(1)) and the recent invalidations that a late fill is checked
+// against (DESIGN invariant 2, no resurrection).
+import type { Invalidation } from '../log/types.js';
+import { LruStore } from './memory.js';
+import type { Entry, Variants } from './types.js';
+
+/** Invalidations kept to check fences against; older fences cannot be proven clean. */
+const HISTORY_MAX = 100_000;
+
+interface Applied {
+  readonly seq: number;
+  readonly inval: Invalidation;
+}
+
+export function matches(inval: Invalidation, entry: Entry): boolean {
+  switch (inval.kind) {
+    case 'url':
+      return inval.keys.includes(entry.key);
+    case 'prefix':
+      return entry.key.startsWith(inval.prefix);
+    case 'tags':
+      for (const t of inval.tags) if (entry.tags.includes(t)) return true;
+      return false;
+    case 'all':
+      return true;
+  }
+}
+
+export interface CacheOptions {
+  readonly maxBytes: number;
+  readonly hotMaxBytes: number;
+  readonly onEvict?: (v: Variants) => void;
+}
+
+export class Cache {
+  readonly main: LruStore;
+  readonly hot: LruStore;
+  /** Entries whose fence is below this were purged by a purge-all. */
+  #banBefore = 0;
+  #softBanBefore = 0;
+  #history: Applied[] = [];
+  /** Seqs at or below this are no longer in #history: such fences cannot be checked. */
+  #historyFloor: number;
+
+  constructor(opts: CacheOptions, historyFloor = 0) {
+    this.main = new LruStore(opts.maxBytes, opts.onEvict);
+    this.hot = new LruStore(Math.max(1, opts.hotMaxBytes), opts.onEvict);
+    this.#historyFloor = historyFloor;
+  }
+
+  /** The variant of `key` that matches the request, or undefined. Synchronous: the hit path. */
+  lookup(key: string, match: (e: Entry) => boolean, now: number): Entry | undefined {
+    const found = this.#find(this.main, key, match, now);
+    return found ?? this.#find(this.hot, key, match, now);
+  }
+
+  #find(store: LruStore, key: string, match: (e: Entry) => boolean, now: number): Entry | undefined {
+    const v = store.get(key);
+    if (v === undefined) return undefined;
+    const entries = v.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (e.fence < this.#banBefore || now >= e.keepUntil) {
+        store.deleteEntry(e);
+        return this.#find(store, key, match, now);
+      }
+      if (match(e)) {
+        if (e.fence < this.#softBanBefore) e.softPurged = true;
+        return e;
+      }
+    }
+    return undefined;
+  }
+
+  /** Has an invalidation after `fence` matched this entry? Then it must not be stored. */
+  isInvalidatedSince(entry: Entry): boolean {
+    if (entry.fence < this.#historyFloor || entry.fence < this.#banBefore) return true;
+    for (let i = this.#history.length - 1; i >= 0; i--) {
+      const h = this.#history[i]!;
+      if (h.seq <= entry.fence) break;
+      if (!h.inval.soft && matches(h.inval, entry)) return true;
+    }
+    return false;
+  }
+
+  /** Stores unless an invalidation newer than its fence matches it. Returns whether stored. */
+  store(entry: Entry, hot = false): boolean {
+    if (this.isInvalidatedSince(entry)) return false;
+    (hot ? this.hot : this.main).set(entry);
+    return true;
+  }
+
+  /** Applies one invalidation at `seq`; entries fetched after it (fence >= seq) stay. */
+  apply(seq: number, inval: Invalidation, onRemoved?: (e: Entry) => void): number {
+    this.#history.push({ seq, inval });
+    if (this.#history.length > HISTORY_MAX) {
+      const dropped = this.#history.splice(0, this.#history.length - HISTORY_MAX);
+      this.#historyFloor = dropped[dropped.length - 1]!.seq;
+    }
+    if (inval.kind === 'all') {
+      if (inval.soft) this.#softBanBefore = Math.max(this.#softBanBefore, seq);
+      else {
+        this.#banBefore = Math.max(this.#banBefore, seq);
+        const n = this.main.stats.entries + this.hot.stats.entries;
+        // The ban already hides them; clearing frees the memory now.
+        this.main.clear();
+        this.hot.clear();
+        return n;
+      }
+      return this.main.stats.entries + this.hot.stats.entries;
+    }
+    let count = 0;
+    for (const store of [this.main, this.hot]) {
+      for (const key of this.#candidates(store, inval)) {
+        const v = store.get(key);
+        if (v === undefined) continue;
+        for (const e of v.entries) {
+          if (e.fence >= seq || !matches(inval, e)) continue;
+          count++;
+          if (inval.soft) e.softPurged = true;
+          else {
+            store.deleteEntry(e);
+            onRemoved?.(e);
+          }
+        }
+      }
+    }
+    return count;
+  }
+
+  #candidates(store: LruStore, inval: Invalidation): string[] {
+    switch (inval.kind) {
+      case 'url':
+        return [...inval.keys];
+      case 'tags': {
+        const keys = new Set<string>();
+        for (const t of inval.tags) for (const k of store.keysWithTag(t) ?? []) keys.add(k);
+        return [...keys];
+      }
+      default: {
+        const out: string[] = [];
+        for (const k of store.keys()) if (inval.kind !== 'prefix' || k.startsWith(inval.prefix)) out.push(k);
+        return out;
+      }
+    }
+  }
+
+  /** Drops everything (a gap in the log): nothing held can be proven fresh any more. */
+  flush(floorSeq: number): number {
+    const n = this.main.stats.entries + this.hot.stats.entries;
+    this.main.clear();
+    this.hot.clear();
+    this.#history = [];
+    this.#historyFloor = floorSeq;
+    return n;
+  }
+}

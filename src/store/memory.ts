@@ -1,0 +1,105 @@
+// LruStore: the in-memory CacheStore, lru-cache with a byte budget (maxSize +
+// sizeCalculation). Freshness is checked by the caller on read, never by LRU ttl.
+import { LRUCache } from 'lru-cache';
+import type { CacheStore, Entry, StoreStats, Variants } from './types.js';
+
+function sameVariant(a: Entry, b: Entry): boolean {
+  if (a.varyNames === null || b.varyNames === null) return a.varyNames === b.varyNames;
+  if (a.varyNames.join('\n') !== b.varyNames.join('\n')) return false;
+  for (let i = 0; i < a.varyValues.length; i++) if (a.varyValues[i] !== b.varyValues[i]) return false;
+  return true;
+}
+
+export class LruStore implements CacheStore {
+  readonly #lru: LRUCache<string, Variants>;
+  readonly #tags = new Map<string, Set<string>>();
+  #evictions = 0;
+
+  constructor(maxBytes: number, onEvict?: (v: Variants) => void) {
+    this.#lru = new LRUCache<string, Variants>({
+      maxSize: maxBytes,
+      sizeCalculation: (v) => Math.max(1, v.size),
+      maxEntrySize: maxBytes,
+      dispose: (v, key, reason) => {
+        this.#untag(key, v);
+        if (reason === 'evict') {
+          this.#evictions++;
+          onEvict?.(v);
+        }
+      },
+    });
+  }
+
+  get(key: string): Variants | undefined {
+    return this.#lru.get(key);
+  }
+
+  set(entry: Entry): void {
+    const old = this.#lru.peek(entry.key);
+    const entries = old === undefined ? [entry] : [...old.entries.filter((e) => !sameVariant(e, entry)), entry];
+    let size = 0;
+    for (const e of entries) size += e.size;
+    const v: Variants = { key: entry.key, entries, size };
+    // Replacing fires dispose for the old value; tags are re-added below.
+    this.#lru.set(entry.key, v);
+    if (this.#lru.peek(entry.key) === v) this.#tag(v);
+  }
+
+  delete(key: string): boolean {
+    return this.#lru.delete(key);
+  }
+
+  deleteEntry(entry: Entry): void {
+    const v = this.#lru.peek(entry.key);
+    if (v === undefined) return;
+    const entries = v.entries.filter((e) => e !== entry);
+    if (entries.length === v.entries.length) return;
+    if (entries.length === 0) {
+      this.#lru.delete(entry.key);
+      return;
+    }
+    let size = 0;
+    for (const e of entries) size += e.size;
+    const next: Variants = { key: v.key, entries, size };
+    this.#lru.set(v.key, next, { noUpdateTTL: true });
+    this.#tag(next);
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#lru.keys();
+  }
+
+  keysWithTag(tag: string): ReadonlySet<string> | undefined {
+    return this.#tags.get(tag);
+  }
+
+  clear(): void {
+    this.#lru.clear();
+    this.#tags.clear();
+  }
+
+  get stats(): StoreStats {
+    return { bytes: this.#lru.calculatedSize, entries: this.#lru.size, evictions: this.#evictions };
+  }
+
+  #tag(v: Variants): void {
+    for (const e of v.entries) {
+      for (const t of e.tags) {
+        let set = this.#tags.get(t);
+        if (set === undefined) this.#tags.set(t, (set = new Set()));
+        set.add(v.key);
+      }
+    }
+  }
+
+  #untag(key: string, v: Variants): void {
+    for (const e of v.entries) {
+      for (const t of e.tags) {
+        const set = this.#tags.get(t);
+        if (set === undefined) continue;
+        set.delete(key);
+        if (set.size === 0) this.#tags.delete(t);
+      }
+    }
+  }
+}

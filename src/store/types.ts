@@ -1,0 +1,71 @@
+// What the store holds: bytes, headers, times. It knows nothing of HTTP rules; the
+// Freshness numbers are computed by http/ when an entry is made.
+import type CachePolicy from 'http-cache-semantics';
+import type { Freshness } from '../http/freshness.js';
+
+export const EntrySource = { local: 'local', replica: 'replica', hot: 'hot' } as const;
+export type EntrySource = (typeof EntrySource)[keyof typeof EntrySource];
+
+export interface Entry {
+  /** Primary key (proxy/key.ts). */
+  readonly key: string;
+  /** Vary field names (sorted, lower-case) and the request's values for them; null: no Vary. */
+  readonly varyNames: readonly string[] | null;
+  readonly varyValues: readonly string[];
+  readonly status: number;
+  /** Flat [name, value, ...] ready for writeHead: no hop-by-hop, no Age, Content-Length set. */
+  readonly headers: readonly string[];
+  readonly body: Buffer;
+  readonly policy: CachePolicy;
+  readonly freshness: Freshness;
+  readonly keepUntil: number;
+  /** Surrogate-Key / Cache-Tag values. */
+  readonly tags: readonly string[];
+  /** INVAL seq applied when the fetch that made this entry began (DESIGN: fence). */
+  readonly fence: number;
+  readonly etag: string | undefined;
+  readonly lastModified: string | undefined;
+  readonly source: EntrySource;
+  /** FILLS seq this entry came from (replicas), 0 when fetched here. */
+  readonly fillSeq: number;
+  /** Bytes charged to the budget: body, headers, key and a fixed overhead. */
+  readonly size: number;
+  /** Set by a soft purge: served only after revalidation (or within stale windows). */
+  softPurged: boolean;
+}
+
+/** All stored variants of one primary key. */
+export interface Variants {
+  readonly key: string;
+  entries: Entry[];
+  size: number;
+}
+
+export interface StoreStats {
+  readonly bytes: number;
+  readonly entries: number;
+  readonly evictions: number;
+}
+
+/** A byte-bounded store of variants by primary key. Called from the cache only. */
+export interface CacheStore {
+  get(key: string): Variants | undefined;
+  /** Adds or replaces the variant with the same vary values. */
+  set(entry: Entry): void;
+  delete(key: string): boolean;
+  /** Removes one variant; the key goes when its last variant does. */
+  deleteEntry(entry: Entry): void;
+  keys(): IterableIterator<string>;
+  keysWithTag(tag: string): ReadonlySet<string> | undefined;
+  clear(): void;
+  readonly stats: StoreStats;
+}
+
+/** Fixed per-entry overhead charged to the budget: policy object, arrays, LRU node. */
+export const ENTRY_OVERHEAD_BYTES = 1024;
+
+export function entrySize(key: string, headers: readonly string[], bodyBytes: number): number {
+  let h = 0;
+  for (const s of headers) h += s.length + 16;
+  return ENTRY_OVERHEAD_BYTES + key.length * 2 + h * 2 + bodyBytes;
+}
