@@ -7,12 +7,18 @@ import { AdminServer } from './admin/server.js';
 import type { Config, Listen } from './config.js';
 import { applyGap, applyInvalidation } from './log/apply.js';
 import { MemoryLog } from './log/memory-log.js';
+import { NatsLog } from './log/nats-log.js';
+import { ClusterNode } from './cluster/node.js';
+import { PeerVerifier } from './cluster/peer-auth.js';
+import { createPeerServer } from './cluster/peer-server.js';
+import { PeerClient } from './cluster/peers.js';
+import { HashRingPicker } from './cluster/picker.js';
 import type { ClusterLog, LogHandlers } from './log/types.js';
 import { Metrics } from './metrics.js';
 import { sendError } from './proxy/deliver.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { OriginClient } from './proxy/origin.js';
-import { NoPeers, type Router } from './proxy/route.js';
+import { NoPeers } from './proxy/route.js';
 import { handleConnect, handleUpgrade } from './proxy/tunnel.js';
 import { Cache } from './store/cache.js';
 
@@ -44,7 +50,8 @@ export class Sidecar {
   readonly handler: ProxyHandler;
   readonly proxyServer: Server;
   readonly admin: AdminServer;
-  #router: Router = NoPeers;
+  readonly node: ClusterNode | undefined;
+  readonly peerServer: Server | undefined;
   #ready = false;
   #detachedSince: number | undefined;
   readonly #sockets = new Set<Socket>();
@@ -57,7 +64,25 @@ export class Sidecar {
       hotMaxBytes: config.hotMaxBytes,
       onEvict: () => this.metrics.evictions.inc(),
     });
-    this.log = new MemoryLog({ id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions });
+    const self = { id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions };
+    this.log = config.natsUrls.length === 0
+      ? new MemoryLog(self)
+      : new NatsLog({
+          servers: config.natsUrls,
+          ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
+          ...(config.natsUser === undefined ? {} : { user: config.natsUser }),
+          ...(config.natsPass === undefined ? {} : { pass: config.natsPass }),
+          cluster: config.cluster,
+          self,
+          ...(config.streamReplicas === undefined ? {} : { streamReplicas: config.streamReplicas }),
+          heartbeatIntervalMs: config.heartbeatIntervalMs,
+          heartbeatTtlMs: config.heartbeatTtlMs,
+          invalMaxAgeMs: config.invalMaxAgeMs,
+          fillsMaxBytes: config.fillsMaxBytes,
+          fillsMaxAgeMs: config.fillsMaxAgeMs,
+          fillMaxInFlight: config.fillMaxInFlight,
+          logger: logger.child({ part: 'log' }),
+        });
     this.metrics = new Metrics({
       bytes: () => this.cache.main.stats.bytes,
       entries: () => this.cache.main.stats.entries,
@@ -65,20 +90,36 @@ export class Sidecar {
       appliedSeq: () => this.log.appliedSeq,
       epoch: () => this.log.view.epoch,
       members: () => this.log.view.members.filter((m) => m.state === 'active').length,
-      partitionsOwned: () => this.config.partitions,
+      partitionsOwned: () => (this.node === undefined ? this.config.partitions : this.node.owned.size),
       attached: () => (this.log.attached ? 1 : 0),
-      fills: () => ({ published: 0, dropped: 0 }),
+      fills: () => (this.log instanceof NatsLog
+        ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped }
+        : { published: 0, dropped: 0 }),
     });
+    if (this.log instanceof NatsLog) {
+      const peers = new PeerClient({
+        secret: config.clusterSecret!,
+        cluster: config.cluster,
+        self: config.nodeId,
+        timeoutMs: config.peerTimeoutMs,
+        epoch: () => this.log.view.epoch,
+      });
+      this.node = new ClusterNode({
+        config, log: this.log, cache: this.cache, peers, metrics: this.metrics, logger,
+        picker: new HashRingPicker(config.partitions, config.replicas),
+      });
+    }
     this.origin = new OriginClient(config);
-    const router = (): Router => this.#router;
+    const node = this.node;
     this.handler = new ProxyHandler({
       config,
       cache: this.cache,
       origin: this.origin,
       log: this.log,
-      get router() { return router(); },
+      router: node ?? NoPeers,
       metrics: this.metrics,
       logger,
+      ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
       mustRevalidateAll: () => this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs,
     });
     this.proxyServer = createServer(
@@ -109,16 +150,30 @@ export class Sidecar {
       logger,
       keyOfUrl: (u) => this.handler.keyOfUrl(u),
       ready: () => this.#ready,
-      clusterState: () => ({ node: config.nodeId, entries: this.cache.main.stats.entries, hotEntries: this.cache.hot.stats.entries }),
+      clusterState: () => ({
+        node: config.nodeId,
+        entries: this.cache.main.stats.entries,
+        hotEntries: this.cache.hot.stats.entries,
+        ...(this.node === undefined ? {} : {
+          ringEpoch: this.node.epoch,
+          ring: this.node.table.members,
+          partitionsOwned: this.node.owned.size,
+          replayedKeys: this.node.replayedKeys,
+        }),
+        ...(this.log instanceof NatsLog ? { logStats: this.log.stats } : {}),
+      }),
     });
+    this.peerServer = this.node === undefined
+      ? undefined
+      : createPeerServer(this.handler, new PeerVerifier(config.clusterSecret!, config.cluster), this.metrics, logger, config.maxHeaderBytes);
   }
 
   logHandlers(): LogHandlers {
     return {
       invalidation: (seq, inval) => applyInvalidation(this.cache, this.handler.flights, this.metrics, seq, inval),
-      fill: () => {},
+      fill: (record, seq) => { this.node?.onFill(record, seq); },
       gap: (reason, from, to) => applyGap(this.cache, this.metrics, this.logger, reason, from, to),
-      view: () => {},
+      view: (view) => this.node?.onView(view),
       attached: (on) => {
         if (on) this.#detachedSince = undefined;
         else this.#detachedSince ??= Date.now();
@@ -127,9 +182,12 @@ export class Sidecar {
   }
 
   async start(): Promise<void> {
-    await this.log.start(this.logHandlers());
     await listen(this.admin.server, this.config.adminListen);
+    await this.log.start(this.logHandlers());
+    if (this.peerServer !== undefined) await listen(this.peerServer, this.config.peerListen);
     await listen(this.proxyServer, this.config.listen);
+    // Handoff before cutover: replay what we will own, then become active.
+    if (this.node !== undefined) await this.node.join();
     this.#ready = true;
     this.logger.info({ listen: this.config.listen, admin: this.config.adminListen, upstream: this.config.upstream?.href, node: this.config.nodeId }, 'sidecache ready');
   }
@@ -137,6 +195,10 @@ export class Sidecar {
   /** SIGTERM: stop accepting, let in-flight requests finish (bounded), then close. */
   async stop(): Promise<void> {
     this.#ready = false;
+    // Peers route around us first (draining), then in-flight work finishes.
+    if (this.node !== undefined && this.log.attached) {
+      await this.node.drain().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not mark draining'));
+    }
     const closed = new Promise<void>((resolve) => this.proxyServer.close(() => resolve()));
     this.proxyServer.closeIdleConnections();
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
@@ -146,6 +208,17 @@ export class Sidecar {
     }
     for (const s of this.#sockets) s.destroy();
     await closed;
+    if (this.peerServer !== undefined) {
+      // Forwarded requests still arriving finish like our own before we go.
+      const peerClosed = new Promise<void>((resolve) => this.peerServer!.close(() => resolve()));
+      this.peerServer.closeIdleConnections();
+      while (this.handler.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      this.peerServer.closeAllConnections();
+      await peerClosed;
+    }
+    if (this.node !== undefined && this.log.attached) {
+      await this.node.leave().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not leave the view'));
+    }
     await new Promise<void>((resolve) => this.admin.server.close(() => resolve()));
     this.admin.server.closeAllConnections();
     await this.log.close();

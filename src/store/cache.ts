@@ -5,13 +5,10 @@ import type { Invalidation } from '../log/types.js';
 import { LruStore } from './memory.js';
 import type { Entry, Variants } from './types.js';
 
-/** Invalidations kept to check fences against; older fences cannot be proven clean. */
-const HISTORY_MAX = 100_000;
-
-interface Applied {
-  readonly seq: number;
-  readonly inval: Invalidation;
-}
+/** Keys, tags and prefixes remembered with the seq of their last invalidation, so a late
+ *  fill can be checked in O(its tags); beyond this many, the oldest are forgotten and
+ *  fences older than what was forgotten cannot be proven clean. */
+const HISTORY_MAX = 200_000;
 
 export function matches(inval: Invalidation, entry: Entry): boolean {
   switch (inval.kind) {
@@ -39,8 +36,10 @@ export class Cache {
   /** Entries whose fence is below this were purged by a purge-all. */
   #banBefore = 0;
   #softBanBefore = 0;
-  #history: Applied[] = [];
-  /** Seqs at or below this are no longer in #history: such fences cannot be checked. */
+  readonly #urlSeq = new Map<string, number>();
+  readonly #tagSeq = new Map<string, number>();
+  #prefixSeq: Array<{ readonly prefix: string; readonly seq: number }> = [];
+  /** Seqs at or below this were forgotten: such fences cannot be checked. */
   #historyFloor: number;
 
   constructor(opts: CacheOptions, historyFloor = 0) {
@@ -75,13 +74,43 @@ export class Cache {
 
   /** Has an invalidation after `fence` matched this entry? Then it must not be stored. */
   isInvalidatedSince(entry: Entry): boolean {
-    if (entry.fence < this.#historyFloor || entry.fence < this.#banBefore) return true;
-    for (let i = this.#history.length - 1; i >= 0; i--) {
-      const h = this.#history[i]!;
-      if (h.seq <= entry.fence) break;
-      if (!h.inval.soft && matches(h.inval, entry)) return true;
-    }
+    const fence = entry.fence;
+    if (fence < this.#historyFloor || fence < this.#banBefore) return true;
+    if ((this.#urlSeq.get(entry.key) ?? 0) > fence) return true;
+    for (const t of entry.tags) if ((this.#tagSeq.get(t) ?? 0) > fence) return true;
+    for (const p of this.#prefixSeq) if (p.seq > fence && entry.key.startsWith(p.prefix)) return true;
     return false;
+  }
+
+  #remember(map: Map<string, number>, name: string, seq: number): void {
+    map.delete(name);
+    map.set(name, seq);
+    if (map.size > HISTORY_MAX) {
+      const [, oldest] = map.entries().next().value as [string, number];
+      map.delete(map.keys().next().value as string);
+      this.#historyFloor = Math.max(this.#historyFloor, oldest);
+    }
+  }
+
+  #record(seq: number, inval: Invalidation): void {
+    if (inval.soft) return;
+    switch (inval.kind) {
+      case 'url':
+        for (const k of inval.keys) this.#remember(this.#urlSeq, k, seq);
+        return;
+      case 'tags':
+        for (const t of inval.tags) this.#remember(this.#tagSeq, t, seq);
+        return;
+      case 'prefix':
+        this.#prefixSeq.push({ prefix: inval.prefix, seq });
+        if (this.#prefixSeq.length > 10_000) {
+          const dropped = this.#prefixSeq.splice(0, this.#prefixSeq.length - 10_000);
+          this.#historyFloor = Math.max(this.#historyFloor, dropped[dropped.length - 1]!.seq);
+        }
+        return;
+      case 'all':
+        return;
+    }
   }
 
   /** Stores unless an invalidation newer than its fence matches it. Returns whether stored. */
@@ -93,11 +122,7 @@ export class Cache {
 
   /** Applies one invalidation at `seq`; entries fetched after it (fence >= seq) stay. */
   apply(seq: number, inval: Invalidation, onRemoved?: (e: Entry) => void): number {
-    this.#history.push({ seq, inval });
-    if (this.#history.length > HISTORY_MAX) {
-      const dropped = this.#history.splice(0, this.#history.length - HISTORY_MAX);
-      this.#historyFloor = dropped[dropped.length - 1]!.seq;
-    }
+    this.#record(seq, inval);
     if (inval.kind === 'all') {
       if (inval.soft) this.#softBanBefore = Math.max(this.#softBanBefore, seq);
       else {
@@ -151,7 +176,9 @@ export class Cache {
     const n = this.main.stats.entries + this.hot.stats.entries;
     this.main.clear();
     this.hot.clear();
-    this.#history = [];
+    this.#urlSeq.clear();
+    this.#tagSeq.clear();
+    this.#prefixSeq = [];
     this.#historyFloor = floorSeq;
     return n;
   }

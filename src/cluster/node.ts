@@ -1,0 +1,237 @@
+// ClusterNode: this sidecar as a member. It turns views into owner tables, routes misses
+// to owners (Router), replicates what it stores as an owner, applies replica fills, and
+// runs the lifecycle: join (warm, replay, then active), leave (draining, then gone).
+import CachePolicy from 'http-cache-semantics';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { rawGet } from '../http/headers.js';
+import type { ClusterLog, FillRecord, View } from '../log/types.js';
+import type { Metrics } from '../metrics.js';
+import { hash32, partitionOf } from '../proxy/key.js';
+import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
+import type { Router } from '../proxy/route.js';
+import type { Cache } from '../store/cache.js';
+import { entrySize, EntrySource, type Entry } from '../store/types.js';
+import type { PeerClient } from './peers.js';
+import { ownedPartitions, placedMembers, type OwnerPicker, type OwnerTable } from './picker.js';
+
+/** What a fill carries besides the body (log/codec keeps it opaque). */
+interface FillMeta {
+  readonly v: 1;
+  readonly key: string;
+  readonly varyNames: readonly string[] | null;
+  readonly varyValues: readonly string[];
+  readonly status: number;
+  readonly headers: readonly string[];
+  readonly policy: CachePolicy.CachePolicyObject;
+  readonly freshness: Entry['freshness'];
+  readonly keepUntil: number;
+  readonly tags: readonly string[];
+  readonly fence: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Subject token of one variant: two independent 32-bit hashes, hex. */
+export function variantSubjectKey(key: string, varyValues: readonly string[]): string {
+  const s = varyValues.length === 0 ? key : `${key}\n${varyValues.join('\n')}`;
+  return hash32(s).toString(16).padStart(8, '0') + hash32(`${s}#`).toString(16).padStart(8, '0');
+}
+
+export interface ClusterNodeDeps {
+  readonly config: Config;
+  readonly log: ClusterLog;
+  readonly cache: Cache;
+  readonly picker: OwnerPicker;
+  readonly peers: PeerClient;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+}
+
+export class ClusterNode implements Router {
+  readonly #d: ClusterNodeDeps;
+  readonly #self: string;
+  readonly #partitions: number;
+  #table: OwnerTable;
+  #owned = new Set<number>();
+  /** Partitions being replayed for a join: fills for them are applied too. */
+  #warming = new Set<number>();
+  #replaying: Promise<void> = Promise.resolve();
+  #joined = false;
+  #replayedKeys = 0;
+
+  constructor(d: ClusterNodeDeps) {
+    this.#d = d;
+    this.#self = d.config.nodeId;
+    this.#partitions = d.config.partitions;
+    this.#table = d.picker.place([], 0);
+  }
+
+  get epoch(): number {
+    return this.#table.epoch;
+  }
+
+  get table(): OwnerTable {
+    return this.#table;
+  }
+
+  get owned(): ReadonlySet<number> {
+    return this.#owned;
+  }
+
+  get replayedKeys(): number {
+    return this.#replayedKeys;
+  }
+
+  // ---- Router ----------------------------------------------------------------------------
+
+  peersFor(key: string): readonly string[] | undefined {
+    if (!this.#d.config.ring) return undefined;
+    const owners = this.#table.owners[partitionOf(key, this.#partitions)];
+    if (owners === undefined || owners.length === 0 || owners[0] === this.#self) return undefined;
+    const out: string[] = [];
+    for (const id of owners) if (id !== this.#self && this.#d.peers.isAvailable(id)) out.push(id);
+    // No owner reachable (or we are the only one left): fetch here.
+    return out.length === 0 ? undefined : out;
+  }
+
+  forward(peer: string, r: OriginRequest): Promise<OriginResponse> {
+    return this.#d.peers.forward(peer, r);
+  }
+
+  // ---- views -----------------------------------------------------------------------------
+
+  onView(view: View): void {
+    if (view.epoch < this.#table.epoch) return;
+    this.#d.peers.update(view.members);
+    const table = this.#d.picker.place(placedMembers(view), view.epoch);
+    const owned = ownedPartitions(table, this.#self);
+    const gained = new Set<number>();
+    for (const p of owned) if (!this.#owned.has(p) && !this.#warming.has(p)) gained.add(p);
+    this.#table = table;
+    this.#owned = owned;
+    // Partitions warmed for a join are owned from the view that made us active on.
+    for (const p of owned) this.#warming.delete(p);
+    this.#d.logger.info({ epoch: view.epoch, members: table.members, owned: owned.size, gained: gained.size }, 'new ring');
+    // A peer left or crashed and we gained partitions: warm them from the log.
+    if (this.#joined && this.#d.config.handoff && gained.size > 0) void this.#replay(gained, 'rebalance');
+  }
+
+  // ---- replication -----------------------------------------------------------------------
+
+  /** Called after this sidecar stored an entry it fetched itself: replicate it. */
+  onStored(entry: Entry): void {
+    const p = partitionOf(entry.key, this.#partitions);
+    const owners = this.#table.owners[p];
+    // Only owners publish; a non-owner's degraded fetch stays local.
+    if (owners === undefined || (owners.length > 0 && !owners.includes(this.#self))) return;
+    if (entry.body.length > this.#d.config.fillMaxBytes) return;
+    const meta: FillMeta = {
+      v: 1,
+      key: entry.key,
+      varyNames: entry.varyNames,
+      varyValues: entry.varyValues,
+      status: entry.status,
+      headers: entry.headers,
+      policy: entry.policy.toObject(),
+      freshness: entry.freshness,
+      keepUntil: entry.keepUntil,
+      tags: entry.tags,
+      fence: entry.fence,
+    };
+    const record: FillRecord = {
+      partition: p,
+      subjectKey: variantSubjectKey(entry.key, entry.varyValues),
+      meta: encoder.encode(JSON.stringify(meta)),
+      body: entry.body,
+    };
+    this.#d.log.publishFill(record);
+  }
+
+  /** A fill from the log: stored when we own (or are warming) its partition. */
+  onFill(record: FillRecord, seq: number, replay = false): boolean {
+    if (record.tombstone) return false;
+    if (!this.#owned.has(record.partition) && !this.#warming.has(record.partition)) return false;
+    let meta: FillMeta;
+    try {
+      meta = JSON.parse(decoder.decode(record.meta)) as FillMeta;
+      if (meta.v !== 1 || typeof meta.key !== 'string') throw new Error(`unknown fill version ${String(meta.v)}`);
+    } catch (err) {
+      this.#d.logger.warn({ seq, err: (err as Error).message }, 'unreadable fill skipped');
+      return false;
+    }
+    const now = Date.now();
+    if (now >= meta.keepUntil) return false;
+    const existing = this.#d.cache.main.get(meta.key)?.entries.find((e) => e.varyValues.join('\n') === meta.varyValues.join('\n'));
+    // Never replace a newer response with an older one (fills arrive in any order).
+    if (existing !== undefined && existing.freshness.storedAt >= meta.freshness.storedAt) return false;
+    const body = Buffer.from(record.body.buffer, record.body.byteOffset, record.body.byteLength);
+    const entry: Entry = {
+      key: meta.key,
+      varyNames: meta.varyNames,
+      varyValues: meta.varyValues,
+      status: meta.status,
+      headers: meta.headers,
+      body,
+      policy: CachePolicy.fromObject(meta.policy),
+      freshness: meta.freshness,
+      keepUntil: meta.keepUntil,
+      tags: meta.tags,
+      fence: meta.fence,
+      etag: rawGet(meta.headers, 'etag'),
+      lastModified: rawGet(meta.headers, 'last-modified'),
+      source: EntrySource.replica,
+      fillSeq: seq,
+      size: entrySize(meta.key, meta.headers, body.length),
+      softPurged: false,
+    };
+    if (!this.#d.cache.store(entry)) {
+      this.#d.metrics.fillsRejected.inc();
+      return false;
+    }
+    if (replay) this.#d.metrics.handoffKeysReplayed.inc();
+    else this.#d.metrics.replicaFillsApplied.inc();
+    return true;
+  }
+
+  #replay(partitions: Set<number>, why: 'join' | 'rebalance'): Promise<void> {
+    const run = async () => {
+      // Before we own them, live fills for these partitions must be kept too.
+      if (why === 'join') for (const p of partitions) if (!this.#owned.has(p)) this.#warming.add(p);
+      const started = Date.now();
+      try {
+        const n = await this.#d.log.replayFills(partitions);
+        this.#replayedKeys += n;
+        this.#d.logger.info({ why, partitions: partitions.size, fills: n, ms: Date.now() - started }, 'partitions replayed from the log');
+      } catch (err) {
+        this.#d.logger.warn({ why, err: (err as Error).message }, 'replay from the log failed: those partitions start cold');
+      }
+    };
+    this.#replaying = this.#replaying.then(run);
+    return this.#replaying;
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  /** Join: register warming, replay what we will own, then become active (handoff before cutover). */
+  async join(): Promise<void> {
+    await this.#d.log.setState('warming');
+    const view = this.#d.log.view;
+    const future = this.#d.picker.place(placedMembers(view, this.#self), view.epoch);
+    const gaining = ownedPartitions(future, this.#self);
+    if (this.#d.config.handoff && gaining.size > 0) await this.#replay(gaining, 'join');
+    this.#joined = true;
+    await this.#d.log.setState('active');
+  }
+
+  /** Leave: draining first, so peers route around us while in-flight work finishes. */
+  async drain(): Promise<void> {
+    await this.#d.log.setState('draining');
+  }
+
+  async leave(): Promise<void> {
+    await this.#d.log.leave();
+    await this.#d.peers.close();
+  }
+}

@@ -1,0 +1,88 @@
+// Signed peer requests: HMAC-SHA256 with the cluster secret over the cluster, sender,
+// epoch, timestamp, nonce, method and target. Replays within the clock window are refused
+// by remembering nonces.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export const PeerHeader = {
+  cluster: 'x-sidecache-cluster',
+  from: 'x-sidecache-from',
+  epoch: 'x-sidecache-epoch',
+  ts: 'x-sidecache-ts',
+  nonce: 'x-sidecache-nonce',
+  signature: 'x-sidecache-signature',
+} as const;
+
+/** Largest clock difference accepted between two sidecars. */
+export const MAX_SKEW_MS = 30_000;
+
+export interface PeerIdentity {
+  readonly cluster: string;
+  readonly from: string;
+  readonly epoch: number;
+}
+
+function mac(secret: string, parts: readonly string[]): Buffer {
+  return createHmac('sha256', secret).update(parts.join('\n')).digest();
+}
+
+export function signRequest(secret: string, id: PeerIdentity, method: string, target: string, now = Date.now()): Record<string, string> {
+  const ts = String(now);
+  const nonce = randomBytes(12).toString('base64url');
+  const sig = mac(secret, [id.cluster, id.from, String(id.epoch), ts, nonce, method, target]).toString('base64url');
+  return {
+    [PeerHeader.cluster]: id.cluster,
+    [PeerHeader.from]: id.from,
+    [PeerHeader.epoch]: String(id.epoch),
+    [PeerHeader.ts]: ts,
+    [PeerHeader.nonce]: nonce,
+    [PeerHeader.signature]: sig,
+  };
+}
+
+export type Verdict =
+  | { readonly ok: true; readonly identity: PeerIdentity }
+  | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
+
+function one(h: IncomingHttpHeaders, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? undefined : v;
+}
+
+export class PeerVerifier {
+  readonly #secret: string;
+  readonly #cluster: string;
+  /** nonce -> expiry; swept as it grows. */
+  readonly #seen = new Map<string, number>();
+
+  constructor(secret: string, cluster: string) {
+    this.#secret = secret;
+    this.#cluster = cluster;
+  }
+
+  verify(headers: IncomingHttpHeaders, method: string, target: string, now = Date.now()): Verdict {
+    const sig = one(headers, PeerHeader.signature);
+    const cluster = one(headers, PeerHeader.cluster);
+    const from = one(headers, PeerHeader.from);
+    const epoch = one(headers, PeerHeader.epoch);
+    const ts = one(headers, PeerHeader.ts);
+    const nonce = one(headers, PeerHeader.nonce);
+    if (sig === undefined || cluster === undefined || from === undefined || epoch === undefined || ts === undefined || nonce === undefined) {
+      return { ok: false, status: 401, reason: 'unsigned peer request' };
+    }
+    if (cluster !== this.#cluster) return { ok: false, status: 403, reason: `peer request for another cluster (${cluster.slice(0, 64)})` };
+    const t = Number(ts);
+    if (!Number.isFinite(t) || Math.abs(now - t) > MAX_SKEW_MS) return { ok: false, status: 401, reason: 'peer request timestamp outside the window' };
+    const expected = mac(this.#secret, [cluster, from, epoch, ts, nonce, method, target]);
+    const given = Buffer.from(sig, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return { ok: false, status: 401, reason: 'bad peer signature' };
+    }
+    if (this.#seen.has(nonce)) return { ok: false, status: 401, reason: 'replayed peer request' };
+    this.#seen.set(nonce, t + 2 * MAX_SKEW_MS);
+    if (this.#seen.size > 10_000) {
+      for (const [n, exp] of this.#seen) if (exp < now) this.#seen.delete(n);
+    }
+    return { ok: true, identity: { cluster, from, epoch: Number(epoch) } };
+  }
+}
