@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'main.js');
 const live = new Set<ChildProcess>();
+/** tap's loaders and coverage hooks: a sidecar is plain JavaScript and starts much faster without them. */
+const TEST_RUNNER_VARS = new Set(['NODE_OPTIONS', 'NODE_V8_COVERAGE']);
 process.on('exit', () => { for (const p of live) p.kill('SIGKILL'); });
 
 export function freePort(): Promise<number> {
@@ -59,7 +61,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarProcess
     ...opts.env,
   };
   const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && v !== undefined) clean[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && !TEST_RUNNER_VARS.has(k) && v !== undefined) clean[k] = v;
   const proc = spawn(process.execPath, [MAIN], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
@@ -107,7 +109,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarProcess
 /** Runs the sidecar expecting it to refuse to start; resolves with exit code and output. */
 export async function runToExit(env: Record<string, string>, args: string[] = [], timeoutMs = 10_000): Promise<{ code: number | null; output: string }> {
   const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && v !== undefined) clean[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && !TEST_RUNNER_VARS.has(k) && v !== undefined) clean[k] = v;
   const proc = spawn(process.execPath, [MAIN, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';

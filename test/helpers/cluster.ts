@@ -1,0 +1,79 @@
+// A cluster of real sidecar processes on a real NATS (test/helpers/nats-server.ts), with
+// short heartbeats so membership tests need not wait out production defaults.
+import { randomBytes } from 'node:crypto';
+import { freePort, startSidecar, waitFor, type SidecarProcess } from './sidecar.js';
+
+export const CLUSTER_SECRET = 'test-cluster-secret-0123456789';
+
+export interface ClusterOptions {
+  readonly natsUrls: readonly string[];
+  readonly upstream: string;
+  readonly cluster?: string;
+  readonly env?: Record<string, string>;
+}
+
+/** A unique cluster name per test: streams and buckets never collide on a shared NATS. */
+export function uniqueCluster(prefix = 't'): string {
+  return `${prefix}${randomBytes(4).toString('hex')}`;
+}
+
+export function clusterEnv(o: ClusterOptions, cluster: string): Record<string, string> {
+  return {
+    SIDECACHE_UPSTREAM: o.upstream,
+    SIDECACHE_NATS_URL: o.natsUrls.join(','),
+    SIDECACHE_CLUSTER: cluster,
+    SIDECACHE_CLUSTER_SECRET: CLUSTER_SECRET,
+    SIDECACHE_HEARTBEAT_INTERVAL: '300ms',
+    SIDECACHE_HEARTBEAT_TTL: '2s',
+    SIDECACHE_PEER_TIMEOUT: '2s',
+    SIDECACHE_PURGE_TIMEOUT: '3s',
+    ...o.env,
+  };
+}
+
+export interface ClusterInfo {
+  view: { epoch: number; members: Array<{ id: string; state: string }> };
+  appliedSeq: number;
+  attached: boolean;
+  ringEpoch: number;
+  ring: string[];
+  partitionsOwned: number;
+  replayedKeys: number;
+  entries: number;
+  hotEntries: number;
+}
+
+export async function clusterInfo(sc: SidecarProcess): Promise<ClusterInfo> {
+  return (await (await fetch(`${sc.adminUrl}/cluster`)).json()) as ClusterInfo;
+}
+
+/** Starts n sidecars at once (they join concurrently: the view is changed by compare-and-set). */
+export async function startCluster(n: number, o: ClusterOptions): Promise<{ cluster: string; sidecars: SidecarProcess[] }> {
+  const cluster = o.cluster ?? uniqueCluster();
+  const sidecars = await Promise.all(Array.from({ length: n }, () => startSidecar({ env: clusterEnv(o, cluster) })));
+  await waitForRing(sidecars, n);
+  return { cluster, sidecars };
+}
+
+/** Every given sidecar uses the same epoch, with `members` active members. */
+export async function waitForRing(sidecars: readonly SidecarProcess[], members: number, timeoutMs = 15_000): Promise<number> {
+  let epoch = 0;
+  await waitFor(async () => {
+    const infos = await Promise.all(sidecars.map((s) => clusterInfo(s).catch(() => undefined)));
+    if (infos.some((i) => i === undefined)) return false;
+    const epochs = new Set(infos.map((i) => i!.ringEpoch));
+    const ok = epochs.size === 1 && infos.every((i) => i!.ring.length === members);
+    if (ok) epoch = infos[0]!.ringEpoch;
+    return ok;
+  }, timeoutMs, `a ring of ${members} members agreed by ${sidecars.length} sidecars`);
+  return epoch;
+}
+
+/** Restart a sidecar on the same ports and node id (a rolling deploy step). */
+export async function restartSidecar(sc: SidecarProcess): Promise<SidecarProcess> {
+  await sc.stop();
+  const port = (u: string) => Number(new URL(u).port);
+  return startSidecar({ env: sc.env, ports: { listen: port(sc.url), admin: port(sc.adminUrl), peer: port(sc.peerUrl) } });
+}
+
+export { freePort };
