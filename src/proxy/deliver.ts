@@ -66,8 +66,14 @@ export function notModified(req: IncomingMessage, entry: Entry): boolean {
 
 const NOT_MODIFIED_KEEP = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
 
-/** Serves a stored entry: 200/304/206/416, with Age and Cache-Status. Synchronous. */
-export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string): void {
+/** Header pairs a peer needs to index what we send it: the tags we strip for clients. */
+export function peerTagHeaders(tags: readonly string[]): string[] {
+  return tags.length === 0 ? [] : ['surrogate-key', tags.join(' ')];
+}
+
+/** Serves a stored entry: 200/304/206/416, with Age and Cache-Status. Synchronous.
+ *  `toPeer`: the request came from a peer, which must learn the entry's tags. */
+export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false): void {
   const age = String(Math.floor(ageSec(entry.freshness, now)));
   if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
     const h: string[] = [];
@@ -96,7 +102,9 @@ export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: E
       return;
     }
   }
-  res.writeHead(entry.status, entry.headers.concat('age', age, 'cache-status', status));
+  const h = entry.headers.concat('age', age, 'cache-status', status);
+  if (toPeer) h.push(...peerTagHeaders(entry.tags));
+  res.writeHead(entry.status, h);
   res.end(entry.body);
 }
 

@@ -8,13 +8,13 @@ import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
 import { rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedUris } from '../http/invalidate.js';
-import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, type PolicyRequest } from '../http/storable.js';
+import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, type PolicyRequest } from '../http/storable.js';
 import { varyMatches, varyNames, varyValues } from '../http/vary.js';
 import type { ClusterLog, FillRecord } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, type Entry } from '../store/types.js';
-import { cacheStatus, deliverEntry, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { cacheStatus, deliverEntry, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
 import type { OriginClient, OriginRequest, OriginResponse } from './origin.js';
@@ -163,13 +163,19 @@ export class ProxyHandler {
       }
       if (verdict === Verdict.fresh) {
         setOutcome(CacheOutcome.hit);
-        deliverEntry(req, res, entry, now, this.#hitStatus(entry, now));
+        deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
         return;
       }
       if (verdict === Verdict.staleWhileRevalidate) {
         setOutcome(CacheOutcome.stale);
-        deliverEntry(req, res, entry, now, cacheStatus(this.#statusCtx, { hit: true, detail: 'stale-while-revalidate' }));
+        deliverEntry(req, res, entry, now, cacheStatus(this.#statusCtx, { hit: true, detail: 'stale-while-revalidate' }), ctx.fromPeer);
         if (this.#flights.get(key) === undefined) this.#fetch(req, undefined, target, key, entry, dirs, LOCAL, () => {});
+        return;
+      }
+      if (dirs?.onlyIfCached) {
+        // RFC 9111 §5.2.1.7: never go to the origin; a stale entry the client did not accept is a 504.
+        setOutcome(CacheOutcome.miss);
+        sendError(res, 504, 'not fresh in cache (only-if-cached)', cacheStatus(this.#statusCtx, { fwd: 'stale', detail: 'only-if-cached' }));
         return;
       }
       this.#fetch(req, res, target, key, entry, dirs, ctx, setOutcome);
@@ -214,7 +220,7 @@ export class ProxyHandler {
     const existing = res === undefined ? undefined : this.#flights.get(key);
     if (existing !== undefined) {
       setOutcome(CacheOutcome.collapsed);
-      this.#join(existing, req, res!, target, key, stale, dirs, ctx, setOutcome);
+      this.#join(existing, req, res!, target, key, stale, ctx, setOutcome);
       return;
     }
     this.#startFlight(req, res, target, key, stale, ctx, setOutcome, true);
@@ -245,8 +251,8 @@ export class ProxyHandler {
       ? this.#fromOrigin(request)
       : this.#fromPeers(peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request);
     source.then(
-      (up) => this.#onResponse(flight, req, res, target, key, stale, up, fwd, peers !== undefined),
-      (err: unknown) => this.#onFailure(flight, req, res, stale, err, fwd),
+      (up) => this.#onResponse(flight, req, res, target, key, stale, up, fwd, peers !== undefined, ctx.fromPeer),
+      (err: unknown) => this.#onFailure(flight, req, res, stale, err, fwd, ctx.fromPeer),
     );
   }
 
@@ -284,22 +290,23 @@ export class ProxyHandler {
     up: OriginResponse,
     fwd: 'uri-miss' | 'stale',
     viaPeer: boolean,
+    toPeer: boolean,
   ): void {
     const s = this.#s;
     const now = Date.now();
     const preq = policyRequest(req, target.path);
     if (stale !== undefined && up.status === 304) {
       up.body.resume();
-      const { policy, modified } = stale.policy.revalidatedPolicy(preq, { status: 304, headers: up.headers as Record<string, string> });
+      const { policy, modified } = revalidatedPolicy(stale.policy, preq, { status: 304, headers: up.headers as Record<string, string> });
       if (!modified) {
         const refreshed = this.#refresh(stale, policy, flight.fence, now);
-        this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true });
+        this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true }, toPeer);
         return;
       }
     }
     if (stale !== undefined && up.status >= 500 && canServeOnError(stale.freshness, now)) {
       up.body.resume();
-      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: up.status, detail: 'stale-if-error' });
+      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: up.status, detail: 'stale-if-error' }, toPeer);
       return;
     }
 
@@ -311,7 +318,8 @@ export class ProxyHandler {
     const storable = admission.storable && !tooBig;
     const names = varyNames(up.headers.vary);
     const tags = tagsOf(up.headers);
-    const raw = toRawHeaders(up.headers, storable ? this.#dropOnStore : this.#dropOnPass);
+    // Age is always ours here (added per response from the policy's age): never the origin's too.
+    const raw = toRawHeaders(up.headers, this.#dropOnStore);
     raw.push('via', up.headers.via === undefined ? VIA : `${String(up.headers.via)}, ${VIA}`);
     const head: FlightHead = {
       status: up.status,
@@ -335,7 +343,9 @@ export class ProxyHandler {
     };
     if (res !== undefined) {
       const status = cacheStatus(this.#statusCtx, parts);
-      flight.attach(res, (h) => ['age', String(Math.floor(h.initialAgeSec)), 'cache-status', status]);
+      const extra = ['age', String(Math.floor(head.initialAgeSec)), 'cache-status', status];
+      if (toPeer && storable) extra.push(...peerTagHeaders(tags));
+      flight.attach(res, () => extra);
     }
     const body = up.body;
     body.on('data', (c: Buffer) => flight.chunk(c, s.config.maxEntryBytes));
@@ -362,18 +372,21 @@ export class ProxyHandler {
   }
 
   /** A flight that ends in a stored entry (304 or stale-if-error): leader and waiters serve it. */
-  #settle(flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, entry: Entry, now: number, parts: StatusParts): void {
+  #settle(flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, entry: Entry, now: number, parts: StatusParts, toPeer: boolean): void {
     const status = cacheStatus(this.#statusCtx, parts);
     flight.settle(entry, cacheStatus(this.#statusCtx, { ...parts, collapsed: true }));
     this.#flights.finish(flight);
-    if (res !== undefined) deliverEntry(req, res, entry, now, status);
+    if (res !== undefined) deliverEntry(req, res, entry, now, status, toPeer);
   }
 
-  #onFailure(flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, stale: Entry | undefined, err: unknown, fwd: 'uri-miss' | 'stale'): void {
+  #onFailure(
+    flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, stale: Entry | undefined, err: unknown,
+    fwd: 'uri-miss' | 'stale', toPeer: boolean,
+  ): void {
     const now = Date.now();
     const status = err instanceof SidecacheError && err.status !== undefined ? err.status : 502;
     if (stale !== undefined && canServeOnError(stale.freshness, now)) {
-      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: status, detail: 'stale-if-error' });
+      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: status, detail: 'stale-if-error' }, toPeer);
       return;
     }
     const e = err instanceof Error ? err : new Error(String(err));
@@ -390,13 +403,12 @@ export class ProxyHandler {
     target: Target,
     key: string,
     stale: Entry | undefined,
-    dirs: RequestDirectives | undefined,
     ctx: RequestContext,
     setOutcome: (o: CacheOutcome) => void,
   ): void {
     flight.whenHead((head) => {
       if (flight.entry !== undefined) {
-        deliverEntry(req, res, flight.entry, Date.now(), flight.entryStatus!);
+        deliverEntry(req, res, flight.entry, Date.now(), flight.entryStatus!, ctx.fromPeer);
         return;
       }
       if (head === undefined) {
@@ -412,9 +424,12 @@ export class ProxyHandler {
         return;
       }
       const status = cacheStatus(this.#statusCtx, { fwd: 'uri-miss', fwdStatus: head.status, collapsed: true });
-      flight.attach(res, (h) => ['age', String(Math.floor(h.initialAgeSec + (Date.now() - h.receivedAt) / 1000)), 'cache-status', status]);
+      flight.attach(res, (h) => {
+        const extra = ['age', String(Math.floor(h.initialAgeSec + (Date.now() - h.receivedAt) / 1000)), 'cache-status', status];
+        if (ctx.fromPeer) extra.push(...peerTagHeaders(h.tags));
+        return extra;
+      });
     });
-    void dirs;
   }
 
   #makeEntry(

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Config } from '../config.js';
 import { ErrorCode, SidecacheError } from '../errors.js';
 import type { HeaderObject } from '../http/headers.js';
@@ -76,7 +76,8 @@ export function upstreamError(err: unknown, origin: string): SidecacheError {
   let reason = 'failed';
   if (code === 'ECONNREFUSED') reason = 'refused the connection';
   else if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') reason = 'closed the connection';
-  else if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW') reason = 'sent a malformed response';
+  // HTTPParserError carries no code when the status line itself is not HTTP.
+  else if (code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW' || err instanceof undiciErrors.HTTPParserError) reason = 'sent a malformed response';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') reason = 'could not be resolved';
   return new SidecacheError(ErrorCode.upstream, `origin ${origin} ${reason}${code ? ` (${code})` : ''}`, { cause: err, status: 502 });
 }
