@@ -1,0 +1,27 @@
+import t from 'tap';
+import { PeerVerifier, signRequest } from '../../../src/cluster/peer-auth.js';
+
+const SECRET = 'unit-secret-0123456789';
+const id = { cluster: 'c1', from: 'n1', epoch: 4 };
+const now = 1_700_000_000_000;
+
+t.test('peer auth - a signed request verifies once, with its identity', async (t) => {
+  const v = new PeerVerifier(SECRET, 'c1');
+  const h = signRequest(SECRET, id, 'GET', '/a?b', now);
+  const first = v.verify(h, 'GET', '/a?b', now + 10);
+  t.same(first, { ok: true, identity: id });
+  t.match(v.verify(h, 'GET', '/a?b', now + 20), { ok: false, status: 401, reason: /replayed/ });
+});
+
+t.test('peer auth - every change to what was signed is refused', async (t) => {
+  const v = new PeerVerifier(SECRET, 'c1');
+  const h = signRequest(SECRET, id, 'GET', '/a', now);
+  t.match(v.verify(h, 'GET', '/b', now), { ok: false, status: 401 }, 'another target');
+  t.match(v.verify(h, 'HEAD', '/a', now), { ok: false, status: 401 }, 'another method');
+  t.match(v.verify({ ...h, 'x-sidecache-epoch': '5' }, 'GET', '/a', now), { ok: false, status: 401 }, 'another epoch');
+  t.match(v.verify({ ...h, 'x-sidecache-from': 'n2' }, 'GET', '/a', now), { ok: false, status: 401 }, 'another sender');
+  t.match(v.verify(signRequest('other-secret-0123456789', id, 'GET', '/a', now), 'GET', '/a', now), { ok: false, status: 401 }, 'another secret');
+  t.match(v.verify({}, 'GET', '/a', now), { ok: false, status: 401, reason: /unsigned/ });
+  t.match(v.verify(signRequest(SECRET, { ...id, cluster: 'c2' }, 'GET', '/a', now), 'GET', '/a', now), { ok: false, status: 403 });
+  t.match(v.verify(signRequest(SECRET, id, 'GET', '/a', now - 60_000), 'GET', '/a', now), { ok: false, status: 401, reason: /window/ });
+});
