@@ -10,11 +10,13 @@
 //   Fill          payload = [u8 version=1][u32 big-endian meta length][meta][body]; no headers.
 //   Tombstone     empty payload with header `SC-Op: del` (NATS-2.9.md §4: stored and replayed
 //                 as is by last_per_subject).
-//   View          {"v":1,"epoch":n,"members":[{"id","peerUrl","state","partitions"}]}
+//   View          {"v":1,"epoch":n,"prevRevision":r,"members":[{"id","peerUrl","state","partitions"}]}
+//                 prevRevision: the view bucket's last revision this view was computed from; the
+//                 entry counts only if it was stored at prevRevision+1 (see nats-log.ts #readView).
 //   Heartbeat     {"v":1,"id","peerUrl","appliedSeq","at","incarnation"?}
 //   Ack           {"v":1,"id","seq","incarnation"?}
-// `incarnation` identifies the INVAL stream the seq belongs to (its creation time): after the
-// stream is deleted and recreated, seqs restart and an old seq must not count as applied.
+// `incarnation` identifies the INVAL stream the seq belongs to (an id in its description):
+// after the stream is deleted and recreated, seqs restart and an old seq must not count.
 
 import { ErrorCode, SidecacheError } from '../errors.js';
 import type { FillRecord, Invalidation, Member, MemberState, View } from './types.js';
@@ -162,18 +164,27 @@ export function decodeFill(
 
 const memberStates: ReadonlySet<string> = new Set<MemberState>(['joining', 'warming', 'active', 'draining']);
 
-export function encodeView(view: View): Uint8Array {
+/** A view as stored in the view bucket: the view plus the revision it replaced. */
+export interface StoredView {
+  readonly view: View;
+  readonly prevRevision: number;
+}
+
+export function encodeView(stored: StoredView): Uint8Array {
+  const { view, prevRevision } = stored;
   return json({
     v: CODEC_VERSION,
     epoch: view.epoch,
+    prevRevision,
     members: view.members.map((m) => ({ id: m.id, peerUrl: m.peerUrl, state: m.state, partitions: m.partitions })),
   });
 }
 
-export function decodeView(data: Uint8Array): View {
+export function decodeView(data: Uint8Array): StoredView {
   const what = 'view';
   const obj = parseJson(what, data);
   const epoch = nonNegInt(what, obj, 'epoch');
+  const prevRevision = nonNegInt(what, obj, 'prevRevision');
   if (!Array.isArray(obj.members)) throw codecError(what, `members: expected an array, got ${describe(obj.members)}`);
   const members: Member[] = obj.members.map((raw: unknown, i: number): Member => {
     const w = `${what} member ${i}`;
@@ -187,7 +198,7 @@ export function decodeView(data: Uint8Array): View {
     if (partitions === 0) throw codecError(w, 'partitions: expected an integer >= 1, got 0');
     return { id: str(w, m, 'id'), peerUrl: str(w, m, 'peerUrl'), state: state as MemberState, partitions };
   });
-  return { epoch, members };
+  return { view: { epoch, members }, prevRevision };
 }
 
 // ---- Heartbeat and ack --------------------------------------------------------------

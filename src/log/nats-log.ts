@@ -33,7 +33,7 @@ import {
   type StreamConfig,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { ErrorCode, SidecacheError, logError } from '../errors.js';
 import {
@@ -49,6 +49,7 @@ import {
   encodeHeartbeat,
   encodeInvalidation,
   encodeView,
+  type StoredView,
 } from './codec.js';
 import { fillSubject, heartbeatKey, logNames, parseFillSubject, type LogNames } from './subjects.js';
 import type {
@@ -104,6 +105,10 @@ const FILL_PUBLISH_TIMEOUT_MS = 5_000;
 const INVAL_ATTEMPT_TIMEOUT_MS = 2_000;
 const INVAL_RETRY_WAIT_MS = 100;
 const CAS_BUDGET_MS = 10_000;
+/** How long start() retries JetStream setup steps that time out. */
+const SETUP_BUDGET_MS = 30_000;
+/** Revisions the view bucket keeps: room for the losers of concurrent writes (#readView). */
+const VIEW_HISTORY = 16;
 const REPLAY_STALL_MS = 15_000;
 const RESTART_DELAY_MS = 1_000;
 const EMPTY = new Uint8Array(0);
@@ -127,6 +132,17 @@ function isRetryable(err: unknown): boolean {
     if (e instanceof JetStreamApiError && e.status === 503) return true;
   }
   return false;
+}
+
+const INCARNATION_TAG = 'incarnation ';
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+/** The INVAL stream's incarnation id, from the description we set when creating it; a
+ *  stream made by hand without one has the empty incarnation. */
+function incarnationOf(info: StreamInfo): string {
+  const d = info.config.description ?? '';
+  const at = d.lastIndexOf(INCARNATION_TAG);
+  return at < 0 ? d : d.slice(at + INCARNATION_TAG.length);
 }
 
 function isApiError(err: unknown, ...codes: number[]): boolean {
@@ -189,6 +205,8 @@ export class NatsLog implements ClusterLog {
   #heartbeatTimer: NodeJS.Timeout | undefined;
 
   #started = false;
+  /** start() finished: consumers and timers exist. */
+  #running = false;
   #closing = false;
   #attached = false;
   /** Local time of the start or the last reconnect: peers get a heartbeat grace from it. */
@@ -196,10 +214,15 @@ export class NatsLog implements ClusterLog {
 
   // INVAL
   #appliedSeq = 0;
-  /** Creation time of the INVAL stream our seqs belong to (see codec.ts). */
+  /** Incarnation of the INVAL stream our seqs belong to (see codec.ts, incarnationOf). */
   #incarnation = '';
   #invalConsumer: ConsumerMessages | undefined;
   #invalGen = 0;
+  /** What the last periodic check saw, to notice a consumer that stopped delivering. */
+  #invalProgress = { appliedSeq: 0, behind: false };
+  #invalNeedsRestart = false;
+  /** Nats-Msg-Id of the message at appliedSeq, to recognise the stream (#isSameStream). */
+  #appliedMsgId: string | undefined;
   #invalOps: Promise<void> = Promise.resolve();
   #ackScheduled = false;
   /** Member id -> latest applied seq it reported (ack or heartbeat). */
@@ -258,17 +281,18 @@ export class NatsLog implements ClusterLog {
     this.#handlers = handlers;
     try {
       await this.#connect();
+      this.#attached = true;
+      this.#attachedAt = Date.now();
+      this.#watchConnection();
       const replicas = this.#replicas();
       await this.#ensureStreams(replicas);
       await this.#openBuckets(replicas);
       this.#subscribeAcks();
-      this.#attached = true;
-      this.#attachedAt = Date.now();
-      await this.#startMembership();
-      await this.#startInval();
-      await this.#startFills();
-      this.#watchConnection();
+      await this.#retrying('read the membership view', () => this.#startMembership());
+      await this.#retrying('start consuming INVAL', () => this.#startInval());
+      await this.#retrying('start consuming FILLS', () => this.#startFills());
       this.#startTimers();
+      this.#running = true;
       this.#log.info(
         { servers: this.#opts.servers, replicas, appliedSeq: this.#appliedSeq, epoch: this.#view.epoch },
         'attached to the NATS log',
@@ -385,38 +409,63 @@ export class NatsLog implements ClusterLog {
   }
 
   async #ensureStreams(replicas: number): Promise<void> {
-    const inval = await this.#ensureStream(this.#names.invalStream, this.#invalSettings(replicas));
-    this.#incarnation = inval.created;
+    const inval = await this.#ensureStream(this.#names.invalStream, this.#invalSettings(replicas), this.#invalCreateOnly());
+    this.#incarnation = incarnationOf(inval);
     await this.#ensureStream(this.#names.fillsStream, this.#fillsSettings(replicas));
   }
 
   /** Create the stream, or verify the existing one; then read the config back (§1: 2.9
    *  drops settings it does not know without an error). */
-  async #ensureStream(name: string, settings: Setting[]): Promise<StreamInfo> {
+  /** Set only when we create INVAL: a fresh id that tells this stream from a later one of
+   *  the same name. StreamInfo.created cannot serve: on R3 it differs between replicas. */
+  #invalCreateOnly(): Partial<StreamConfig> {
+    return { description: `sidecache INVAL log of cluster ${this.#opts.cluster}; ${INCARNATION_TAG}${nuid.next()}` };
+  }
+
+  async #ensureStream(name: string, settings: Setting[], createOnly: Partial<StreamConfig> = {}): Promise<StreamInfo> {
     const jsm = this.#jsm!;
-    let info: StreamInfo | undefined;
-    let created = false;
-    try {
-      info = await jsm.streams.info(name);
-    } catch (err) {
-      if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) {
-        throw logError(`cannot read stream ${name}: ${describeError(err)}`, err);
-      }
-    }
-    if (info === undefined) {
-      const cfg: Partial<StreamConfig> & { name: string } = { name };
-      for (const s of settings) (cfg as Record<string, unknown>)[s.field] = s.value;
+    return this.#retrying(`create or verify stream ${name}`, async () => {
+      let info: StreamInfo | undefined;
+      let created = false;
       try {
-        info = await jsm.streams.add(cfg);
-        created = true;
-      } catch (err) {
-        // Another sidecar created it with other settings a moment ago: verify theirs.
-        if (!isApiError(err, 10058)) throw logError(`cannot create stream ${name}: ${describeError(err)}`, err);
         info = await jsm.streams.info(name);
+      } catch (err) {
+        if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
+      }
+      if (info === undefined) {
+        const cfg: Partial<StreamConfig> & { name: string } = { ...createOnly, name };
+        for (const s of settings) (cfg as Record<string, unknown>)[s.field] = s.value;
+        try {
+          info = await jsm.streams.add(cfg);
+          created = true;
+        } catch (err) {
+          // 10058: another sidecar created it a moment ago with other settings: verify theirs.
+          if (!isApiError(err, 10058)) throw err;
+          info = await jsm.streams.info(name);
+        }
+      }
+      this.#verifyConfig(`stream ${name}`, info.config, settings, created);
+      return info;
+    });
+  }
+
+  /** Run a JetStream setup step, retrying while JetStream is busy: sidecars of a cluster
+   *  start together and create the same streams at once, and an R3 create can time out
+   *  while the meta leader is busy or being elected. SidecacheErrors (bad config) are final. */
+  async #retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + SETUP_BUDGET_MS;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof SidecacheError) throw err;
+        if (!isRetryable(err) || Date.now() >= deadline || this.#closing) {
+          throw logError(`cannot ${what}: ${describeError(err)}`, err);
+        }
+        this.#log.warn({ err, what }, 'JetStream busy; retrying');
+        await sleep(200 + Math.random() * 300);
       }
     }
-    this.#verifyConfig(`stream ${name}`, info.config, settings, created);
-    return info;
   }
 
   #verifyConfig(what: string, config: StreamConfig, settings: Setting[], created: boolean): void {
@@ -465,8 +514,8 @@ export class NatsLog implements ClusterLog {
       { field: 'num_replicas', value: replicas, critical: false },
       { field: 'sealed', value: false, critical: true },
     ]);
-    this.#viewKv = await this.#ensureBucket(this.#names.viewBucket, { history: 1, replicas }, [
-      { field: 'max_msgs_per_subject', value: 1, critical: false },
+    this.#viewKv = await this.#ensureBucket(this.#names.viewBucket, { history: VIEW_HISTORY, replicas }, [
+      { field: 'max_msgs_per_subject', value: VIEW_HISTORY, critical: true },
       // A TTL would expire the agreed view.
       { field: 'max_age', value: 0, critical: true },
       { field: 'num_replicas', value: replicas, critical: false },
@@ -480,33 +529,28 @@ export class NatsLog implements ClusterLog {
     settings: Setting[],
   ): Promise<KV> {
     const jsm = this.#jsm!;
-    const streamName = `KV_${bucket}`;
-    let existed = true;
-    try {
-      await jsm.streams.info(streamName);
-    } catch (err) {
-      if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) {
-        throw logError(`cannot read KV bucket ${bucket}: ${describeError(err)}`, err);
-      }
-      existed = false;
-    }
     const kvm = new Kvm(this.#js!);
-    let kv: KV;
-    try {
-      kv = existed ? await kvm.open(bucket) : await kvm.create(bucket, { ...kvOpts, storage: StorageType.File });
-    } catch (err) {
-      if (!isApiError(err, 10058)) throw logError(`cannot create KV bucket ${bucket}: ${describeError(err)}`, err);
-      existed = true;
-      kv = await kvm.open(bucket);
-    }
-    let info: StreamInfo;
-    try {
-      info = await jsm.streams.info(streamName);
-    } catch (err) {
-      throw logError(`cannot read KV bucket ${bucket}: ${describeError(err)}`, err);
-    }
-    this.#verifyConfig(`KV bucket ${bucket}`, info.config, settings, !existed);
-    return kv;
+    const streamName = `KV_${bucket}`;
+    return this.#retrying(`create or verify KV bucket ${bucket}`, async () => {
+      let existed = true;
+      try {
+        await jsm.streams.info(streamName);
+      } catch (err) {
+        if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
+        existed = false;
+      }
+      let kv: KV;
+      try {
+        kv = existed ? await kvm.open(bucket) : await kvm.create(bucket, { ...kvOpts, storage: StorageType.File });
+      } catch (err) {
+        if (!isApiError(err, 10058)) throw err;
+        existed = true;
+        kv = await kvm.open(bucket);
+      }
+      const info = await jsm.streams.info(streamName);
+      this.#verifyConfig(`KV bucket ${bucket}`, info.config, settings, !existed);
+      return kv;
+    });
   }
 
   // ---- INVAL ---------------------------------------------------------------------------
@@ -520,7 +564,7 @@ export class NatsLog implements ClusterLog {
       this.#appliedSeq = state.last_seq;
     } else {
       this.#appliedSeq = initial;
-      this.#checkGapWith(info, 'start');
+      this.#checkGapWith(info, true, 'start');
     }
     await this.#restartInvalConsumer();
     this.#scheduleAck();
@@ -534,30 +578,38 @@ export class NatsLog implements ClusterLog {
     return p;
   }
 
-  async #restartInvalConsumer(): Promise<void> {
-    const gen = ++this.#invalGen;
-    const old = this.#invalConsumer;
-    this.#invalConsumer = undefined;
-    old?.stop();
+  /** Start an ordered consumer from appliedSeq+1 and swap it in. The old consumer keeps
+   *  delivering until the new one exists: overlapping deliveries are dropped by seq in
+   *  #onInval, so there is never a moment without a consumer. After a stream reset the old
+   *  consumer's cursor belongs to the old numbering: `silenceOld` stops it at once. */
+  async #restartInvalConsumer(silenceOld = false): Promise<void> {
     const js = this.#js!;
-    // An ordered consumer from appliedSeq+1. If that seq was purged the server silently
-    // starts later (§5): #onInval sees the jump in stream seq and reports the gap.
+    if (silenceOld) this.#invalGen++;
+    // If appliedSeq+1 was purged the server silently starts later (§5): #onInval sees the
+    // jump in stream seq and reports the gap.
     const c = await js.consumers.get(this.#names.invalStream, {
       filter_subjects: this.#names.invalSubject,
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.#appliedSeq + 1,
     });
-    if (gen !== this.#invalGen) {
+    if (this.#closing) {
       void c.delete().catch(() => undefined);
       return;
     }
+    const gen = ++this.#invalGen;
+    const old = this.#invalConsumer;
     const msgs = await c.consume({
       max_messages: 256,
+      // Short pulls mean a 2.5 s idle heartbeat: a consumer lost with its server is noticed
+      // and recreated in ~5 s instead of the default ~30 s. Invalidations wait meanwhile.
+      expires: 5_000,
       callback: (m) => {
         if (gen === this.#invalGen) this.#onInval(m);
       },
     });
     this.#invalConsumer = msgs;
+    old?.stop();
+    this.#invalProgress = { appliedSeq: this.#appliedSeq, behind: false };
     void msgs.closed().then((err) => {
       if (this.#closing || gen !== this.#invalGen) return;
       this.#log.warn({ err }, 'INVAL consumer stopped; restarting it');
@@ -595,6 +647,7 @@ export class NatsLog implements ClusterLog {
       }
     }
     this.#appliedSeq = seq;
+    this.#appliedMsgId = m.headers?.get(MSG_ID_HEADER) || undefined;
     this.#scheduleAck();
     this.#checkWaiters();
   }
@@ -609,25 +662,51 @@ export class NatsLog implements ClusterLog {
       this.#log.error({ err }, 'gap handler threw');
     }
     this.#appliedSeq = toSeq;
+    this.#appliedMsgId = undefined;
   }
 
-  /** Compare the stream's state with our cursor (invariant 3). Returns true when the
-   *  consumer must restart (the stream was recreated). */
-  #checkGapWith(info: StreamInfo, when: string): boolean {
+  /** Is `info` still the INVAL stream whose messages we applied? A changed incarnation id
+   *  alone does not prove a reset: sidecars that create the stream at the same moment race
+   *  in the meta layer and the last create's description wins after some of them read the
+   *  first (seen on 2.9.10). So look at the message we applied last: same seq, same
+   *  Nats-Msg-Id means same stream. */
+  async #isSameStream(info: StreamInfo): Promise<boolean> {
     const { first_seq: firstSeq, last_seq: lastSeq } = info.state;
-    if (info.created !== this.#incarnation || lastSeq < this.#appliedSeq) {
+    if (lastSeq < this.#appliedSeq) return false;
+    if (incarnationOf(info) === this.#incarnation) return true;
+    const seq = this.#appliedSeq;
+    const msgId = this.#appliedMsgId;
+    // Nothing applied yet: there is nothing a reset could have taken from us.
+    if (seq === 0) return true;
+    // Our last message aged out or was purged: the gap check flushes everything anyway.
+    if (seq < firstSeq) return true;
+    if (msgId === undefined) return false;
+    const sm = await this.#jsm!.streams.getMessage(this.#names.invalStream, { seq });
+    return sm !== null && sm.header.get(MSG_ID_HEADER) === msgId;
+  }
+
+  /** Compare the stream's state with our cursor (invariant 3). `sameStream` comes from
+   *  #isSameStream. Returns true when the consumer must restart (the stream was reset). */
+  #checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {
+    const { first_seq: firstSeq, last_seq: lastSeq } = info.state;
+    const incarnation = incarnationOf(info);
+    if (!sameStream || lastSeq < this.#appliedSeq) {
       // Deleted and recreated: seqs restarted; everything after our cursor is unknown.
       const old = this.#incarnation;
-      this.#incarnation = info.created;
+      this.#incarnation = incarnation;
       // Applied seqs of the old stream mean nothing in the new one.
       this.#acks.clear();
       this.#gap(
-        `INVAL stream ${this.#names.invalStream} was reset (created ${info.created}, was ${old}; ` +
+        `INVAL stream ${this.#names.invalStream} was reset (incarnation ${incarnation || '?'}, was ${old || '?'}; ` +
           `last seq ${lastSeq}, we had applied ${this.#appliedSeq}) [${when}]`,
         this.#appliedSeq + 1,
         Math.max(0, firstSeq - 1),
       );
       return true;
+    }
+    if (incarnation !== this.#incarnation) {
+      this.#log.info({ incarnation, was: this.#incarnation }, 'INVAL stream id changed, same messages: keeping the cursor');
+      this.#incarnation = incarnation;
     }
     if (firstSeq > this.#appliedSeq + 1) {
       this.#gap(
@@ -640,8 +719,10 @@ export class NatsLog implements ClusterLog {
     return false;
   }
 
-  /** Gap check against the server (periodic and on reconnect); recreates a deleted stream. */
-  #checkGap(when: string, restartConsumer: boolean): Promise<void> {
+  /** Gap check against the server (periodic and on reconnect); recreates a deleted stream.
+   *  The periodic check also restarts a consumer that made no progress between two checks
+   *  while the stream had messages for it (a stuck consumer must not hide as "no news"). */
+  #checkGap(when: 'periodic' | 'reconnect'): Promise<void> {
     return this.#serialInval(async () => {
       if (this.#closing) return;
       let info: StreamInfo;
@@ -650,10 +731,30 @@ export class NatsLog implements ClusterLog {
       } catch (err) {
         if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
         this.#log.warn({ stream: this.#names.invalStream }, 'INVAL stream is gone; recreating it');
-        info = await this.#ensureStream(this.#names.invalStream, this.#invalSettings(this.#replicas()));
+        info = await this.#ensureStream(
+          this.#names.invalStream,
+          this.#invalSettings(this.#replicas()),
+          this.#invalCreateOnly(),
+        );
       }
-      const reset = this.#checkGapWith(info, when);
-      if (reset || restartConsumer) await this.#restartInvalConsumer();
+      const reset = this.#checkGapWith(info, await this.#isSameStream(info), when);
+      // A restart that failed last time (JetStream busy electing) is due now.
+      let restart = reset || this.#invalNeedsRestart;
+      const behind = info.state.last_seq > this.#appliedSeq;
+      if (when === 'periodic' && behind && this.#invalProgress.behind && this.#invalProgress.appliedSeq === this.#appliedSeq) {
+        this.#log.warn(
+          { appliedSeq: this.#appliedSeq, lastSeq: info.state.last_seq },
+          'INVAL consumer made no progress since the last check; restarting it',
+        );
+        restart = true;
+      }
+      if (restart) {
+        this.#invalNeedsRestart = true;
+        await this.#restartInvalConsumer(reset);
+        this.#invalNeedsRestart = false;
+      } else if (when === 'periodic') {
+        this.#invalProgress = { appliedSeq: this.#appliedSeq, behind };
+      }
       this.#scheduleAck();
       this.#checkWaiters();
     });
@@ -814,6 +915,7 @@ export class NatsLog implements ClusterLog {
     }
     const msgs = await c.consume({
       max_messages: 512,
+      expires: 10_000,
       callback: (m) => {
         if (gen !== this.#fillGen) return;
         this.#fillsLastSeq = m.seq;
@@ -961,14 +1063,7 @@ export class NatsLog implements ClusterLog {
   // ---- membership ----------------------------------------------------------------------
 
   async #startMembership(): Promise<void> {
-    const entry = await this.#viewKv!.get(this.#names.viewKey);
-    if (entry !== null && entry.operation === 'PUT') {
-      try {
-        this.#adoptView(decodeView(entry.value));
-      } catch (err) {
-        this.#log.error({ err }, 'the stored view is undecodable; the next change rewrites it');
-      }
-    }
+    this.#adoptView((await this.#readView()).view);
     this.#watch(this.#viewKv!, this.#names.viewKey, (e) => this.#onViewEntry(e), 'view');
     this.#watch(this.#hbKv!, undefined, (e) => this.#onHeartbeatEntry(e), 'heartbeats');
     await this.#putHeartbeat();
@@ -1006,11 +1101,16 @@ export class NatsLog implements ClusterLog {
 
   #onViewEntry(e: KvWatchEntry): void {
     if (e.operation !== 'PUT') return;
+    let stored: StoredView;
     try {
-      this.#adoptView(decodeView(e.value));
+      stored = decodeView(e.value);
     } catch (err) {
       this.#log.error({ err, revision: e.revision }, 'ignoring an undecodable view');
+      return;
     }
+    // A write that lost a compare-and-set race the server let through (see #readView).
+    if (e.revision !== stored.prevRevision + 1) return;
+    this.#adoptView(stored.view);
   }
 
   #onHeartbeatEntry(e: KvWatchEntry): void {
@@ -1068,7 +1168,8 @@ export class NatsLog implements ClusterLog {
 
   async setState(state: MemberState): Promise<void> {
     if (!this.#started || this.#closing) throw logError('setState: the NATS log is not running');
-    const me: Member = { ...this.#self, state };
+    const { id, peerUrl, partitions } = this.#self;
+    const me: Member = { id, peerUrl, state, partitions };
     await this.#changeView(`set ${me.id} ${state}`, (cur) => {
       const other = cur.members.find((m) => m.id !== me.id && m.partitions !== me.partitions);
       if (other !== undefined) {
@@ -1103,6 +1204,44 @@ export class NatsLog implements ClusterLog {
     }
   }
 
+  /** The newest valid view and the bucket's last revision.
+   *
+   *  nats-server before 2.9.21 checks Nats-Expected-Last-Subject-Sequence before the Raft
+   *  proposal, not in it (nats-server#4320): on an R3 bucket two concurrent kv.update calls
+   *  with the same revision can BOTH succeed (seen here within ~1 ms). So a view write
+   *  counts only if it was stored at prevRevision+1, i.e. directly after the revision it was
+   *  computed from: the bucket holds only the view key, so any other write in between
+   *  takes that seq. Losers of such a race are stored but invalid; everyone skips them, and
+   *  the bucket keeps VIEW_HISTORY revisions so that the valid one before them is still
+   *  there to read. */
+  async #readView(): Promise<{ view: View; revision: number; keyExists: boolean }> {
+    const kv = this.#viewKv!;
+    const key = this.#names.viewKey;
+    const latest = await kv.get(key);
+    if (latest === null) {
+      // Never written, or purged: the next write must follow the stream's last seq.
+      const info = await this.#jsm!.streams.info(`KV_${this.#names.viewBucket}`);
+      const revision = info.state.last_seq;
+      return { view: { epoch: revision, members: [] }, revision, keyExists: false };
+    }
+    const revision = latest.revision;
+    let e: KvEntry | null = latest;
+    for (let i = 0; e !== null && i < VIEW_HISTORY; i++) {
+      // Deleted by hand: start over empty, with an epoch above every earlier one (a valid
+      // view's epoch never exceeds its revision).
+      if (e.operation !== 'PUT') return { view: { epoch: e.revision, members: [] }, revision, keyExists: true };
+      try {
+        const stored = decodeView(e.value);
+        if (e.revision === stored.prevRevision + 1) return { view: stored.view, revision, keyExists: true };
+      } catch (err) {
+        this.#log.error({ err, revision: e.revision }, 'skipping an undecodable view');
+      }
+      e = e.revision > 1 ? await kv.get(key, { revision: e.revision - 1 }) : null;
+    }
+    this.#log.error({ revision }, 'no valid view in the retained history; starting a new one');
+    return { view: { epoch: revision, members: [] }, revision, keyExists: true };
+  }
+
   /** Compare-and-set the view: read it, let `change` compute the new member list (null: no
    *  change needed), write it with epoch+1 only if nobody wrote in between; on a conflict
    *  read again. `change` must be idempotent: a write that timed out may have landed. */
@@ -1111,26 +1250,11 @@ export class NatsLog implements ClusterLog {
     const key = this.#names.viewKey;
     const deadline = Date.now() + CAS_BUDGET_MS;
     for (let attempt = 0; ; attempt++) {
-      let cur: View = EMPTY_VIEW;
-      let revision = 0;
-      let exists = false;
+      let cur: View;
+      let revision: number;
+      let keyExists: boolean;
       try {
-        const entry = await kv.get(key);
-        if (entry !== null) {
-          revision = entry.revision;
-          if (entry.operation === 'PUT') {
-            exists = true;
-            try {
-              cur = decodeView(entry.value);
-            } catch (err) {
-              // Keep epochs increasing: the epoch never exceeds the key's revision.
-              this.#log.error({ err }, 'the stored view is undecodable; rewriting it');
-              cur = { epoch: revision, members: [] };
-            }
-          } else {
-            cur = { epoch: revision, members: [] };
-          }
-        }
+        ({ view: cur, revision, keyExists } = await this.#readView());
       } catch (err) {
         if (!isRetryable(err) || Date.now() >= deadline) {
           throw logError(`cannot ${what}: reading the view failed: ${describeError(err)}`, err);
@@ -1144,19 +1268,27 @@ export class NatsLog implements ClusterLog {
         return cur;
       }
       const next: View = { epoch: Math.max(cur.epoch, this.#view.epoch) + 1, members };
+      let stale = false;
       try {
-        const data = encodeView(next);
-        if (exists) await kv.update(key, data, revision);
-        else await kv.create(key, data);
-        this.#adoptView(next);
-        return next;
+        const data = encodeView({ view: next, prevRevision: revision });
+        const seq = keyExists ? await kv.update(key, data, revision) : await kv.create(key, data);
+        if (seq === revision + 1) {
+          this.#adoptView(next);
+          return next;
+        }
+        // Stored, but after someone else's write: invalid, everyone skips it (#readView).
+        stale = true;
+        this.#log.debug({ what, revision, seq }, 'view write lost a concurrent compare-and-set; retrying');
       } catch (err) {
         if ((!isCasConflict(err) && !isRetryable(err)) || Date.now() >= deadline) {
           throw logError(`cannot ${what}: writing the view failed: ${describeError(err)}`, err);
         }
-        // Someone else changed the view (or the write timed out): read and decide again.
-        await sleep(Math.min(200, 10 * (attempt + 1)) * Math.random());
       }
+      if (Date.now() >= deadline) {
+        throw logError(`cannot ${what}: the view kept changing for ${CAS_BUDGET_MS} ms${stale ? ' (lost races)' : ''}`);
+      }
+      // Someone else changed the view (or the write timed out): read and decide again.
+      await sleep(Math.min(200, 10 * (attempt + 1)) * Math.random());
     }
   }
 
@@ -1270,11 +1402,14 @@ export class NatsLog implements ClusterLog {
   }
 
   #onReconnect(): void {
+    if (!this.#running) return; // start() is still setting up and checks the stream itself
     void this.#putHeartbeat();
-    // Resume INVAL from appliedSeq+1 after checking that the stream still holds it.
-    this.#checkGap('reconnect', true).catch((err: unknown) => {
+    // The ordered consumer resumes by itself from the last seq it delivered, which is
+    // appliedSeq (every delivery is applied synchronously). Check that the stream still
+    // holds appliedSeq+1; a purge or a reset becomes a gap before anything later applies.
+    this.#checkGap('reconnect').catch((err: unknown) => {
       this.#log.warn({ err }, 'gap check after reconnect failed; retrying');
-      this.#retryLater(() => this.#checkGap('reconnect', true), 'check INVAL after reconnect');
+      this.#retryLater(() => this.#checkGap('reconnect'), 'check INVAL after reconnect');
     });
   }
 
@@ -1297,7 +1432,7 @@ export class NatsLog implements ClusterLog {
     const gapEvery = this.#opts.gapCheckIntervalMs ?? 5_000;
     const gap = setInterval(() => {
       if (!this.#attached || this.#closing) return;
-      this.#checkGap('periodic', false).catch((err: unknown) => this.#log.debug({ err }, 'periodic gap check failed'));
+      this.#checkGap('periodic').catch((err: unknown) => this.#log.debug({ err }, 'periodic gap check failed'));
     }, gapEvery);
     const ttl = this.#opts.heartbeatTtlMs;
     const departures = setInterval(

@@ -61,7 +61,9 @@ export interface LogHandlers {
    *  relative to INVAL; the cache applies it idempotently. `seq` is the FILLS seq. */
   fill(record: FillRecord, seq: number): void;
   /** The INVAL messages after appliedSeq are no longer in the stream (or the stream was
-   *  reset): the cache must flush what it cannot prove fresh. `appliedSeq` then jumps. */
+   *  reset): the cache must flush what it cannot prove fresh. `appliedSeq` then jumps to
+   *  toSeq; after a stream reset the numbering restarts, so toSeq < fromSeq and later
+   *  invalidations (and fences) count from the new stream's first seq. */
   gap(reason: string, fromSeq: number, toSeq: number): void;
   /** The view changed (new epoch). */
   view(view: View): void;
@@ -79,7 +81,8 @@ export interface ClusterLog {
   /** Append an invalidation; resolves with its seq once the log stored it. Rejects with
    *  SC_ERR_LOG when the log is unreachable. */
   invalidate(inval: Invalidation): Promise<number>;
-  /** Resolves once every active member has applied `seq`, or when timeoutMs passes. */
+  /** Resolves once every active or warming member (and this sidecar) has applied `seq`,
+   *  or when timeoutMs passes. */
   waitApplied(seq: number, timeoutMs: number): Promise<PurgeAcks>;
   /** Fire-and-forget, bounded: may drop under pressure (counted), never awaits. */
   publishFill(record: FillRecord): void;

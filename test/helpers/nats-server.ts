@@ -28,7 +28,8 @@ export interface NatsServers {
   kill(i: number): void;
   /** Graceful stop of node i (SIGTERM), waiting for its exit. */
   stopNode(i: number): Promise<void>;
-  /** Start node i again on the same ports and store; resolves when JetStream answers again. */
+  /** Start node i again on the same ports and store. Resolves when JetStream answers through
+   *  it, or, while fewer than a majority of nodes run, when the process is ready. */
   restart(i: number): Promise<void>;
   /** Whether node i's process is running. */
   isRunning(i: number): boolean;
@@ -244,7 +245,11 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number): Promise<NatsServ
       }
       await n.exited;
       await spawnNode(n);
-      await waitJetStream([servers.urls[i]!], count, readyTimeoutMs);
+      // JetStream needs a majority of the cluster for its meta leader: with fewer nodes up
+      // (all stopped, restarted one by one) only the process can be ready. Otherwise wait
+      // until a stream with one replica per running node can be created through node i.
+      const running = nodes.filter((_, j) => servers.isRunning(j)).length;
+      if (running > count / 2) await waitJetStream([servers.urls[i]!], running, readyTimeoutMs);
     },
     isRunning(i: number) {
       const proc = nodes[i]!.proc;
