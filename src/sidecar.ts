@@ -81,6 +81,7 @@ export class Sidecar {
           fillsMaxBytes: config.fillsMaxBytes,
           fillsMaxAgeMs: config.fillsMaxAgeMs,
           fillMaxInFlight: config.fillMaxInFlight,
+          replayRetainedInvalidations: true,
           logger: logger.child({ part: 'log' }),
         });
     this.metrics = new Metrics({
@@ -170,9 +171,11 @@ export class Sidecar {
 
   logHandlers(): LogHandlers {
     return {
-      invalidation: (seq, inval) => applyInvalidation(this.cache, this.handler.flights, this.metrics, seq, inval),
+      invalidation: (seq, inval) => {
+        applyInvalidation(this.cache, this.handler.flights, this.metrics, seq, inval, this.node === undefined ? undefined : (e) => this.node!.onRemoved(e));
+      },
       fill: (record, seq) => { this.node?.onFill(record, seq); },
-      gap: (reason, from, to) => applyGap(this.cache, this.metrics, this.logger, reason, from, to),
+      gap: (reason, from, to) => applyGap(this.cache, this.handler.flights, this.metrics, this.logger, reason, from, to),
       view: (view) => this.node?.onView(view),
       attached: (on) => {
         if (on) this.#detachedSince = undefined;

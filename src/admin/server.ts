@@ -43,10 +43,14 @@ function readBody(req: IncomingMessage): Promise<string> {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
+      if (size > MAX_BODY_BYTES) return;
       size += c.length;
       if (size > MAX_BODY_BYTES) {
+        // Not req.destroy(): that cuts the socket before the 413 is written, and clients
+        // still sending see EPIPE. The rest is read and dropped (only an authorised caller
+        // gets this far), so the client can finish sending and read the answer.
+        chunks.length = 0;
         reject(new BadRequest(`body larger than ${MAX_BODY_BYTES} bytes`, 413));
-        req.destroy();
         return;
       }
       chunks.push(c);

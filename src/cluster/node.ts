@@ -31,6 +31,7 @@ interface FillMeta {
 }
 
 const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 const decoder = new TextDecoder();
 
 /** Subject token of one variant: two independent 32-bit hashes, hex. */
@@ -147,6 +148,20 @@ export class ClusterNode implements Router {
       body: entry.body,
     };
     this.#d.log.publishFill(record);
+  }
+
+  /** An invalidation removed an entry here: the primary also removes it from the compacted
+   *  FILLS log (a tombstone), so a sidecar replaying later does not bring it back. */
+  onRemoved(entry: Entry): void {
+    const p = partitionOf(entry.key, this.#partitions);
+    if (this.#table.owners[p]?.[0] !== this.#self) return;
+    this.#d.log.publishFill({
+      partition: p,
+      subjectKey: variantSubjectKey(entry.key, entry.varyValues),
+      meta: EMPTY,
+      body: EMPTY,
+      tombstone: true,
+    });
   }
 
   /** A fill from the log: stored when we own (or are warming) its partition. */

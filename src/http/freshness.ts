@@ -66,7 +66,8 @@ export function verdictOf(f: Freshness, now: number): Verdict {
 /** Freshness under the client's Cache-Control (§5.2.1). */
 export function verdictFor(f: Freshness, now: number, req: RequestDirectives): Verdict {
   if (req.noCache) return Verdict.stale;
-  if (req.maxAgeSec !== undefined && ageSec(f, now) > req.maxAgeSec) return Verdict.stale;
+  // Ages are fractional here; `>=` makes max-age=0 revalidate even within the first ms.
+  if (req.maxAgeSec !== undefined && ageSec(f, now) >= req.maxAgeSec) return Verdict.stale;
   if (req.minFreshSec !== undefined && f.freshUntil - now < req.minFreshSec * 1000) return Verdict.stale;
   const v = verdictOf(f, now);
   if (v !== Verdict.fresh && req.maxStaleSec !== undefined && !f.mustRevalidate &&

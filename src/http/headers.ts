@@ -51,6 +51,8 @@ export function upstreamRequestHeaders(
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || name === 'host' || (extra !== undefined && extra.has(name))) continue;
+    // Expect: 100-continue was answered by node:http at this hop (and undici refuses it).
+    if (name === 'expect') continue;
     if (drop !== undefined && drop.has(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
@@ -61,6 +63,22 @@ export function upstreamRequestHeaders(
     out['x-forwarded-for'] = xff === undefined ? clientIp : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${clientIp}`;
   }
   return out;
+}
+
+/**
+ * Response fields repeated on several lines, combined into one comma-separated value
+ * (RFC 9110 §5.3), as http-cache-semantics and our parsers expect; Set-Cookie stays a list.
+ * Returns the same object when nothing is repeated.
+ */
+export function combineFieldLines(headers: HeaderObject): HeaderObject {
+  let out: HeaderObject | undefined;
+  for (const name in headers) {
+    const v = headers[name];
+    if (!Array.isArray(v) || name === 'set-cookie') continue;
+    out ??= { ...headers };
+    out[name] = v.join(', ');
+  }
+  return out ?? headers;
 }
 
 /** Value of `name` in a flat raw header array (first occurrence), case-insensitive names. */

@@ -13,6 +13,8 @@ export function parseRange(header: string, size: number): RangeAnswer {
   if (m[1] === '') {
     const suffix = Number(m[2]);
     if (suffix === 0) return { kind: 'unsatisfiable' };
+    // An empty body has no byte to send: answer in full rather than "bytes 0--1/0".
+    if (size === 0) return { kind: 'full' };
     return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(m[1]);

@@ -25,8 +25,9 @@ export function applyInvalidation(
   return n;
 }
 
-export function applyGap(cache: Cache, metrics: Metrics, logger: Logger, reason: string, fromSeq: number, toSeq: number): void {
+export function applyGap(cache: Cache, flights: Flights, metrics: Metrics, logger: Logger, reason: string, fromSeq: number, toSeq: number): void {
   const n = cache.flush(toSeq);
+  flights.invalidate(() => true);
   metrics.gaps.inc();
   metrics.flushedEntries.inc(n);
   logger.error({ reason, fromSeq, toSeq, flushed: n }, 'log gap: invalidations after our applied seq are gone; flushed every entry');

@@ -85,6 +85,10 @@ export interface NatsLogOptions {
   /** INVAL seq this sidecar already applied (a restart that kept its cache). Default: the
    *  end of the stream at start (a new sidecar has nothing to invalidate). */
   readonly initialAppliedSeq?: number;
+  /** With no initialAppliedSeq: start from the first retained invalidation instead of the
+   *  end of the stream. Applying them to an empty cache costs little and tells the cache
+   *  which keys were purged after the fences of the fills it will replay (invariant 2). */
+  readonly replayRetainedInvalidations?: boolean;
   /** How often the INVAL stream state is checked for a gap. Default 5000. */
   readonly gapCheckIntervalMs?: number;
   /** Total time invalidate() retries a publish (leader election: 4–7 s, §8). Default 10000. */
@@ -560,8 +564,9 @@ export class NatsLog implements ClusterLog {
     const state = info.state;
     const initial = this.#opts.initialAppliedSeq;
     if (initial === undefined) {
-      // A new sidecar holds nothing an older invalidation could concern.
-      this.#appliedSeq = state.last_seq;
+      // A new sidecar holds nothing an older invalidation could concern, except the fills
+      // it is about to replay: with replayRetainedInvalidations it reads the history too.
+      this.#appliedSeq = this.#opts.replayRetainedInvalidations ? Math.max(0, state.first_seq - 1) : state.last_seq;
     } else {
       this.#appliedSeq = initial;
       this.#checkGapWith(info, true, 'start');
@@ -784,6 +789,7 @@ export class NatsLog implements ClusterLog {
           timeout: Math.max(100, Math.min(INVAL_ATTEMPT_TIMEOUT_MS, remaining)),
         });
         if (attempt > 0) this.#log.info({ attempt, seq: ack.seq, duplicate: ack.duplicate }, 'invalidation stored after retry');
+        if (inval.kind === 'all' && inval.soft !== true) await this.#purgeFills();
         return ack.seq;
       } catch (err) {
         lastErr = err;
@@ -799,6 +805,16 @@ export class NatsLog implements ClusterLog {
         `(NATS unreachable or no stream leader): ${describeError(lastErr)}`,
       lastErr,
     );
+  }
+
+  /** After a purge-all, the compacted FILLS log holds only purged content: empty it, so a
+   *  sidecar joining after the ban's INVAL retention cannot replay it. */
+  async #purgeFills(): Promise<void> {
+    try {
+      await this.#jsm!.streams.purge(this.#names.fillsStream);
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, 'purge-all: could not empty the FILLS stream; replays rely on fences');
+    }
   }
 
   // ---- acks and waitApplied -------------------------------------------------------------

@@ -28,8 +28,9 @@ interface Sink {
 
 export class Flight {
   readonly key: string;
-  /** INVAL seq applied when this fetch began. */
+  /** INVAL seq applied when this fetch began, and the cache generation then. */
   readonly fence: number;
+  readonly generation: number;
   head: FlightHead | undefined;
   /** Set when the flight ended in a stored entry without a body stream (304, stale-if-error). */
   entry: Entry | undefined;
@@ -48,9 +49,10 @@ export class Flight {
   #pending: Array<(head: FlightHead | undefined) => void> = [];
   #body: Readable | undefined;
 
-  constructor(key: string, fence: number) {
+  constructor(key: string, fence: number, generation: number) {
     this.key = key;
     this.fence = fence;
+    this.generation = generation;
   }
 
   /** Ends the flight with a stored entry (revalidated, or stale on error): waiters serve it. */
@@ -91,8 +93,9 @@ export class Flight {
     const sink: Sink = { res, extra };
     this.#sinks.push(sink);
     res.on('close', () => this.#detach(sink));
-    // Backpressure from the first response only: waiters' bytes are in memory anyway.
-    if (this.#sinks.length === 1) res.on('drain', () => this.#body?.resume());
+    // Backpressure from the first response only: waiters' bytes are in memory anyway. Every
+    // sink listens, because a waiter becomes the first when the first response goes away.
+    res.on('drain', () => { if (this.#sinks[0] === sink) this.#body?.resume(); });
   }
 
   chunk(buf: Buffer, maxBytes: number): void {
@@ -156,8 +159,8 @@ export class Flights {
   }
 
   /** A new flight; `collapse` false: a private fetch others may not join. */
-  start(key: string, fence: number, collapse = true): Flight {
-    const f = new Flight(key, fence);
+  start(key: string, fence: number, generation: number, collapse = true): Flight {
+    const f = new Flight(key, fence, generation);
     if (collapse) this.#byKey.set(key, f);
     else f.joinable = false;
     return f;

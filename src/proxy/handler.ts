@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { SidecacheError } from '../errors.js';
 import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
-import { rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
+import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedUris } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, type PolicyRequest } from '../http/storable.js';
 import { varyMatches, varyNames, varyValues } from '../http/vary.js';
@@ -237,7 +237,7 @@ export class ProxyHandler {
     collapse: boolean,
   ): void {
     const s = this.#s;
-    const flight = this.#flights.start(key, s.log.appliedSeq, collapse);
+    const flight = this.#flights.start(key, s.log.appliedSeq, s.cache.generation, collapse);
     const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
     if (stale !== undefined && stale.freshness.hasValidators) {
       if (stale.etag !== undefined) headers['if-none-match'] = stale.etag;
@@ -251,7 +251,16 @@ export class ProxyHandler {
       ? this.#fromOrigin(request)
       : this.#fromPeers(peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request);
     source.then(
-      (up) => this.#onResponse(flight, req, res, target, key, stale, up, fwd, peers !== undefined, ctx.fromPeer),
+      (up) => {
+        try {
+          const combined = { ...up, headers: combineFieldLines(up.headers) };
+          this.#onResponse(flight, req, res, target, key, stale, combined, fwd, peers !== undefined, ctx.fromPeer);
+        } catch (err) {
+          // A response we could not handle must still answer the client and the waiters.
+          up.body.destroy();
+          this.#onFailure(flight, req, res, stale, err, fwd, ctx.fromPeer);
+        }
+      },
       (err: unknown) => this.#onFailure(flight, req, res, stale, err, fwd, ctx.fromPeer),
     );
   }
@@ -360,7 +369,7 @@ export class ProxyHandler {
         const bodyBuf = flight.chunks.length === 1 ? flight.chunks[0]! : Buffer.concat(flight.chunks, flight.bytes);
         const entry = this.#makeEntry(key, head, bodyBuf, policy, admission.freshness, admission.keepUntil, flight.fence,
           viaPeer ? EntrySource.hot : EntrySource.local);
-        if (s.cache.store(entry, viaPeer)) {
+        if (s.cache.store(entry, viaPeer, flight.generation)) {
           if (!viaPeer) s.onStored?.(entry);
         } else {
           s.metrics.fillsRejected.inc();

@@ -41,6 +41,12 @@ export class Cache {
   #prefixSeq: Array<{ readonly prefix: string; readonly seq: number }> = [];
   /** Seqs at or below this were forgotten: such fences cannot be checked. */
   #historyFloor: number;
+  /** The same for soft purges: a late fill they match is kept, but marked for revalidation. */
+  readonly #softUrlSeq = new Map<string, number>();
+  readonly #softTagSeq = new Map<string, number>();
+  #softPrefixSeq: Array<{ readonly prefix: string; readonly seq: number }> = [];
+  #softFloor = 0;
+  #generation = 0;
 
   constructor(opts: CacheOptions, historyFloor = 0) {
     this.main = new LruStore(opts.maxBytes, opts.onEvict);
@@ -82,40 +88,67 @@ export class Cache {
     return false;
   }
 
-  #remember(map: Map<string, number>, name: string, seq: number): void {
+  #remember(map: Map<string, number>, name: string, seq: number, soft: boolean): void {
     map.delete(name);
     map.set(name, seq);
     if (map.size > HISTORY_MAX) {
       const [, oldest] = map.entries().next().value as [string, number];
       map.delete(map.keys().next().value as string);
-      this.#historyFloor = Math.max(this.#historyFloor, oldest);
+      this.#raiseFloor(oldest, soft);
     }
   }
 
+  #raiseFloor(seq: number, soft: boolean): void {
+    if (soft) this.#softFloor = Math.max(this.#softFloor, seq);
+    else this.#historyFloor = Math.max(this.#historyFloor, seq);
+  }
+
   #record(seq: number, inval: Invalidation): void {
-    if (inval.soft) return;
+    const soft = inval.soft === true;
     switch (inval.kind) {
       case 'url':
-        for (const k of inval.keys) this.#remember(this.#urlSeq, k, seq);
+        for (const k of inval.keys) this.#remember(soft ? this.#softUrlSeq : this.#urlSeq, k, seq, soft);
         return;
       case 'tags':
-        for (const t of inval.tags) this.#remember(this.#tagSeq, t, seq);
+        for (const t of inval.tags) this.#remember(soft ? this.#softTagSeq : this.#tagSeq, t, seq, soft);
         return;
-      case 'prefix':
-        this.#prefixSeq.push({ prefix: inval.prefix, seq });
-        if (this.#prefixSeq.length > 10_000) {
-          const dropped = this.#prefixSeq.splice(0, this.#prefixSeq.length - 10_000);
-          this.#historyFloor = Math.max(this.#historyFloor, dropped[dropped.length - 1]!.seq);
+      case 'prefix': {
+        const list = soft ? this.#softPrefixSeq : this.#prefixSeq;
+        list.push({ prefix: inval.prefix, seq });
+        if (list.length > 10_000) {
+          const dropped = list.splice(0, list.length - 10_000);
+          this.#raiseFloor(dropped[dropped.length - 1]!.seq, soft);
         }
         return;
+      }
       case 'all':
         return;
     }
   }
 
-  /** Stores unless an invalidation newer than its fence matches it. Returns whether stored. */
-  store(entry: Entry, hot = false): boolean {
+  /** Has a soft purge after `fence` matched this entry? Then it may be kept, but not as fresh. */
+  #isSoftPurgedSince(entry: Entry): boolean {
+    const fence = entry.fence;
+    if (fence < this.#softFloor || fence < this.#softBanBefore) return true;
+    if ((this.#softUrlSeq.get(entry.key) ?? 0) > fence) return true;
+    for (const t of entry.tags) if ((this.#softTagSeq.get(t) ?? 0) > fence) return true;
+    for (const p of this.#softPrefixSeq) if (p.seq > fence && entry.key.startsWith(p.prefix)) return true;
+    return false;
+  }
+
+  /** Bumped by every flush: a fetch started in an older generation is never stored. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Stores unless an invalidation newer than its fence matches it (or the cache was
+   *  flushed since `generation`, when given). Returns whether stored. */
+  store(entry: Entry, hot = false, generation?: number): boolean {
+    if (generation !== undefined && generation !== this.#generation) return false;
     if (this.isInvalidatedSince(entry)) return false;
+    // A fetch that began before a soft purge may carry the purged content: keep it for
+    // revalidation, but never serve it as fresh.
+    if (this.#isSoftPurgedSince(entry)) entry.softPurged = true;
     (hot ? this.hot : this.main).set(entry);
     return true;
   }
@@ -174,12 +207,21 @@ export class Cache {
   /** Drops everything (a gap in the log): nothing held can be proven fresh any more. */
   flush(floorSeq: number): number {
     const n = this.main.stats.entries + this.hot.stats.entries;
+    // After a stream reset seqs restart below the old ones: bans and fences of the old
+    // numbering mean nothing now, and fetches that began before the flush are not stored.
+    this.#generation++;
+    this.#banBefore = 0;
+    this.#softBanBefore = 0;
+    this.#softFloor = 0;
     this.main.clear();
     this.hot.clear();
     this.#urlSeq.clear();
     this.#tagSeq.clear();
     this.#prefixSeq = [];
     this.#historyFloor = floorSeq;
+    this.#softUrlSeq.clear();
+    this.#softTagSeq.clear();
+    this.#softPrefixSeq = [];
     return n;
   }
 }

@@ -1,0 +1,162 @@
+// The cache's invalidation rules: no resurrection (fences), bans by seq, soft purges, the
+// tag index, and the byte budget.
+import t from 'tap';
+import type CachePolicy from 'http-cache-semantics';
+import type { Freshness } from '../../../src/http/freshness.js';
+import { Cache } from '../../../src/store/cache.js';
+import { LruStore } from '../../../src/store/memory.js';
+import { entrySize, EntrySource, type Entry } from '../../../src/store/types.js';
+
+const NOW = 1_700_000_000_000;
+const FRESH: Freshness = {
+  storedAt: NOW, initialAgeSec: 0, freshUntil: NOW + 60_000, staleWhileRevalidateUntil: NOW + 60_000,
+  staleIfErrorUntil: NOW + 60_000, mustRevalidate: false, hasValidators: false,
+};
+
+function entry(key: string, over: Partial<Entry> = {}): Entry {
+  const body = over.body ?? Buffer.from(`body of ${key}`);
+  const headers = ['content-length', String(body.length)];
+  return {
+    key, varyNames: null, varyValues: [], status: 200, headers, body, policy: {} as CachePolicy, freshness: FRESH,
+    keepUntil: NOW + 60_000, tags: [], fence: 0, etag: undefined, lastModified: undefined, source: EntrySource.local,
+    fillSeq: 0, size: entrySize(key, headers, body.length), softPurged: false, ...over,
+  };
+}
+
+const any = () => true;
+const newCache = () => new Cache({ maxBytes: 1024 * 1024, hotMaxBytes: 64 * 1024 });
+
+t.test('cache - store and look up; expired past keepUntil', async (t) => {
+  const c = newCache();
+  t.ok(c.store(entry('k')));
+  t.equal(c.lookup('k', any, NOW)?.key, 'k');
+  t.equal(c.lookup('k', any, NOW + 60_000), undefined, 'past keepUntil: gone');
+  t.equal(c.main.stats.entries, 0, 'and removed');
+});
+
+t.test('cache - no resurrection: a fill fenced before a matching invalidation is rejected', async (t) => {
+  const c = newCache();
+  c.apply(5, { kind: 'url', keys: ['a'] });
+  t.notOk(c.store(entry('a', { fence: 4 })), 'fetch began before the purge');
+  t.equal(c.lookup('a', any, NOW), undefined);
+  t.ok(c.store(entry('a', { fence: 5 })), 'fetch began after it');
+  t.ok(c.store(entry('b', { fence: 4 })), 'another key is unaffected');
+});
+
+t.test('cache - no resurrection for prefix and tag invalidations', async (t) => {
+  const c = newCache();
+  c.apply(3, { kind: 'prefix', prefix: 'http://h/p/' });
+  c.apply(4, { kind: 'tags', tags: ['t1'] });
+  t.notOk(c.store(entry('http://h/p/x', { fence: 2 })));
+  t.ok(c.store(entry('http://h/q/x', { fence: 2 })));
+  t.notOk(c.store(entry('http://h/q/y', { fence: 3, tags: ['t0', 't1'] })));
+  t.ok(c.store(entry('http://h/q/z', { fence: 3, tags: ['t2'] })));
+  t.ok(c.store(entry('http://h/p/x', { fence: 4 })), 'fenced after both');
+});
+
+t.test('cache - purge-all is a ban by seq', async (t) => {
+  const c = newCache();
+  c.store(entry('a', { fence: 0 }));
+  c.store(entry('b', { fence: 1 }));
+  const n = c.apply(2, { kind: 'all' });
+  t.equal(n, 2, 'both counted');
+  t.equal(c.lookup('a', any, NOW), undefined);
+  t.equal(c.lookup('b', any, NOW), undefined);
+  t.notOk(c.store(entry('c', { fence: 1 })), 'a late fill from before the ban');
+  t.ok(c.store(entry('c', { fence: 2 })));
+  t.equal(c.lookup('c', any, NOW)?.key, 'c');
+});
+
+t.test('cache - url invalidation removes every variant; entries fetched after it stay', async (t) => {
+  const c = newCache();
+  c.store(entry('k', { varyNames: ['accept-encoding'], varyValues: ['gzip'], fence: 0 }));
+  c.store(entry('k', { varyNames: ['accept-encoding'], varyValues: ['br'], fence: 0 }));
+  t.equal(c.main.get('k')?.entries.length, 2, 'two variants');
+  t.equal(c.apply(1, { kind: 'url', keys: ['k'] }), 2);
+  t.equal(c.main.get('k'), undefined);
+  c.store(entry('j', { fence: 3 }));
+  t.equal(c.apply(2, { kind: 'url', keys: ['j'] }), 0, 'fence 3 is newer than seq 2');
+  t.ok(c.lookup('j', any, NOW));
+});
+
+t.test('cache - soft purge marks stale and keeps the entry', async (t) => {
+  const c = newCache();
+  c.store(entry('a', { fence: 0 }));
+  c.store(entry('b', { fence: 0, tags: ['t'] }));
+  t.equal(c.apply(1, { kind: 'url', keys: ['a'], soft: true }), 1);
+  const a = c.lookup('a', any, NOW);
+  t.ok(a, 'still there');
+  t.equal(a?.softPurged, true);
+  t.equal(c.lookup('b', any, NOW)?.softPurged, false);
+  c.apply(2, { kind: 'tags', tags: ['t'], soft: true });
+  t.equal(c.lookup('b', any, NOW)?.softPurged, true);
+  t.ok(c.store(entry('a', { fence: 2 })), 'a refreshed entry is stored');
+  t.equal(c.lookup('a', any, NOW)?.softPurged, false, 'and is fresh again');
+});
+
+t.test('cache - soft purge-all marks every older entry stale', async (t) => {
+  const c = newCache();
+  c.store(entry('a', { fence: 0 }));
+  c.apply(1, { kind: 'all', soft: true });
+  t.equal(c.lookup('a', any, NOW)?.softPurged, true);
+  c.store(entry('b', { fence: 1 }));
+  t.equal(c.lookup('b', any, NOW)?.softPurged, false, 'fetched after the soft purge');
+});
+
+t.test('cache - a fill fenced before a matching soft purge is stored stale, never fresh', async (t) => {
+  const c = newCache();
+  c.apply(3, { kind: 'url', keys: ['a'], soft: true });
+  c.apply(4, { kind: 'tags', tags: ['t'], soft: true });
+  t.ok(c.store(entry('a', { fence: 2 })), 'kept for revalidation');
+  t.equal(c.lookup('a', any, NOW)?.softPurged, true, 'but it must be revalidated');
+  c.store(entry('b', { fence: 3, tags: ['t'] }));
+  t.equal(c.lookup('b', any, NOW)?.softPurged, true, 'tag soft purge after its fence');
+  c.store(entry('c', { fence: 4, tags: ['t'] }));
+  t.equal(c.lookup('c', any, NOW)?.softPurged, false, 'fenced after both');
+});
+
+t.test('cache - the tag index follows stores, replacements and deletions', async (t) => {
+  const s = new LruStore(1024 * 1024);
+  s.set(entry('a', { tags: ['x', 'y'] }));
+  s.set(entry('b', { tags: ['y'] }));
+  t.same([...(s.keysWithTag('y') ?? [])].sort(), ['a', 'b']);
+  t.same([...(s.keysWithTag('x') ?? [])], ['a']);
+  s.set(entry('a', { tags: ['z'] }));
+  t.equal(s.keysWithTag('x'), undefined, 'replaced entry no longer carries x');
+  t.same([...(s.keysWithTag('z') ?? [])], ['a']);
+  s.delete('b');
+  t.same([...(s.keysWithTag('y') ?? [])], [], 'y gone with b');
+  const c = newCache();
+  c.store(entry('p', { tags: ['t'] }));
+  c.store(entry('q', { tags: ['u'] }));
+  t.equal(c.apply(1, { kind: 'tags', tags: ['t'] }), 1);
+  t.equal(c.lookup('p', any, NOW), undefined);
+  t.ok(c.lookup('q', any, NOW));
+  t.equal(c.main.keysWithTag('t'), undefined);
+});
+
+t.test('cache - the byte budget evicts least recently used keys', async (t) => {
+  const one = entry('k0', { body: Buffer.alloc(4000) }).size;
+  const s = new LruStore(one * 3 + 10);
+  for (let i = 0; i < 3; i++) s.set(entry(`k${i}`, { body: Buffer.alloc(4000) }));
+  t.equal(s.stats.entries, 3);
+  s.get('k0'); // k1 is now the least recently used
+  s.set(entry('k3', { body: Buffer.alloc(4000) }));
+  t.equal(s.stats.entries, 3);
+  t.equal(s.stats.evictions, 1);
+  t.equal(s.get('k1'), undefined, 'LRU evicted');
+  t.ok(s.get('k0'));
+  t.ok(s.stats.bytes <= one * 3 + 10, 'within budget');
+  const big = new LruStore(1000);
+  big.set(entry('huge', { body: Buffer.alloc(5000) }));
+  t.equal(big.get('huge'), undefined, 'an entry over the whole budget is not kept');
+});
+
+t.test('cache - flush drops everything and fences before the floor are refused', async (t) => {
+  const c = newCache();
+  c.store(entry('a', { fence: 1 }));
+  t.equal(c.flush(10), 1);
+  t.equal(c.lookup('a', any, NOW), undefined);
+  t.notOk(c.store(entry('a', { fence: 5 })), 'cannot prove fence 5 clean after a gap to 10');
+  t.ok(c.store(entry('a', { fence: 10 })));
+});
