@@ -52,6 +52,10 @@ export interface RequestContext {
 
 const LOCAL: RequestContext = { fromPeer: false };
 
+function matchesVary(e: Entry, headers: IncomingMessage['headers']): boolean {
+  return e.varyNames === null || varyMatches(e.varyNames, e.varyValues, headers);
+}
+
 function policyRequest(req: IncomingMessage, path: string): PolicyRequest {
   // HEAD is fetched as GET so the body can be stored for later GETs.
   return { method: 'GET', url: path, headers: req.headers as Record<string, string> };
@@ -108,9 +112,8 @@ export class ProxyHandler {
     return keyOfUrl(url, this.#keyOpts);
   }
 
-  /** Request listener of the proxy (and, with fromPeer, of the peer port). */
-  handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext = LOCAL): void {
-    const startedAt = performance.now();
+  /** Outcome metrics for a response that finishes later: counted when it closes. */
+  #track(res: ServerResponse, startedAt: number): (o: CacheOutcome) => void {
     this.#inFlight++;
     let outcome: CacheOutcome = CacheOutcome.error;
     res.once('close', () => {
@@ -118,7 +121,35 @@ export class ProxyHandler {
       this.#s.metrics.requests[outcome].inc();
       this.#s.metrics.latency[outcome].observe((performance.now() - startedAt) / 1000);
     });
-    const setOutcome = (o: CacheOutcome) => { outcome = o; };
+    return (o) => { outcome = o; };
+  }
+
+  /** Request listener of the proxy (and, with fromPeer, of the peer port). A fresh hit is
+   *  served and counted synchronously: no listener, no closure, no await. */
+  handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext = LOCAL): void {
+    const startedAt = performance.now();
+    const method = req.method;
+    if ((method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
+        req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
+      const target = this.#recv.target(req);
+      if (!isRefusal(target)) {
+        const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+        const now = Date.now();
+        const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
+        if (entry !== undefined && !entry.softPurged && verdictOf(entry.freshness, now) === Verdict.fresh &&
+            (this.#s.mustRevalidateAll === undefined || !this.#s.mustRevalidateAll())) {
+          deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
+          this.#s.metrics.requests.hit.inc();
+          this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
+          return;
+        }
+      }
+    }
+    this.#handleSlow(req, res, ctx, startedAt);
+  }
+
+  #handleSlow(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number): void {
+    const setOutcome = this.#track(res, startedAt);
 
     // recv
     const target = this.#recv.target(req);
@@ -154,8 +185,7 @@ export class ProxyHandler {
 
     // lookup
     const now = Date.now();
-    const headers = req.headers;
-    const entry = this.#s.cache.lookup(key, (e) => e.varyNames === null || varyMatches(e.varyNames, e.varyValues, headers), now);
+    const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
     if (entry !== undefined) {
       let verdict = dirs === undefined ? verdictOf(entry.freshness, now) : verdictFor(entry.freshness, now, dirs);
       if (entry.softPurged || (this.#s.mustRevalidateAll !== undefined && this.#s.mustRevalidateAll())) {

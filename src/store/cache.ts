@@ -55,12 +55,12 @@ export class Cache {
   }
 
   /** The variant of `key` that matches the request, or undefined. Synchronous: the hit path. */
-  lookup(key: string, match: (e: Entry) => boolean, now: number): Entry | undefined {
-    const found = this.#find(this.main, key, match, now);
-    return found ?? this.#find(this.hot, key, match, now);
+  lookup<A>(key: string, match: (e: Entry, arg: A) => boolean, arg: A, now: number): Entry | undefined {
+    const found = this.#find(this.main, key, match, arg, now);
+    return found ?? this.#find(this.hot, key, match, arg, now);
   }
 
-  #find(store: LruStore, key: string, match: (e: Entry) => boolean, now: number): Entry | undefined {
+  #find<A>(store: LruStore, key: string, match: (e: Entry, arg: A) => boolean, arg: A, now: number): Entry | undefined {
     const v = store.get(key);
     if (v === undefined) return undefined;
     const entries = v.entries;
@@ -68,9 +68,9 @@ export class Cache {
       const e = entries[i]!;
       if (e.fence < this.#banBefore || now >= e.keepUntil) {
         store.deleteEntry(e);
-        return this.#find(store, key, match, now);
+        return this.#find(store, key, match, arg, now);
       }
-      if (match(e)) {
+      if (match(e, arg)) {
         if (e.fence < this.#softBanBefore) e.softPurged = true;
         return e;
       }

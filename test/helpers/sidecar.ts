@@ -64,6 +64,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<SidecarProcess
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && !TEST_RUNNER_VARS.has(k) && v !== undefined) clean[k] = v;
   const proc = spawn(process.execPath, [MAIN], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
+  // A sidecar a test forgot must not keep the test process alive: the exit hook kills it.
+  proc.unref();
+  (proc.stdout as unknown as { unref(): void }).unref();
+  (proc.stderr as unknown as { unref(): void }).unref();
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });

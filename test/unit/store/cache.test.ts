@@ -29,8 +29,8 @@ const newCache = () => new Cache({ maxBytes: 1024 * 1024, hotMaxBytes: 64 * 1024
 t.test('cache - store and look up; expired past keepUntil', async (t) => {
   const c = newCache();
   t.ok(c.store(entry('k')));
-  t.equal(c.lookup('k', any, NOW)?.key, 'k');
-  t.equal(c.lookup('k', any, NOW + 60_000), undefined, 'past keepUntil: gone');
+  t.equal(c.lookup('k', any, undefined, NOW)?.key, 'k');
+  t.equal(c.lookup('k', any, undefined, NOW + 60_000), undefined, 'past keepUntil: gone');
   t.equal(c.main.stats.entries, 0, 'and removed');
 });
 
@@ -38,7 +38,7 @@ t.test('cache - no resurrection: a fill fenced before a matching invalidation is
   const c = newCache();
   c.apply(5, { kind: 'url', keys: ['a'] });
   t.notOk(c.store(entry('a', { fence: 4 })), 'fetch began before the purge');
-  t.equal(c.lookup('a', any, NOW), undefined);
+  t.equal(c.lookup('a', any, undefined, NOW), undefined);
   t.ok(c.store(entry('a', { fence: 5 })), 'fetch began after it');
   t.ok(c.store(entry('b', { fence: 4 })), 'another key is unaffected');
 });
@@ -60,11 +60,11 @@ t.test('cache - purge-all is a ban by seq', async (t) => {
   c.store(entry('b', { fence: 1 }));
   const n = c.apply(2, { kind: 'all' });
   t.equal(n, 2, 'both counted');
-  t.equal(c.lookup('a', any, NOW), undefined);
-  t.equal(c.lookup('b', any, NOW), undefined);
+  t.equal(c.lookup('a', any, undefined, NOW), undefined);
+  t.equal(c.lookup('b', any, undefined, NOW), undefined);
   t.notOk(c.store(entry('c', { fence: 1 })), 'a late fill from before the ban');
   t.ok(c.store(entry('c', { fence: 2 })));
-  t.equal(c.lookup('c', any, NOW)?.key, 'c');
+  t.equal(c.lookup('c', any, undefined, NOW)?.key, 'c');
 });
 
 t.test('cache - url invalidation removes every variant; entries fetched after it stay', async (t) => {
@@ -76,7 +76,7 @@ t.test('cache - url invalidation removes every variant; entries fetched after it
   t.equal(c.main.get('k'), undefined);
   c.store(entry('j', { fence: 3 }));
   t.equal(c.apply(2, { kind: 'url', keys: ['j'] }), 0, 'fence 3 is newer than seq 2');
-  t.ok(c.lookup('j', any, NOW));
+  t.ok(c.lookup('j', any, undefined, NOW));
 });
 
 t.test('cache - soft purge marks stale and keeps the entry', async (t) => {
@@ -84,23 +84,23 @@ t.test('cache - soft purge marks stale and keeps the entry', async (t) => {
   c.store(entry('a', { fence: 0 }));
   c.store(entry('b', { fence: 0, tags: ['t'] }));
   t.equal(c.apply(1, { kind: 'url', keys: ['a'], soft: true }), 1);
-  const a = c.lookup('a', any, NOW);
+  const a = c.lookup('a', any, undefined, NOW);
   t.ok(a, 'still there');
   t.equal(a?.softPurged, true);
-  t.equal(c.lookup('b', any, NOW)?.softPurged, false);
+  t.equal(c.lookup('b', any, undefined, NOW)?.softPurged, false);
   c.apply(2, { kind: 'tags', tags: ['t'], soft: true });
-  t.equal(c.lookup('b', any, NOW)?.softPurged, true);
+  t.equal(c.lookup('b', any, undefined, NOW)?.softPurged, true);
   t.ok(c.store(entry('a', { fence: 2 })), 'a refreshed entry is stored');
-  t.equal(c.lookup('a', any, NOW)?.softPurged, false, 'and is fresh again');
+  t.equal(c.lookup('a', any, undefined, NOW)?.softPurged, false, 'and is fresh again');
 });
 
 t.test('cache - soft purge-all marks every older entry stale', async (t) => {
   const c = newCache();
   c.store(entry('a', { fence: 0 }));
   c.apply(1, { kind: 'all', soft: true });
-  t.equal(c.lookup('a', any, NOW)?.softPurged, true);
+  t.equal(c.lookup('a', any, undefined, NOW)?.softPurged, true);
   c.store(entry('b', { fence: 1 }));
-  t.equal(c.lookup('b', any, NOW)?.softPurged, false, 'fetched after the soft purge');
+  t.equal(c.lookup('b', any, undefined, NOW)?.softPurged, false, 'fetched after the soft purge');
 });
 
 t.test('cache - a fill fenced before a matching soft purge is stored stale, never fresh', async (t) => {
@@ -108,11 +108,11 @@ t.test('cache - a fill fenced before a matching soft purge is stored stale, neve
   c.apply(3, { kind: 'url', keys: ['a'], soft: true });
   c.apply(4, { kind: 'tags', tags: ['t'], soft: true });
   t.ok(c.store(entry('a', { fence: 2 })), 'kept for revalidation');
-  t.equal(c.lookup('a', any, NOW)?.softPurged, true, 'but it must be revalidated');
+  t.equal(c.lookup('a', any, undefined, NOW)?.softPurged, true, 'but it must be revalidated');
   c.store(entry('b', { fence: 3, tags: ['t'] }));
-  t.equal(c.lookup('b', any, NOW)?.softPurged, true, 'tag soft purge after its fence');
+  t.equal(c.lookup('b', any, undefined, NOW)?.softPurged, true, 'tag soft purge after its fence');
   c.store(entry('c', { fence: 4, tags: ['t'] }));
-  t.equal(c.lookup('c', any, NOW)?.softPurged, false, 'fenced after both');
+  t.equal(c.lookup('c', any, undefined, NOW)?.softPurged, false, 'fenced after both');
 });
 
 t.test('cache - the tag index follows stores, replacements and deletions', async (t) => {
@@ -130,8 +130,8 @@ t.test('cache - the tag index follows stores, replacements and deletions', async
   c.store(entry('p', { tags: ['t'] }));
   c.store(entry('q', { tags: ['u'] }));
   t.equal(c.apply(1, { kind: 'tags', tags: ['t'] }), 1);
-  t.equal(c.lookup('p', any, NOW), undefined);
-  t.ok(c.lookup('q', any, NOW));
+  t.equal(c.lookup('p', any, undefined, NOW), undefined);
+  t.ok(c.lookup('q', any, undefined, NOW));
   t.equal(c.main.keysWithTag('t'), undefined);
 });
 
@@ -156,7 +156,7 @@ t.test('cache - flush drops everything and fences before the floor are refused',
   const c = newCache();
   c.store(entry('a', { fence: 1 }));
   t.equal(c.flush(10), 1);
-  t.equal(c.lookup('a', any, NOW), undefined);
+  t.equal(c.lookup('a', any, undefined, NOW), undefined);
   t.notOk(c.store(entry('a', { fence: 5 })), 'cannot prove fence 5 clean after a gap to 10');
   t.ok(c.store(entry('a', { fence: 10 })));
 });
