@@ -3,7 +3,6 @@
 import { pino } from 'pino';
 import { ConfigErrors } from './errors.js';
 import { helpText, loadConfig, type Config } from './config.js';
-import { Sidecar } from './sidecar.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -22,6 +21,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw err;
   }
   const logger = pino({ level: config.logLevel, base: { node: config.nodeId } });
+  // Loaded after the configuration is checked: a refusal answers at once.
+  const { Sidecar } = await import('./sidecar.js');
   const sidecar = new Sidecar(config, logger);
   try {
     await sidecar.start();

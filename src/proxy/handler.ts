@@ -5,12 +5,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { SidecacheError } from '../errors.js';
 import { parseCacheControl } from '../http/cache-control.js';
-import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
+import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf } from '../http/freshness.js';
 import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedUris } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, type PolicyRequest } from '../http/storable.js';
 import { varyMatches, varyNames, varyValues } from '../http/vary.js';
-import type { ClusterLog, FillRecord } from '../log/types.js';
+import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, type Entry } from '../store/types.js';
@@ -199,7 +199,7 @@ export class ProxyHandler {
       if (verdict === Verdict.staleWhileRevalidate) {
         setOutcome(CacheOutcome.stale);
         deliverEntry(req, res, entry, now, cacheStatus(this.#statusCtx, { hit: true, detail: 'stale-while-revalidate' }), ctx.fromPeer);
-        if (this.#flights.get(key) === undefined) this.#fetch(req, undefined, target, key, entry, dirs, LOCAL, () => {});
+        if (this.#flights.get(key) === undefined) this.#fetch(req, undefined, target, key, entry, LOCAL, () => {});
         return;
       }
       if (dirs?.onlyIfCached) {
@@ -208,7 +208,7 @@ export class ProxyHandler {
         sendError(res, 504, 'not fresh in cache (only-if-cached)', cacheStatus(this.#statusCtx, { fwd: 'stale', detail: 'only-if-cached' }));
         return;
       }
-      this.#fetch(req, res, target, key, entry, dirs, ctx, setOutcome);
+      this.#fetch(req, res, target, key, entry, ctx, setOutcome);
       return;
     }
     if (dirs?.onlyIfCached) {
@@ -222,7 +222,7 @@ export class ProxyHandler {
       this.#pass(req, res, target, 'request', 'range miss');
       return;
     }
-    this.#fetch(req, res, target, key, undefined, dirs, ctx, setOutcome);
+    this.#fetch(req, res, target, key, undefined, ctx, setOutcome);
   }
 
   #hitStatus(entry: Entry, now: number): string {
@@ -243,7 +243,6 @@ export class ProxyHandler {
     target: Target,
     key: string,
     stale: Entry | undefined,
-    dirs: RequestDirectives | undefined,
     ctx: RequestContext,
     setOutcome: (o: CacheOutcome) => void,
   ): void {
@@ -580,23 +579,4 @@ export class ProxyHandler {
     // Refused requests may carry a body: read and discard it so the connection stays usable.
     if (!req.complete) req.resume();
   }
-
-  /** For replication: the fill record of an entry (cluster mode). */
-  static fillMeta(entry: Entry): object {
-    return {
-      v: 1,
-      key: entry.key,
-      varyNames: entry.varyNames,
-      varyValues: entry.varyValues,
-      status: entry.status,
-      headers: entry.headers,
-      policy: entry.policy.toObject(),
-      freshness: entry.freshness,
-      keepUntil: entry.keepUntil,
-      tags: entry.tags,
-      fence: entry.fence,
-    };
-  }
 }
-
-export type { FillRecord };
