@@ -52,6 +52,17 @@ export interface RequestContext {
 
 const LOCAL: RequestContext = { fromPeer: false };
 
+/** The body as one Buffer that owns exactly its bytes: socket chunks are slices of larger
+ *  buffers, and keeping a slice would keep the whole parent alive (RSS far past the budget). */
+function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
+  const first = chunks[0];
+  if (chunks.length === 1 && first !== undefined && first.byteOffset === 0 && first.buffer.byteLength === bytes) return first;
+  const out = Buffer.allocUnsafeSlow(bytes);
+  let offset = 0;
+  for (const c of chunks) offset += c.copy(out, offset);
+  return out;
+}
+
 function matchesVary(e: Entry, headers: IncomingMessage['headers']): boolean {
   return e.varyNames === null || varyMatches(e.varyNames, e.varyValues, headers);
 }
@@ -395,7 +406,7 @@ export class ProxyHandler {
     });
     body.on('end', () => {
       if (storable && flight.capturing && admission.storable) {
-        const bodyBuf = flight.chunks.length === 1 ? flight.chunks[0]! : Buffer.concat(flight.chunks, flight.bytes);
+        const bodyBuf = ownedBody(flight.chunks, flight.bytes);
         const entry = this.#makeEntry(key, head, bodyBuf, policy, admission.freshness, admission.keepUntil, flight.fence,
           viaPeer ? EntrySource.hot : EntrySource.local);
         if (s.cache.store(entry, viaPeer, flight.generation)) {
