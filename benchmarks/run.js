@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Benchmark dispatcher: node benchmarks/run.js [hit|miss|memory|all] [--full] [--dry-run] [options]
+// Benchmark dispatcher: node benchmarks/run.js [hit|miss|memory|forward|invalidation|migration|all] [--full] [--dry-run] [options]
 // Runs the scenario(s), prints one summary table each, writes results under benchmarks/results/.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,9 @@ import { SERVER_NAMES } from './lib/servers.js';
 import { makeTempDir } from './lib/processes.js';
 import { textTable, markdownTable, targetLines, writeResults, machineInfo } from './lib/results.js';
 
-const SCENARIOS = ['hit', 'miss', 'memory'];
+const SCENARIOS = ['hit', 'miss', 'memory', 'forward', 'invalidation', 'migration'];
+/** Scenario name -> module under scenarios/ (default: <name>.js). */
+const SCENARIO_FILES = { forward: 'cluster-forward.js', invalidation: 'cluster-invalidation.js', migration: 'cluster-migration.js' };
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 const USAGE = `usage: node benchmarks/run.js [scenario] [options]
@@ -135,7 +137,7 @@ async function main() {
 
   let exitCode = 0;
   for (const name of scenarios) {
-    const scenario = await import(path.join(HERE, 'scenarios', `${name}.js`));
+    const scenario = await import(path.join(HERE, 'scenarios', SCENARIO_FILES[name] ?? `${name}.js`));
     const tmpDir = makeTempDir(name);
     const startedAt = new Date().toISOString();
     log(`\n== scenario ${name}: ${scenario.description}`);
