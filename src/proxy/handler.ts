@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { SidecacheError } from '../errors.js';
 import { parseCacheControl } from '../http/cache-control.js';
-import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf } from '../http/freshness.js';
+import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
 import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedUris } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, type PolicyRequest } from '../http/storable.js';
@@ -18,7 +18,7 @@ import { cacheStatus, deliverEntry, peerTagHeaders, sendError, type StatusContex
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
 import type { OriginClient, OriginRequest, OriginResponse } from './origin.js';
-import { isRefusal, Receiver, type Target } from './recv.js';
+import { isRefusal, Receiver, type Refusal, type Target } from './recv.js';
 import type { Router } from './route.js';
 
 export interface Services {
@@ -139,31 +139,35 @@ export class ProxyHandler {
    *  served and counted synchronously: no listener, no closure, no await. */
   handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext = LOCAL): void {
     const startedAt = performance.now();
-    const method = req.method;
-    if ((method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
-        req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
-      const target = this.#recv.target(req);
-      if (!isRefusal(target)) {
-        const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
-        const now = Date.now();
-        const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
-        if (entry !== undefined && !entry.softPurged && verdictOf(entry.freshness, now) === Verdict.fresh &&
-            (this.#s.mustRevalidateAll === undefined || !this.#s.mustRevalidateAll())) {
-          deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
-          this.#s.metrics.requests.hit.inc();
-          this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
-          return;
-        }
-      }
-    }
-    this.#handleSlow(req, res, ctx, startedAt);
-  }
-
-  #handleSlow(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number): void {
-    const setOutcome = this.#track(res, startedAt);
-
     // recv
     const target = this.#recv.target(req);
+    const method = req.method;
+    if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
+        req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
+      const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+      const now = Date.now();
+      const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
+      if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
+        deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
+        this.#s.metrics.requests.hit.inc();
+        this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
+        return;
+      }
+    }
+    this.#handleSlow(req, res, ctx, startedAt, target);
+  }
+
+  /** Freshness of a stored entry for this request; soft purges and a long detachment
+   *  demote fresh to stale (revalidate first). */
+  #verdict(entry: Entry, now: number, dirs: RequestDirectives | undefined): Verdict {
+    const v = dirs === undefined ? verdictOf(entry.freshness, now) : verdictFor(entry.freshness, now, dirs);
+    if (v === Verdict.fresh && (entry.softPurged || this.#s.mustRevalidateAll?.() === true)) return Verdict.stale;
+    return v;
+  }
+
+  #handleSlow(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number, target: Target | Refusal): void {
+    const setOutcome = this.#track(res, startedAt);
+
     if (isRefusal(target)) {
       this.#s.metrics.clientErrors.labels(String(target.status)).inc();
       sendError(res, target.status, target.reason, cacheStatus(this.#statusCtx, { fwd: 'request', detail: 'refused' }));
@@ -198,10 +202,7 @@ export class ProxyHandler {
     const now = Date.now();
     const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
     if (entry !== undefined) {
-      let verdict = dirs === undefined ? verdictOf(entry.freshness, now) : verdictFor(entry.freshness, now, dirs);
-      if (entry.softPurged || (this.#s.mustRevalidateAll !== undefined && this.#s.mustRevalidateAll())) {
-        if (verdict === Verdict.fresh) verdict = Verdict.stale;
-      }
+      const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {
         setOutcome(CacheOutcome.hit);
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
@@ -348,7 +349,7 @@ export class ProxyHandler {
       up.body.resume();
       const { policy, modified } = revalidatedPolicy(stale.policy, preq, { status: 304, headers: up.headers as Record<string, string> });
       if (!modified) {
-        const refreshed = this.#refresh(stale, policy, flight.fence, now);
+        const refreshed = this.#refresh(stale, policy, flight, now);
         this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true }, toPeer);
         return;
       }
@@ -509,7 +510,7 @@ export class ProxyHandler {
   }
 
   /** The stored entry after a 304: new policy, times and headers (§4.3.4), same body. */
-  #refresh(stale: Entry, policy: CachePolicy, fence: number, now: number): Entry {
+  #refresh(stale: Entry, policy: CachePolicy, flight: Flight, now: number): Entry {
     const updated = policy.responseHeaders() as Record<string, string>;
     const freshness = freshnessOf(policy, updated, now, this.#s.config.defaultTtlMs);
     const headers = toRawHeaders(updated, this.#dropOnStore);
@@ -522,14 +523,14 @@ export class ProxyHandler {
       policy,
       freshness,
       keepUntil: keepUntilOf(freshness),
-      fence: Math.max(fence, stale.fence),
+      fence: Math.max(flight.fence, stale.fence),
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
       size: entrySize(stale.key, withLength, stale.body.length),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;
-    if (this.#s.cache.store(entry, hot)) {
+    if (this.#s.cache.store(entry, hot, flight.generation)) {
       if (!hot) this.#s.onStored?.(entry);
       return entry;
     }

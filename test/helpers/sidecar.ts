@@ -47,7 +47,19 @@ export interface SidecarOptions {
   readonly ports?: { listen: number; admin: number; peer: number };
 }
 
+/** freePort() closes the port before the sidecar binds it, so a process of another test file
+ *  may take it in between: with ports of our own choosing, try again on other ones. */
 export async function startSidecar(opts: SidecarOptions): Promise<SidecarProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSidecarOnce(opts);
+    } catch (err) {
+      if (opts.ports !== undefined || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startSidecarOnce(opts: SidecarOptions): Promise<SidecarProcess> {
   const listen = opts.ports?.listen ?? await freePort();
   const admin = opts.ports?.admin ?? await freePort();
   const peer = opts.ports?.peer ?? await freePort();

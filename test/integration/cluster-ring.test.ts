@@ -2,6 +2,9 @@
 // cluster, a counting origin. One NATS cluster for the file, a unique cluster name per test.
 import { request } from 'node:http';
 import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { logNames } from '../../src/log/subjects.js';
 import { signRequest } from '../../src/cluster/peer-auth.js';
 import { CLUSTER_SECRET, clusterEnv, clusterInfo, startCluster, uniqueCluster } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
@@ -132,4 +135,18 @@ t.test('start-up - cluster mode without a secret stops with a message naming the
   const r = await runToExit({ SIDECACHE_UPSTREAM: origin.url, SIDECACHE_NATS_URL: nats.urls[0]! });
   t.equal(r.code, 2);
   t.match(r.output, /SIDECACHE_CLUSTER_SECRET/);
+});
+
+t.test('start-up - an existing stream with settings sidecache relies on changed is refused, naming them', async (t) => {
+  const cluster = uniqueCluster();
+  const nc = await connect({ servers: nats.urls as string[] });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const names = logNames(cluster);
+  // What an operator's hand-made stream could look like: several messages per key kept.
+  await jsm.streams.add({ name: names.fillsStream, subjects: [names.fillsWildcard], max_msgs_per_subject: 5, num_replicas: 1 });
+  const r = await runToExit({ ...clusterEnv({ natsUrls: nats.urls, upstream: origin.url }, cluster), SIDECACHE_LISTEN: '127.0.0.1:0', SIDECACHE_ADMIN_LISTEN: '127.0.0.1:0', SIDECACHE_PEER_LISTEN: '127.0.0.1:0', SIDECACHE_NODE_ID: 'strict' }, [], 60_000);
+  t.not(r.code, 0, 'the sidecar does not start');
+  t.match(r.output, /incompatible config/);
+  t.match(r.output, /max_msgs_per_subject: expected 1, got 5/);
 });
