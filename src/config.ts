@@ -227,7 +227,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const maxBytes = get('SIDECACHE_MAX_BYTES', parseSize);
   const maxEntryBytes = get('SIDECACHE_MAX_ENTRY_BYTES', parseSize);
   if (maxBytes !== undefined && maxEntryBytes !== undefined && maxEntryBytes > maxBytes) {
-    errors.push(new ConfigError('SIDECACHE_MAX_ENTRY_BYTES', `must not exceed SIDECACHE_MAX_BYTES (${maxBytes}), got "${env.SIDECACHE_MAX_ENTRY_BYTES}"`));
+    const given = env.SIDECACHE_MAX_ENTRY_BYTES === undefined || env.SIDECACHE_MAX_ENTRY_BYTES === '' ? `the default ${maxEntryBytes}` : `"${env.SIDECACHE_MAX_ENTRY_BYTES}"`;
+    errors.push(new ConfigError('SIDECACHE_MAX_ENTRY_BYTES', `must not exceed SIDECACHE_MAX_BYTES (${maxBytes}), got ${given}: lower it or raise SIDECACHE_MAX_BYTES`));
   }
   const logLevel = get('SIDECACHE_LOG_LEVEL', (raw) => {
     if (!LOG_LEVELS.has(raw)) throw new Error(`expected one of ${[...LOG_LEVELS].join(', ')}, got "${raw}"`);

@@ -110,6 +110,13 @@ t.test('config - every parse error names the variable and the value', async (t) 
   }
 });
 
+t.test('config - a budget below the default entry size names the default, not "undefined"', async (t) => {
+  const errors = errorsOf({ ...BASE, SIDECACHE_MAX_BYTES: '4MiB' });
+  t.equal(errors.length, 1, JSON.stringify(errors));
+  t.match(errors[0], /^SIDECACHE_MAX_ENTRY_BYTES: must not exceed SIDECACHE_MAX_BYTES \(4194304\), got the default 8388608/);
+  t.notMatch(errors[0], /undefined/);
+});
+
 t.test('config - all problems are reported at once', async (t) => {
   const errors = errorsOf({ SIDECACHE_MAX_BYTES: 'x', SIDECACHE_BODY_TIMEOUT: 'y', SIDECACHE_BOGUS: 'z' });
   t.equal(errors.length, 4, JSON.stringify(errors));
