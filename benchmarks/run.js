@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Benchmark dispatcher: node benchmarks/run.js [hit|miss|memory|forward|invalidation|migration|all] [--full] [--dry-run] [options]
-// Runs the scenario(s), prints one summary table each, writes results under benchmarks/results/.
+// Benchmark dispatcher: node benchmarks/run.js [scenario|all] [--full] [--dry-run] [options]
+// Runs the scenario(s), prints one summary table each and, for several, one table of every
+// target at the end; writes results under benchmarks/results/.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,18 +11,20 @@ import { ensureWrk, wrkVersion } from './lib/wrk.js';
 import { setQuietWaitSec } from './lib/measure.js';
 import { SERVER_NAMES } from './lib/servers.js';
 import { makeTempDir } from './lib/processes.js';
-import { textTable, markdownTable, targetLines, writeResults, machineInfo } from './lib/results.js';
+import { textTable, markdownTable, targetLines, writeResults, machineInfo, resultsDir } from './lib/results.js';
 
-const SCENARIOS = ['hit', 'miss', 'memory', 'forward', 'invalidation', 'migration'];
+const SCENARIOS = ['hit', 'miss', 'memory', 'forward', 'offload', 'invalidation', 'migration', 'growth'];
 /** Scenario name -> module under scenarios/ (default: <name>.js). */
-const SCENARIO_FILES = { forward: 'cluster-forward.js', invalidation: 'cluster-invalidation.js', migration: 'cluster-migration.js' };
+const SCENARIO_FILES = { forward: 'cluster-forward.js', offload: 'cluster-offload.js', invalidation: 'cluster-invalidation.js', migration: 'cluster-migration.js' };
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 const USAGE = `usage: node benchmarks/run.js [scenario] [options]
 
-scenarios: ${SCENARIOS.join(', ')}, all   (default: hit; with --dry-run and none named: all)
+scenarios: ${SCENARIOS.join(', ')}, all   (default: all)
 
-  --full                full matrix (hit: 1/16/256 KiB x 1/16/64 connections x 10 s); default is quick
+  --full                the full version of each scenario (hit: 1/16/256 KiB x 1/16/64 connections
+                        x 10 s; offload 450k requests; growth to 1M keys); default is quick (all
+                        scenarios in about 15-20 minutes)
   --dry-run             tiny sizes, 1 s runs, one connection count; peers that are not installed are
                         skipped; results go to benchmarks/results/tmp/; exit 0 when the harness works
   --servers=a,b         only these servers (bare-node, sidecache, nginx, varnish; "direct" for miss)
@@ -109,7 +112,7 @@ async function main() {
     return 0;
   }
   const dryRun = opts.mode === 'dry';
-  const scenarios = opts.scenario === 'all' || (opts.scenario === null && dryRun) ? SCENARIOS : [opts.scenario ?? 'hit'];
+  const scenarios = opts.scenario === null || opts.scenario === 'all' ? SCENARIOS : [opts.scenario];
   const log = (line) => console.log(line);
 
   if (opts.quietWaitSec) setQuietWaitSec(opts.quietWaitSec);
@@ -136,14 +139,17 @@ async function main() {
   const wrkVer = wrkVersion();
 
   let exitCode = 0;
-  for (const name of scenarios) {
+  const summary = [];
+  const began = Date.now();
+  for (const [index, name] of scenarios.entries()) {
     const scenario = await import(path.join(HERE, 'scenarios', SCENARIO_FILES[name] ?? `${name}.js`));
     const tmpDir = makeTempDir(name);
     const startedAt = new Date().toISOString();
-    log(`\n== scenario ${name}: ${scenario.description}`);
+    log(`\n== scenario ${name} (${index + 1}/${scenarios.length}, ${Math.round((Date.now() - began) / 1000)} s so far): ${scenario.description}`);
     const out = await scenario.run({ mode: opts.mode, dryRun, install: opts.install, wrkAvailable: wrk !== null, log, tmpDir, options: opts });
     if (out.skipped) {
       log(`[${name}] skipped: ${out.skipped}`);
+      summary.push({ scenario: name, status: 'skipped', name: out.skipped, detail: '' });
       continue;
     }
     out.description = scenario.description;
@@ -169,6 +175,7 @@ async function main() {
       rows: out.rows,
       targets: out.targets,
       notes: [...new Set(out.notes)],
+      ...(out.raw === undefined ? {} : { raw: out.raw }),
     };
     log(`\n== ${name} summary (${opts.mode})\n`);
     log(out.rows.length > 0 ? textTable(out.columns, out.rows) : '(no measurements)');
@@ -176,7 +183,25 @@ async function main() {
     if (result.notes.length > 0) log(`\nnotes:\n${result.notes.map((n) => `  - ${n}`).join('\n')}`);
     const written = await writeResults({ scenario: name, dryRun, result, markdown: markdownOf(name, opts.mode, out, result), vlSpec: out.vlSpec, log });
     log(`\nwrote ${written.join(', ')}`);
+    for (const t of out.targets) summary.push({ scenario: name, ...t });
+    if (out.targets.length === 0) summary.push({ scenario: name, status: '-', name: 'no targets', detail: `see ${name}-latest.md` });
     if (opts.strict && (out.servers ?? []).some((s) => s.status === 'failed')) exitCode = 1;
+  }
+  if (scenarios.length > 1) {
+    const columns = [
+      { title: 'scenario', get: (r) => r.scenario, align: 'l' },
+      { title: 'status', get: (r) => r.status, align: 'l' },
+      { title: 'target or figure', get: (r) => r.name, align: 'l' },
+      { title: 'measured', get: (r) => r.detail ?? '', align: 'l' },
+    ];
+    const minutes = ((Date.now() - began) / 60000).toFixed(1);
+    log(`\n== summary of ${scenarios.length} scenarios (${opts.mode}, ${minutes} min)\n`);
+    log(textTable(columns, summary));
+    const md = [`# sidecache benchmarks: summary (${opts.mode})`, '', `Run ${new Date(began).toISOString()}, ${minutes} min; each scenario's table, JSON and plot are in \`<scenario>-latest.*\`.`, '', markdownTable(columns, summary), ''].join('\n');
+    const dir = resultsDir(dryRun);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'summary-latest.md'), md);
+    log(`\nwrote ${path.relative(process.cwd(), path.join(dir, 'summary-latest.md'))}`);
   }
   return exitCode;
 }

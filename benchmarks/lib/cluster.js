@@ -153,14 +153,21 @@ export function cacheStatusHops(cs) {
 /**
  * In-process origin (on the harness's core): GET /<anything> answers a 1 KiB (or `bytes`) body
  * "<path> v<version> ..." with Cache-Control public, max-age=3600 and Surrogate-Key from
- * `tagsOf(path)`. Counts every request (`requests`) and keeps `version` (bump() before a purge,
- * so a stale body is recognisable).
+ * `tagsOf(path)`. Counts every request (`requests`; per path in `state.perPath` with
+ * `countPaths`), answers after `delayMs` (an origin that takes time widens the window in which
+ * concurrent misses race) and keeps `version` (bump() before a purge, so a stale body is
+ * recognisable).
  */
-export async function startVersionedOrigin({ bytes = 1024, tagsOf = () => [] } = {}) {
-  const state = { requests: 0, version: 1 };
+export async function startVersionedOrigin({ bytes = 1024, tagsOf = () => [], delayMs = 0, countPaths = false } = {}) {
+  const state = { requests: 0, version: 1, perPath: countPaths ? new Map() : null };
   const server = http.createServer((req, res) => {
     state.requests++;
     if (req.url === '/healthz') return void res.writeHead(200).end('ok');
+    state.perPath?.set(req.url, (state.perPath.get(req.url) ?? 0) + 1);
+    if (delayMs > 0) setTimeout(answer, delayMs, req, res);
+    else answer(req, res);
+  });
+  const answer = (req, res) => {
     const head = `${req.url} v${state.version} `;
     const body = head.length >= bytes ? head : head + '.'.repeat(bytes - head.length);
     const tags = tagsOf(req.url);
@@ -168,7 +175,7 @@ export async function startVersionedOrigin({ bytes = 1024, tagsOf = () => [] } =
     if (tags.length > 0) headers['surrogate-key'] = tags.join(' ');
     res.writeHead(200, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
-  });
+  };
   server.keepAliveTimeout = 65_000;
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = server.address().port;

@@ -24,9 +24,10 @@ export function wrkVersion() {
  * Writes the Lua script for a run into `dir`: the JSON `done` always, plus unique paths and a
  * per-connection delay when asked. Kept minimal: a Lua `request()` costs wrk CPU per request.
  */
-function writeScript(dir, { uniquePaths, delayMs }) {
+function writeScript(dir, { uniquePaths, randomKeys, delayMs }) {
   const parts = [];
   if (uniquePaths) parts.push('unique-paths.lua');
+  if (randomKeys) parts.push('random-keys.lua');
   if (delayMs !== undefined) parts.push('fixed-delay.lua');
   parts.push('done.lua');
   const file = path.join(dir, `wrk-${parts.map((p) => p.replace('.lua', '')).join('+')}.lua`);
@@ -37,15 +38,17 @@ function writeScript(dir, { uniquePaths, delayMs }) {
 /**
  * One wrk run: one thread on the load core, keep-alive, `connections` for `durationSec`.
  * Options: uniquePrefix (unique paths under it; a function is called once per run, so a retried
- * run gets new paths), delayMs (fixed pause per connection).
+ * run gets new paths), randomKeys ({ prefix, keys }: each request one of <prefix>1..<prefix><keys>
+ * at random), delayMs (fixed pause per connection).
  * Resolves { requests, durationSec, rps, bytes, errors, errorCount, latencyMs }.
  */
-export async function runWrk({ url, connections, durationSec, tmpDir, uniquePrefix, delayMs, timeoutSec = 5 }) {
+export async function runWrk({ url, connections, durationSec, tmpDir, uniquePrefix, randomKeys, delayMs, timeoutSec = 5 }) {
   if (!wrkPath) throw new Error('wrk is not available');
-  const script = writeScript(tmpDir, { uniquePaths: uniquePrefix !== undefined, delayMs });
+  const script = writeScript(tmpDir, { uniquePaths: uniquePrefix !== undefined, randomKeys: randomKeys !== undefined, delayMs });
   const args = ['-t1', `-c${connections}`, `-d${durationSec}s`, `--timeout`, `${timeoutSec}s`, '-s', script, url];
   const scriptArgs = [];
   if (uniquePrefix !== undefined) scriptArgs.push(`prefix=${typeof uniquePrefix === 'function' ? uniquePrefix() : uniquePrefix}`);
+  if (randomKeys !== undefined) scriptArgs.push(`prefix=${randomKeys.prefix}`, `keys=${randomKeys.keys}`);
   if (delayMs !== undefined) scriptArgs.push(`delay_ms=${delayMs}`);
   if (scriptArgs.length > 0) args.push('--', ...scriptArgs);
   const [cmd, cmdArgs] = pinned(LOAD_CPU, wrkPath, args);
