@@ -25,3 +25,23 @@ t.test('peer auth - every change to what was signed is refused', async (t) => {
   t.match(v.verify(signRequest(SECRET, { ...id, cluster: 'c2' }, 'GET', '/a', now), 'GET', '/a', now), { ok: false, status: 403 });
   t.match(v.verify(signRequest(SECRET, id, 'GET', '/a', now - 60_000), 'GET', '/a', now), { ok: false, status: 401, reason: /window/ });
 });
+
+t.test('peer auth - nonces are forgotten once their window has passed, and replays stay refused until then', async (t) => {
+  const v = new PeerVerifier(SECRET, 'c1');
+  const early = signRequest(SECRET, id, 'GET', '/k', now);
+  t.ok(v.verify(early, 'GET', '/k', now).ok);
+  // 20,000 requests spread over the next 20 s: all remembered (their window is still open).
+  let refused = 0;
+  for (let i = 1; i <= 20_000; i++) {
+    const at = now + i;
+    if (!v.verify(signRequest(SECRET, id, 'GET', `/k${i}`, at), 'GET', `/k${i}`, at).ok) refused++;
+  }
+  t.equal(refused, 0);
+  t.equal(v.remembered, 20_001);
+  t.match(v.verify(early, 'GET', '/k', now + 29_000), { ok: false, reason: /replayed/ }, 'a replay inside the window is refused');
+  // 31 s later the first ones are past the window: a new request sweeps them out.
+  const later = now + 30_000 + 10_001;
+  t.ok(v.verify(signRequest(SECRET, id, 'GET', '/late', later), 'GET', '/late', later).ok);
+  t.ok(v.remembered < 10_002, `swept to ${v.remembered}`);
+  t.match(v.verify(early, 'GET', '/k', later), { ok: false, reason: /window/ }, 'the forgotten request is refused by its timestamp');
+});
