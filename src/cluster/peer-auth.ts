@@ -26,9 +26,14 @@ function mac(secret: string, parts: readonly string[]): Buffer {
   return createHmac('sha256', secret).update(parts.join('\n')).digest();
 }
 
+// A nonce must never repeat; it need not be unpredictable (the signature covers it). A random
+// prefix per process and a counter: randomBytes() per request cost ~8 µs on the forwarding path.
+const NONCE_PREFIX = randomBytes(9).toString('base64url');
+let nonceCounter = 0;
+
 export function signRequest(secret: string, id: PeerIdentity, method: string, target: string, now = Date.now()): Record<string, string> {
   const ts = String(now);
-  const nonce = randomBytes(12).toString('base64url');
+  const nonce = `${NONCE_PREFIX}${(nonceCounter++).toString(36)}`;
   const sig = mac(secret, [id.cluster, id.from, String(id.epoch), ts, nonce, method, target]).toString('base64url');
   return {
     [PeerHeader.cluster]: id.cluster,
