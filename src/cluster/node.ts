@@ -11,7 +11,7 @@ import { hash32, partitionOf } from '../proxy/key.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
 import type { Router } from '../proxy/route.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, type Entry } from '../store/types.js';
 import type { PeerClient } from './peers.js';
 import { ownedPartitions, placedMembers, type OwnerPicker, type OwnerTable } from './picker.js';
 
@@ -198,7 +198,7 @@ export class ClusterNode implements Router {
       lastModified: rawGet(meta.headers, 'last-modified'),
       source: EntrySource.replica,
       fillSeq: seq,
-      size: entrySize(meta.key, meta.headers, body.length),
+      size: entrySize(meta.key, meta.headers, heldBytes(body)),
       softPurged: false,
     };
     if (!this.#d.cache.store(entry)) {

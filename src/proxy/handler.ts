@@ -13,7 +13,7 @@ import { varyMatches, varyNames, varyValues } from '../http/vary.js';
 import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
 import { cacheStatus, deliverEntry, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
@@ -52,11 +52,15 @@ export interface RequestContext {
 
 const LOCAL: RequestContext = { fromPeer: false };
 
-/** The body as one Buffer that owns exactly its bytes: socket chunks are slices of larger
- *  buffers, and keeping a slice would keep the whole parent alive (RSS far past the budget). */
+/** The body as one Buffer that keeps no more memory alive than it is charged for (heldBytes):
+ *  socket chunks are views into the socket read's ArrayBuffer. A body that came in one read is
+ *  kept as it is when the rest of that read (the response head) is small: copying it would
+ *  allocate a second buffer per fill and leave the read as garbage, which V8 frees late and
+ *  which fragments the malloc heap (RSS far past the budget). Anything else is copied into one
+ *  exact Buffer, since keeping a slice of a larger read would keep the whole read alive. */
 function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
   const first = chunks[0];
-  if (chunks.length === 1 && first !== undefined && first.byteOffset === 0 && first.buffer.byteLength === bytes) return first;
+  if (chunks.length === 1 && first !== undefined && mayKeepParent(bytes, first.buffer.byteLength)) return first;
   const out = Buffer.allocUnsafeSlow(bytes);
   let offset = 0;
   for (const c of chunks) offset += c.copy(out, offset);
@@ -504,7 +508,7 @@ export class ProxyHandler {
       lastModified: rawGet(headers, 'last-modified'),
       source,
       fillSeq: 0,
-      size: entrySize(key, headers, body.length),
+      size: entrySize(key, headers, heldBytes(body)),
       softPurged: false,
     };
   }
@@ -526,7 +530,7 @@ export class ProxyHandler {
       fence: Math.max(flight.fence, stale.fence),
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, withLength, stale.body.length),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body)),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;

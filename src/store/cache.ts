@@ -3,6 +3,7 @@
 // against (DESIGN invariant 2, no resurrection).
 import type { Invalidation } from '../log/types.js';
 import { LruStore } from './memory.js';
+import { Reclaimer } from './reclaim.js';
 import type { Entry, Variants } from './types.js';
 
 /** Keys, tags and prefixes remembered with the seq of their last invalidation, so a late
@@ -49,8 +50,10 @@ export class Cache {
   #generation = 0;
 
   constructor(opts: CacheOptions, historyFloor = 0) {
-    this.main = new LruStore(opts.maxBytes, opts.onEvict);
-    this.hot = new LruStore(Math.max(1, opts.hotMaxBytes), opts.onEvict);
+    const reclaimer = new Reclaimer(opts.maxBytes + Math.max(0, opts.hotMaxBytes));
+    const onRelease = (bytes: number): void => reclaimer.released(bytes);
+    this.main = new LruStore(opts.maxBytes, opts.onEvict, onRelease);
+    this.hot = new LruStore(Math.max(1, opts.hotMaxBytes), opts.onEvict, onRelease);
     this.#historyFloor = historyFloor;
   }
 

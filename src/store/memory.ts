@@ -14,14 +14,21 @@ export class LruStore implements CacheStore {
   readonly #lru: LRUCache<string, Variants>;
   readonly #tags = new Map<string, Set<string>>();
   #evictions = 0;
+  readonly #onRelease: ((bytes: number) => void) | undefined;
 
-  constructor(maxBytes: number, onEvict?: (v: Variants) => void) {
+  /** `onRelease`: entries holding about this many bytes left the store (evicted, deleted,
+   *  replaced by a variant with another body); see store/reclaim.ts. */
+  constructor(maxBytes: number, onEvict?: (v: Variants) => void, onRelease?: (bytes: number) => void) {
+    this.#onRelease = onRelease;
     this.#lru = new LRUCache<string, Variants>({
       maxSize: maxBytes,
       sizeCalculation: (v) => Math.max(1, v.size),
       maxEntrySize: maxBytes,
       dispose: (v, key, reason) => {
         this.#untag(key, v);
+        // 'set' replaces a Variants value with one that keeps most of its entries: set() and
+        // deleteEntry() report what they drop themselves.
+        if (reason !== 'set') this.#onRelease?.(v.size);
         if (reason === 'evict') {
           this.#evictions++;
           onEvict?.(v);
@@ -37,6 +44,11 @@ export class LruStore implements CacheStore {
   set(entry: Entry): void {
     const old = this.#lru.peek(entry.key);
     const entries = old === undefined ? [entry] : [...old.entries.filter((e) => !sameVariant(e, entry)), entry];
+    if (old !== undefined && this.#onRelease !== undefined) {
+      let dropped = 0;
+      for (const e of old.entries) if (sameVariant(e, entry) && e.body !== entry.body) dropped += e.size;
+      if (dropped > 0) this.#onRelease(dropped);
+    }
     let size = 0;
     for (const e of entries) size += e.size;
     const v: Variants = { key: entry.key, entries, size };
@@ -58,6 +70,7 @@ export class LruStore implements CacheStore {
       this.#lru.delete(entry.key);
       return;
     }
+    this.#onRelease?.(entry.size);
     let size = 0;
     for (const e of entries) size += e.size;
     const next: Variants = { key: v.key, entries, size };

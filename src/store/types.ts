@@ -64,6 +64,19 @@ export interface CacheStore {
 /** Fixed per-entry overhead charged to the budget: policy object, arrays, LRU node. */
 export const ENTRY_OVERHEAD_BYTES = 1024;
 
+/** May a stored body keep its whole ArrayBuffer instead of a copy of its bytes? Yes when the
+ *  rest of it (typically the response head of the same socket read) is at most 1/8 of the body. */
+export function mayKeepParent(bodyBytes: number, parentBytes: number): boolean {
+  return parentBytes - bodyBytes <= bodyBytes >>> 3;
+}
+
+/** Bytes a stored body keeps alive: its ArrayBuffer when it was kept whole (mayKeepParent),
+ *  else its own length (a slice of Node's shared pool is charged its length only). */
+export function heldBytes(body: Buffer): number {
+  const parent = body.buffer.byteLength;
+  return parent !== body.length && mayKeepParent(body.length, parent) ? parent : body.length;
+}
+
 export function entrySize(key: string, headers: readonly string[], bodyBytes: number): number {
   let h = 0;
   for (const s of headers) h += s.length + 16;
