@@ -1,23 +1,32 @@
-// Scenario "migration": origin fetches caused by scale-out (a 4th sidecar joins a warm 3-sidecar
-// cluster) with handoff (SIDECACHE_HANDOFF=true: gained partitions are replayed from the log
-// before the new ring is used) and without (false: they start cold), then a SIGKILL of one sidecar
-// under client load at the survivors. Two separate clusters on one 3-node NATS; the origin counts
-// requests and is sampled every 100 ms for the plot.
+// Scenario "migration": what membership changes cost a warm 3-sidecar cluster, with handoff
+// (SIDECACHE_HANDOFF=true: gained partitions are replayed from the log before the new ring is
+// used) and without (false: they start cold, as in groupcache or mcrouter). Four changes in turn,
+// while client loops keep reading the cached keys at the sidecars that stay:
+//   scale-out  a 4th sidecar joins
+//   drain      back to 3: one sidecar gets SIGTERM (it drains, then leaves the view)
+//   rolling    each of the 3 is restarted in turn (SIGTERM, then started again with its id)
+//   sigkill    one sidecar is SIGKILLed
+// After each change every key is read at every sidecar. Figures per change: origin requests from
+// the start of the change to the end of the reads, as a share of the cached keys; client errors
+// (network errors and non-2xx) at the sidecars that stayed; seconds until every sidecar agreed on
+// the new ring. Two clusters on one 3-node NATS, each with its own counting origin, sampled every
+// 100 ms for the plot.
 import { SERVER_CPU, LOAD_CPU } from '../lib/cpu.js';
 import { fmt } from '../lib/results.js';
 import { sleep } from '../lib/processes.js';
 import { startNatsCluster, natsAvailable, NATS_SERVER_BIN } from '../lib/nats.js';
 import { sidecacheBuilt, startClusterSidecars, startClusterSidecar, waitForRing, uniqueCluster, startVersionedOrigin, loadLoop, pool } from '../lib/cluster.js';
 
-export const description = 'cluster: origin fetches when a 4th sidecar joins, with and without handoff, and client errors when one is SIGKILLed';
+export const description = 'cluster: origin fetches and client errors when a warm cluster scales out, drains back, restarts one by one and loses a sidecar to SIGKILL, with and without handoff';
 
 const MODES = {
-  dry: { keys: 50, killLoadSec: 3, concurrency: 8 },
-  quick: { keys: 2000, killLoadSec: 5, concurrency: 16 },
+  dry: { keys: 50, killLoadSec: 2, concurrency: 8 },
+  quick: { keys: 2000, killLoadSec: 4, concurrency: 16 },
   full: { keys: 10000, killLoadSec: 8, concurrency: 16 },
 };
 const SAMPLE_MS = 100;
 const SETTLE_MS = 1500;
+const CHANGES = ['scale-out', 'drain', 'rolling', 'sigkill'];
 
 async function fetchStatus(url) {
   try {
@@ -33,8 +42,10 @@ async function oneRun({ handoff, cfg, nats, tmpDir, log, notes }) {
   const tag = `[migration handoff=${handoff}]`;
   const label = handoff ? 'handoff on' : 'handoff off';
   const origin = await startVersionedOrigin({ bytes: 1024 });
-  const sidecars = [];
+  let sidecars = [];
   const series = [];
+  const events = [];
+  const rows = [];
   let sampler;
   let load;
   try {
@@ -42,7 +53,7 @@ async function oneRun({ handoff, cfg, nats, tmpDir, log, notes }) {
     const common = { tmpDir, upstream: origin.url, natsUrls: nats.urls, cluster: uniqueCluster(handoff ? 'migh' : 'mign'), cpu: SERVER_CPU, extraEnv: env };
     const p = handoff ? 'h' : 'n';
     log(`${tag} starting 3 sidecars`);
-    sidecars.push(...(await startClusterSidecars(3, { ...common, ids: [`mig${p}-a`, `mig${p}-b`, `mig${p}-c`] })));
+    sidecars = await startClusterSidecars(3, { ...common, ids: [`mig${p}-a`, `mig${p}-b`, `mig${p}-c`] });
     const keys = Array.from({ length: cfg.keys }, (_, i) => `/mig/k${i}`);
     log(`${tag} warming ${cfg.keys} keys of 1 KiB at ${sidecars[0].id}`);
     const warmBad = [];
@@ -51,76 +62,109 @@ async function oneRun({ handoff, cfg, nats, tmpDir, log, notes }) {
       if (s !== 200) warmBad.push(`${k}: ${s}`);
     });
     const warmFetches = origin.requests;
+    if (warmBad.length) notes.push(`${label}: ${warmBad.length} warm-up requests failed (${warmBad.slice(0, 3).join('; ')})`);
     await sleep(SETTLE_MS); // fills reach the replicas through the log
 
-    // Origin requests sampled every 100 ms from here on (t = 0: the 4th sidecar is started).
+    // From here on: origin requests sampled every 100 ms (t = 0 now), and client loops reading
+    // random keys at the sidecars in `stay` (changed before each step to exclude the ones that go).
     const t0 = performance.now();
+    const now = () => (performance.now() - t0) / 1000;
     let last = origin.requests;
     sampler = setInterval(() => {
-      const now = origin.requests;
-      series.push({ run: label, t: Math.round(performance.now() - t0) / 1000, originRps: ((now - last) * 1000) / SAMPLE_MS, originTotal: now });
-      last = now;
+      const n = origin.requests;
+      series.push({ run: label, t: Math.round(now() * 10) / 10, originRps: ((n - last) * 1000) / SAMPLE_MS, originTotal: n });
+      last = n;
     }, SAMPLE_MS);
-    const base = origin.requests;
-    log(`${tag} adding a 4th sidecar`);
-    const fourth = await startClusterSidecar({ ...common, id: `mig${p}-d` });
-    sidecars.push(fourth);
-    const epoch = await waitForRing(sidecars, 4);
-    const joinSec = (performance.now() - t0) / 1000;
-    const duringJoin = origin.requests - base;
-    log(`${tag} ring of 4 (epoch ${epoch}) after ${joinSec.toFixed(2)} s; reading every key at every sidecar`);
-    const readBad = [];
-    const reads = sidecars.flatMap((s) => keys.map((k) => s.url(k)));
-    await pool(reads, cfg.concurrency, async (u) => {
-      const s = await fetchStatus(u);
-      if (s !== 200) readBad.push(`${u}: ${s}`);
-    });
-    const readSec = (performance.now() - t0) / 1000 - joinSec;
-    const afterJoin = origin.requests - base - duringJoin;
-    await sleep(300);
-
-    // Crash: SIGKILL one of the original sidecars while clients load the three survivors.
-    const victim = sidecars[1];
-    const survivors = sidecars.filter((s) => s !== victim);
+    let stay = [...sidecars];
     let i = 0;
-    load = loadLoop({ workers: 4, pauseMs: 2, maxMs: (cfg.killLoadSec + 2) * 1000, maxRequests: 500_000, nextUrl: () => survivors[i++ % 3].url(keys[Math.floor(Math.random() * keys.length)]) });
-    await sleep(1000);
-    const beforeKill = origin.requests;
-    const killAt = (performance.now() - t0) / 1000;
-    log(`${tag} SIGKILL ${victim.id} under load at the survivors; ${cfg.killLoadSec} s more`);
-    await victim.kill();
-    await sleep(cfg.killLoadSec * 1000);
-    const killStats = await load.stop();
+    load = loadLoop({ workers: 4, pauseMs: 2, maxMs: 15 * 60_000, maxRequests: 5_000_000, nextUrl: () => stay[i++ % stay.length].url(keys[Math.floor(Math.random() * keys.length)]) });
+
+    /** Runs one change: `act` changes membership and returns the new member list (or { members,
+     *  at, ringSec }: when the change took effect and how long the ring took, measured by act); then the ring is awaited
+     *  (ring s counts from that time) and every key read at every member. */
+    const change = async (name, act) => {
+      await sleep(500);
+      const origin0 = origin.requests;
+      const load0 = { ...load.stats };
+      const start = now();
+      events.push({ run: label, change: name, t: start });
+      const acted = await act();
+      const members = Array.isArray(acted) ? acted : acted.members;
+      const from = Array.isArray(acted) ? start : acted.at;
+      let ringSec = null;
+      try {
+        await waitForRing(members, members.length, 60_000);
+        ringSec = acted.ringSec ?? now() - from;
+      } catch (err) {
+        notes.push(`${label} ${name}: no agreed ring of ${members.length} (${err.message})`);
+      }
+      const duringChange = origin.requests - origin0;
+      const reads = members.flatMap((s) => keys.map((k) => s.url(k)));
+      const readBad = [];
+      await pool(reads, cfg.concurrency, async (u) => {
+        const s = await fetchStatus(u);
+        if (s !== 200) readBad.push(`${u}: ${s}`);
+      });
+      const originFetches = origin.requests - origin0;
+      const st = load.stats;
+      const clientErrors = st.errors + st.badStatus - load0.errors - load0.badStatus;
+      if (readBad.length) notes.push(`${label} ${name}: ${readBad.length} reads after the change failed (${readBad.slice(0, 3).join('; ')})`);
+      log(`${tag} ${name}: ring after ${ringSec === null ? '-' : ringSec.toFixed(2)} s, ${originFetches} origin fetches (${(100 * originFetches / cfg.keys).toFixed(2)}% of keys), ${clientErrors} client errors of ${st.requests - load0.requests}`);
+      rows.push({
+        run: label, handoff, change: name, keys: cfg.keys, warmFetches, members: members.length, ringSec, duringChange, originFetches,
+        originShare: originFetches / cfg.keys, reads: reads.length, readErrors: readBad.length,
+        clientRequests: st.requests - load0.requests, clientErrors, startSec: start,
+      });
+      sidecars = members;
+    };
+
+    await change('scale-out', async () => {
+      log(`${tag} scale-out: a 4th sidecar joins`);
+      const fourth = await startClusterSidecar({ ...common, id: `mig${p}-d` });
+      return [...sidecars, fourth];
+    });
+    await change('drain', async () => {
+      const leaving = sidecars[1];
+      log(`${tag} drain: SIGTERM to ${leaving.id}`);
+      stay = sidecars.filter((s) => s !== leaving);
+      await sleep(300);
+      await leaving.stop();
+      return stay;
+    });
+    await change('rolling', async () => {
+      let members = [...sidecars];
+      for (const old of [...members]) {
+        log(`${tag} rolling: restarting ${old.id}`);
+        stay = members.filter((s) => s !== old);
+        await sleep(300);
+        await old.stop();
+        const again = await startClusterSidecar({ ...common, id: old.id });
+        members = members.map((s) => (s === old ? again : s));
+        await waitForRing(members, members.length, 60_000);
+        stay = [...members];
+      }
+      return members;
+    });
+    await change('sigkill', async () => {
+      const victim = sidecars[1];
+      stay = sidecars.filter((s) => s !== victim);
+      await sleep(1000);
+      log(`${tag} sigkill: ${victim.id} under load at the survivors`);
+      const at = now();
+      await victim.kill();
+      // Survivors must notice the silence (SIDECACHE_HEARTBEAT_TTL) and agree on a ring of 3;
+      // the loops keep reading at them meanwhile and for a while after.
+      let ringSec = null;
+      await waitForRing(stay, stay.length, 60_000).then(() => (ringSec = now() - at), () => undefined);
+      await sleep(cfg.killLoadSec * 1000);
+      return { members: stay, at, ringSec };
+    });
+    const st = await load.stop();
     load = undefined;
-    const afterKill = origin.requests - beforeKill;
-    let ring3 = null;
-    try {
-      ring3 = await waitForRing(survivors, 3, 5000);
-    } catch (err) {
-      notes.push(`${label}: survivors had not agreed on a ring of 3 within ${cfg.killLoadSec + 5} s of the kill (${err.message})`);
-    }
+    if (st.errorSamples.length) notes.push(`${label}: client errors: ${st.errorSamples.join('; ')}`);
     clearInterval(sampler);
     sampler = undefined;
-    if (warmBad.length) notes.push(`${label}: ${warmBad.length} warm-up requests failed (${warmBad.slice(0, 3).join('; ')})`);
-    if (readBad.length) notes.push(`${label}: ${readBad.length} reads after the join failed (${readBad.slice(0, 3).join('; ')})`);
-    if (killStats.errorSamples.length) notes.push(`${label}: client errors at the survivors: ${killStats.errorSamples.join('; ')}`);
-    notes.push(`${label}: 4th sidecar started at t=0, ring of 4 at t=${joinSec.toFixed(2)} s, all ${reads.length} reads done ${readSec.toFixed(2)} s later; SIGKILL of ${victim.id} at t=${killAt.toFixed(2)} s${ring3 !== null ? `, survivors on a ring of 3 (epoch ${ring3}) by the end` : ''}`);
-    return {
-      run: label,
-      handoff,
-      keys: cfg.keys,
-      warmFetches,
-      duringJoin,
-      afterJoin,
-      originShare: (duringJoin + afterJoin) / cfg.keys,
-      joinSec,
-      reads: reads.length,
-      readErrors: readBad.length,
-      killRequests: killStats.requests,
-      killErrors: killStats.errors + killStats.badStatus,
-      killOriginFetches: afterKill,
-      series,
-    };
+    return { rows, series, events };
   } finally {
     if (sampler) clearInterval(sampler);
     if (load) await load.stop();
@@ -138,51 +182,74 @@ export async function run(ctx) {
   const notes = [];
   const servers = [];
   const targets = [];
+  const series = [];
+  const events = [];
   log('[migration] starting a 3-node NATS cluster');
   const nats = await startNatsCluster({ tmpDir, nodes: 3, cpu: LOAD_CPU });
   servers.push({ name: 'nats-server x3', status: 'ran', version: nats.version });
   try {
-    for (const handoff of [true, false]) rows.push(await oneRun({ handoff, cfg, nats, tmpDir, log, notes }));
+    for (const handoff of [true, false]) {
+      const r = await oneRun({ handoff, cfg, nats, tmpDir, log, notes });
+      rows.push(...r.rows);
+      series.push(...r.series);
+      events.push(...r.events);
+    }
   } finally {
     await nats.stop();
   }
-  servers.push({ name: 'sidecache x4 per run', status: 'ran', version: `node ${process.version}` });
+  servers.push({ name: 'sidecache x3-4 per run', status: 'ran', version: `node ${process.version}` });
 
-  for (const r of rows) {
-    if (r.handoff) targets.push({ name: 'origin fetches on scale-out with handoff < 2% of keys', status: r.originShare < 0.02 ? 'met' : 'missed', detail: `${r.duringJoin + r.afterJoin} of ${r.keys} (${(100 * r.originShare).toFixed(2)}%)` });
-    targets.push({ name: `no client errors at the survivors of a SIGKILL (${r.run})`, status: r.killErrors === 0 ? 'met' : 'missed', detail: `${r.killErrors} of ${r.killRequests} requests` });
+  for (const c of CHANGES) {
+    const on = rows.find((r) => r.handoff && r.change === c);
+    const off = rows.find((r) => !r.handoff && r.change === c);
+    if (on && c !== 'sigkill') targets.push({ name: `${c}: origin fetches with handoff < 2% of cached keys`, status: on.originShare < 0.02 ? 'met' : 'missed', detail: `${on.originFetches} of ${on.keys} (${(100 * on.originShare).toFixed(2)}%)${off ? `; without handoff ${off.originFetches} (${(100 * off.originShare).toFixed(2)}%)` : ''}` });
+    for (const r of [on, off]) {
+      if (r) targets.push({ name: `${c}: no client errors at the sidecars that stayed (${r.run})`, status: r.clientErrors === 0 ? 'met' : 'missed', detail: `${r.clientErrors} of ${r.clientRequests} requests` });
+    }
   }
-  const off = rows.find((r) => !r.handoff);
-  if (off) notes.push(`without handoff (the comparison): ${off.duringJoin + off.afterJoin} origin fetches, ${(100 * off.originShare).toFixed(2)}% of the keys`);
-  notes.push('origin fetches during = from starting the 4th sidecar to a ring of 4 agreed by all; after = while every key was read at every sidecar');
+  notes.push('origin fetches count from the start of a change to the end of the reads of every key at every member; the SIGKILL row loses the victim\'s copies, which the replicas hold (no target, reported)');
+  notes.push(`change start times (s since the first change): ${events.map((e) => `${e.run} ${e.change} ${e.t.toFixed(1)}`).join(', ')}`);
 
   const columns = [
     { title: 'run', get: (r) => r.run, align: 'l' },
+    { title: 'change', get: (r) => r.change, align: 'l' },
     { title: 'keys', get: (r) => fmt.int(r.keys) },
-    { title: 'warm fetches', get: (r) => fmt.int(r.warmFetches) },
-    { title: 'join s', get: (r) => r.joinSec.toFixed(2) },
-    { title: 'origin during', get: (r) => r.duringJoin },
-    { title: 'origin after', get: (r) => r.afterJoin },
+    { title: 'members after', get: (r) => r.members },
+    { title: 'ring s', get: (r) => (r.ringSec === null ? '-' : r.ringSec.toFixed(2)) },
+    { title: 'origin during', get: (r) => r.duringChange },
+    { title: 'origin total', get: (r) => r.originFetches },
     { title: '% of keys', get: (r) => `${(100 * r.originShare).toFixed(2)}%` },
     { title: 'read errors', get: (r) => `${r.readErrors}/${r.reads}` },
-    { title: 'kill: client errors', get: (r) => `${r.killErrors}/${r.killRequests}` },
-    { title: 'kill: origin', get: (r) => r.killOriginFetches },
+    { title: 'client errors', get: (r) => `${r.clientErrors}/${r.clientRequests}` },
   ];
-  const series = rows.flatMap((r) => r.series);
   const vlSpec = series.length === 0 ? null : {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: `sidecache bench: origin requests/s around scale-out and a crash (${mode}, ${fmt.int(cfg.keys)} keys)`, subtitle: 't = 0: a 4th sidecar is started; later one sidecar is SIGKILLed under load (see notes for times)' },
-    data: { values: series },
-    mark: { type: 'line', interpolate: 'step-after', tooltip: true },
-    encoding: {
-      x: { field: 't', type: 'quantitative', title: 'seconds since the 4th sidecar was started' },
-      y: { field: 'originRps', type: 'quantitative', title: 'origin requests/s (100 ms samples)' },
-      color: { field: 'run', type: 'nominal', legend: { orient: 'top', title: null } },
-    },
-    width: 560,
-    height: 240,
+    title: { text: `sidecache bench: origin requests/s through membership changes (${mode}, ${fmt.int(cfg.keys)} cached keys)`, subtitle: 'vertical rules: scale-out to 4, drain back to 3, rolling restart, SIGKILL (each run has its own clock)' },
+    vconcat: ['handoff on', 'handoff off'].map((run) => ({
+      title: run,
+      width: 560,
+      height: 150,
+      layer: [
+        {
+          data: { values: series.filter((s) => s.run === run) },
+          mark: { type: 'line', interpolate: 'step-after', tooltip: true },
+          encoding: {
+            x: { field: 't', type: 'quantitative', title: 'seconds since the first change' },
+            y: { field: 'originRps', type: 'quantitative', title: 'origin requests/s' },
+          },
+        },
+        {
+          data: { values: events.filter((e) => e.run === run) },
+          mark: { type: 'rule', strokeDash: [4, 3], color: 'gray' },
+          encoding: { x: { field: 't', type: 'quantitative' }, tooltip: { field: 'change', type: 'nominal' } },
+        },
+        {
+          data: { values: events.filter((e) => e.run === run) },
+          mark: { type: 'text', align: 'left', dx: 3, dy: -60, fontSize: 10 },
+          encoding: { x: { field: 't', type: 'quantitative' }, text: { field: 'change', type: 'nominal' } },
+        },
+      ],
+    })),
   };
-  // The series go to the JSON apart from the rows, to keep the rows readable.
-  for (const r of rows) delete r.series;
-  return { config: cfg, servers, rows, columns, targets, notes, vlSpec, series };
+  return { config: cfg, servers, rows, columns, targets, notes, vlSpec, raw: { series, events } };
 }
