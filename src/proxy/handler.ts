@@ -253,6 +253,9 @@ export class ProxyHandler {
         this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
         return;
       }
+      // Not fresh here: the slow path goes on with this key and lookup.
+      this.#handleSlow(req, res, ctx, startedAt, target, key, entry ?? null, now);
+      return;
     }
     this.#handleSlow(req, res, ctx, startedAt, target);
   }
@@ -265,7 +268,11 @@ export class ProxyHandler {
     return v;
   }
 
-  #handleSlow(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number, target: Target | Refusal): void {
+  /** `knownKey`, `looked`, `lookedAt`: the fast path's key and lookup (null: nothing found) when it made them. */
+  #handleSlow(
+    req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number, target: Target | Refusal,
+    knownKey?: string, looked?: Entry | null, lookedAt?: number,
+  ): void {
     const setOutcome = this.#track(res, startedAt);
 
     if (isRefusal(target)) {
@@ -288,7 +295,7 @@ export class ProxyHandler {
     }
 
     // hash
-    const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+    const key = knownKey ?? target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
     const cc = req.headers['cache-control'];
     const pragma = req.headers.pragma;
     const dirs = cc === undefined && pragma === undefined ? undefined : requestDirectives(parseCacheControl(cc), pragma);
@@ -299,8 +306,8 @@ export class ProxyHandler {
     }
 
     // lookup
-    const now = Date.now();
-    const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
+    const now = lookedAt ?? Date.now();
+    const entry = looked === undefined ? this.#s.cache.lookup(key, matchesVary, req.headers, now) : looked ?? undefined;
     if (entry !== undefined) {
       const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {
