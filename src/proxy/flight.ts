@@ -2,7 +2,7 @@
 // while it streams to the client that caused it and to every collapsed waiter. The same
 // Buffer chunks go to every response: bodies are never copied per waiter.
 import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { BodyControl } from './origin.js';
 import type { Entry } from '../store/types.js';
 
 export interface FlightHead {
@@ -47,7 +47,7 @@ export class Flight {
   readonly #sinks: Sink[] = [];
   /** Waiters that arrived before the head: told when it comes (or that it failed). */
   #pending: Array<(head: FlightHead | undefined) => void> = [];
-  #body: Readable | undefined;
+  #body: BodyControl | undefined;
 
   constructor(key: string, fence: number, generation: number) {
     this.key = key;
@@ -72,7 +72,7 @@ export class Flight {
     else this.#pending.push(cb);
   }
 
-  setHead(head: FlightHead, body: Readable | undefined): void {
+  setHead(head: FlightHead, body: BodyControl | undefined): void {
     this.head = head;
     this.#body = body;
     if (!head.shareable) this.joinable = false;

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { SidecacheError } from '../errors.js';
+import { errors as undiciErrors } from 'undici';
 import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
 import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
@@ -17,7 +18,7 @@ import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '..
 import { cacheStatus, deliverEntry, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
-import type { OriginClient, OriginRequest, OriginResponse } from './origin.js';
+import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
 import { isRefusal, Receiver, type Refusal, type Target } from './recv.js';
 import type { Router } from './route.js';
 
@@ -85,6 +86,90 @@ function tagsOf(headers: HeaderObject): string[] {
   return out;
 }
 
+/** The ProxyHandler's steps a FlightFetch calls back into. */
+interface FetchHost {
+  /** The head arrived: settle the flight, or start streaming (fetch.streaming = true). May throw. */
+  response(f: FlightFetch, status: number, headers: HeaderObject, body: BodyControl): void;
+  /** No response (fetch error, counted as an origin error when `f.fromOrigin`), or one we could not handle. */
+  failure(f: FlightFetch, err: unknown, fetchError: boolean): void;
+  bodyEnd(f: FlightFetch): void;
+  bodyError(f: FlightFetch, err: Error): void;
+}
+
+const WAITING = 0;
+const STREAMING = 1;
+const OVER = 2;
+
+/** One fetch of a flight, from the origin or an owning peer: the sink its response feeds, and
+ *  what the end of the body needs to store the entry. Plain fields, no closures per request. */
+class FlightFetch implements OriginSink {
+  #state = WAITING;
+  /** The origin itself is asked (not a peer): a failure counts as an origin error. */
+  fromOrigin = false;
+  head: FlightHead | undefined;
+  policy: CachePolicy | undefined;
+  admission: ReturnType<typeof admit> | undefined;
+  storable = false;
+
+  constructor(
+    readonly host: FetchHost,
+    readonly flight: Flight,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse | undefined,
+    readonly target: Target,
+    readonly key: string,
+    readonly stale: Entry | undefined,
+    readonly fwd: 'uri-miss' | 'stale',
+    readonly viaPeer: boolean,
+    readonly toPeer: boolean,
+    readonly maxBytes: number,
+  ) {}
+
+  /** Called by the host's response step: the body goes into the flight. */
+  stream(): void {
+    this.#state = STREAMING;
+  }
+
+  onHead(status: number, headers: HeaderObject, body: BodyControl): void {
+    if (this.#state !== WAITING) return;
+    this.#state = OVER;
+    try {
+      this.host.response(this, status, combineFieldLines(headers), body);
+    } catch (err) {
+      // A response we could not handle must still answer the client and the waiters.
+      this.#state = OVER;
+      body.destroy();
+      this.host.failure(this, err, false);
+    }
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.#state === STREAMING) this.flight.chunk(chunk, this.maxBytes);
+  }
+
+  onEnd(): void {
+    if (this.#state !== STREAMING) return;
+    this.#state = OVER;
+    this.host.bodyEnd(this);
+  }
+
+  onError(err: unknown): void {
+    const state = this.#state;
+    this.#state = OVER;
+    if (state === WAITING) this.host.failure(this, err, true);
+    else if (state === STREAMING) this.host.bodyError(this, err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/** A peer's response (a Readable) fed into a sink like an origin fetch. */
+function feedSink(up: OriginResponse, sink: OriginSink): void {
+  const body = up.body;
+  sink.onHead(up.status, up.headers, body);
+  body.on('data', (c: Buffer) => sink.onData(c));
+  body.on('end', () => sink.onEnd());
+  body.on('error', (err) => sink.onError(err));
+}
+
 export class ProxyHandler {
   readonly #s: Services;
   readonly #recv: Receiver;
@@ -93,6 +178,7 @@ export class ProxyHandler {
   readonly #statusCtx: StatusContext;
   readonly #dropOnStore: ReadonlySet<string>;
   readonly #dropOnPass: ReadonlySet<string>;
+  readonly #fetchHost: FetchHost;
   #inFlight = 0;
 
   constructor(s: Services) {
@@ -108,6 +194,20 @@ export class ProxyHandler {
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
     this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
     this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
+    this.#fetchHost = {
+      response: (f, status, headers, body) => this.#onResponse(f, status, headers, body),
+      failure: (f, err, fetchError) => {
+        if (fetchError && f.fromOrigin) this.#s.metrics.originErrors.labels(err instanceof SidecacheError ? err.code : 'unknown').inc();
+        this.#onFailure(f.flight, f.req, f.res, f.stale, err, f.fwd, f.toPeer);
+      },
+      bodyEnd: (f) => this.#onBodyEnd(f),
+      bodyError: (f, err) => {
+        this.#s.logger.warn({ key: f.key, err: err.message }, 'origin body failed');
+        this.#s.metrics.originErrors.labels('body').inc();
+        f.flight.fail(err);
+        this.#flights.finish(f.flight);
+      },
+    };
   }
 
   get flights(): Flights {
@@ -157,6 +257,9 @@ export class ProxyHandler {
         this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
         return;
       }
+      // Not fresh here: the slow path goes on with this key and lookup.
+      this.#handleSlow(req, res, ctx, startedAt, target, key, entry ?? null, now);
+      return;
     }
     this.#handleSlow(req, res, ctx, startedAt, target);
   }
@@ -169,7 +272,11 @@ export class ProxyHandler {
     return v;
   }
 
-  #handleSlow(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number, target: Target | Refusal): void {
+  /** `knownKey`, `looked`, `lookedAt`: the fast path's key and lookup (null: nothing found) when it made them. */
+  #handleSlow(
+    req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number, target: Target | Refusal,
+    knownKey?: string, looked?: Entry | null, lookedAt?: number,
+  ): void {
     const setOutcome = this.#track(res, startedAt);
 
     if (isRefusal(target)) {
@@ -192,7 +299,7 @@ export class ProxyHandler {
     }
 
     // hash
-    const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+    const key = knownKey ?? target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
     const cc = req.headers['cache-control'];
     const pragma = req.headers.pragma;
     const dirs = cc === undefined && pragma === undefined ? undefined : requestDirectives(parseCacheControl(cc), pragma);
@@ -203,8 +310,8 @@ export class ProxyHandler {
     }
 
     // lookup
-    const now = Date.now();
-    const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
+    const now = lookedAt ?? Date.now();
+    const entry = looked === undefined ? this.#s.cache.lookup(key, matchesVary, req.headers, now) : looked ?? undefined;
     if (entry !== undefined) {
       const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {
@@ -290,93 +397,71 @@ export class ProxyHandler {
     }
     const request: OriginRequest = { origin: target.origin, path: target.path, method: 'GET', headers };
     const peers = ctx.fromPeer ? undefined : s.router.peersFor(key);
-    const fwd = stale === undefined ? 'uri-miss' : 'stale';
     setOutcome(peers === undefined ? (stale === undefined ? CacheOutcome.miss : CacheOutcome.revalidated) : CacheOutcome.forwarded);
-    const source = peers === undefined
-      ? this.#fromOrigin(request)
-      : this.#fromPeers(peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request);
-    source.then(
-      (up) => {
-        try {
-          const combined = { ...up, headers: combineFieldLines(up.headers) };
-          this.#onResponse(flight, req, res, target, key, stale, combined, fwd, peers !== undefined, ctx.fromPeer);
-        } catch (err) {
-          // A response we could not handle must still answer the client and the waiters.
-          up.body.destroy();
-          this.#onFailure(flight, req, res, stale, err, fwd, ctx.fromPeer);
-        }
-      },
-      (err: unknown) => this.#onFailure(flight, req, res, stale, err, fwd, ctx.fromPeer),
-    );
+    const fetch = new FlightFetch(this.#fetchHost, flight, req, res, target, key, stale, stale === undefined ? 'uri-miss' : 'stale',
+      peers !== undefined, ctx.fromPeer, s.config.maxEntryBytes);
+    if (peers === undefined) this.#fromOrigin(request, fetch);
+    else void this.#fromPeers(peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request, fetch);
   }
 
-  #fromOrigin(r: OriginRequest): Promise<OriginResponse> {
+  #fromOrigin(r: OriginRequest, fetch: FlightFetch): void {
     this.#s.metrics.originRequests.inc();
-    return this.#s.origin.request(r).catch((err: unknown) => {
-      const code = err instanceof SidecacheError ? err.code : 'unknown';
-      this.#s.metrics.originErrors.labels(code).inc();
-      throw err;
-    });
+    fetch.fromOrigin = true;
+    this.#s.origin.dispatch(r, fetch);
   }
 
   /** Owners in order; when none answers, fetch the origin ourselves and count it degraded. */
-  async #fromPeers(peers: readonly string[], r: OriginRequest, direct: OriginRequest): Promise<OriginResponse> {
+  async #fromPeers(peers: readonly string[], r: OriginRequest, direct: OriginRequest, fetch: FlightFetch): Promise<void> {
     for (const peer of peers) {
+      let up: OriginResponse;
       try {
         this.#s.metrics.peerRequests.inc();
-        return await this.#s.router.forward(peer, r);
+        up = await this.#s.router.forward(peer, r);
       } catch (err) {
         this.#s.metrics.peerErrors.labels(peer).inc();
         this.#s.logger.warn({ peer, err: (err as Error).message }, 'peer unreachable, trying the next owner');
+        continue;
       }
+      feedSink(up, fetch);
+      return;
     }
     this.#s.metrics.degradedFetches.inc();
-    return this.#fromOrigin(direct);
+    this.#fromOrigin(direct, fetch);
   }
 
-  #onResponse(
-    flight: Flight,
-    req: IncomingMessage,
-    res: ServerResponse | undefined,
-    target: Target,
-    key: string,
-    stale: Entry | undefined,
-    up: OriginResponse,
-    fwd: 'uri-miss' | 'stale',
-    viaPeer: boolean,
-    toPeer: boolean,
-  ): void {
+  #onResponse(f: FlightFetch, status: number, headers: HeaderObject, body: BodyControl): void {
+    const { flight, req, res, target, stale, fwd, viaPeer, toPeer } = f;
     const s = this.#s;
     const now = Date.now();
     const preq = policyRequest(req, target.path);
-    if (stale !== undefined && up.status === 304) {
-      up.body.resume();
-      const { policy, modified } = revalidatedPolicy(stale.policy, preq, { status: 304, headers: up.headers as Record<string, string> });
+    if (stale !== undefined && status === 304) {
+      body.resume();
+      const { policy, modified } = revalidatedPolicy(stale.policy, preq, { status: 304, headers: headers as Record<string, string> });
       if (!modified) {
         const refreshed = this.#refresh(stale, policy, flight, now);
         this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true }, toPeer);
         return;
       }
     }
-    if (stale !== undefined && up.status >= 500 && canServeOnError(stale.freshness, now)) {
-      up.body.resume();
-      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: up.status, detail: 'stale-if-error' }, toPeer);
+    if (stale !== undefined && status >= 500 && canServeOnError(stale.freshness, now)) {
+      body.resume();
+      this.#settle(flight, req, res, stale, now, { fwd: 'stale', fwdStatus: status, detail: 'stale-if-error' }, toPeer);
       return;
     }
 
-    const upstreamStatus = up.headers['cache-status'];
-    const policy = new CachePolicy(preq, { status: up.status, headers: up.headers as Record<string, string> }, POLICY_OPTIONS);
-    const admission = admit(policy, { status: up.status, headers: up.headers as Record<string, string> }, now, s.config.defaultTtlMs);
-    const cl = up.headers['content-length'];
+    const upstreamStatus = headers['cache-status'];
+    const policy = new CachePolicy(preq, { status, headers: headers as Record<string, string> }, POLICY_OPTIONS);
+    const admission = admit(policy, { status, headers: headers as Record<string, string> }, now, s.config.defaultTtlMs);
+    const cl = headers['content-length'];
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
     const storable = admission.storable && !tooBig;
-    const names = varyNames(up.headers.vary);
-    const tags = tagsOf(up.headers);
+    const names = varyNames(headers.vary);
+    const tags = tagsOf(headers);
     // Age is always ours here (added per response from the policy's age): never the origin's too.
-    const raw = toRawHeaders(up.headers, this.#dropOnStore);
-    raw.push('via', up.headers.via === undefined ? VIA : `${String(up.headers.via)}, ${VIA}`);
+    const raw = toRawHeaders(headers, this.#dropOnStore);
+    raw.push('via', headers.via === undefined ? VIA : `${String(headers.via)}, ${VIA}`);
     const head: FlightHead = {
-      status: up.status,
+      status,
       headers: raw,
       shareable: storable,
       varyNames: names,
@@ -386,43 +471,43 @@ export class ProxyHandler {
       receivedAt: now,
     };
     if (!storable) flight.capturing = false;
-    flight.setHead(head, up.body);
+    flight.setHead(head, body);
     const detail = storable ? undefined : admission.storable ? 'too large' : admission.reason;
     const parts: StatusParts = {
       fwd,
-      fwdStatus: up.status,
+      fwdStatus: status,
       stored: storable,
       ...(detail === undefined ? {} : { detail }),
       ...(typeof upstreamStatus === 'string' && viaPeer ? { upstream: upstreamStatus } : {}),
     };
     if (res !== undefined) {
-      const status = cacheStatus(this.#statusCtx, parts);
-      const extra = ['age', String(Math.floor(head.initialAgeSec)), 'cache-status', status];
+      const extra = ['age', String(Math.floor(head.initialAgeSec)), 'cache-status', cacheStatus(this.#statusCtx, parts)];
       if (toPeer && storable) extra.push(...peerTagHeaders(tags));
       flight.attach(res, () => extra);
     }
-    const body = up.body;
-    body.on('data', (c: Buffer) => flight.chunk(c, s.config.maxEntryBytes));
-    body.on('error', (err) => {
-      s.logger.warn({ key, err: err.message }, 'origin body failed');
-      s.metrics.originErrors.labels('body').inc();
-      flight.fail(err);
-      this.#flights.finish(flight);
-    });
-    body.on('end', () => {
-      if (storable && flight.capturing && admission.storable) {
-        const bodyBuf = ownedBody(flight.chunks, flight.bytes);
-        const entry = this.#makeEntry(key, head, bodyBuf, policy, admission.freshness, admission.keepUntil, flight.fence,
-          viaPeer ? EntrySource.hot : EntrySource.local);
-        if (s.cache.store(entry, viaPeer, flight.generation)) {
-          if (!viaPeer) s.onStored?.(entry);
-        } else {
-          s.metrics.fillsRejected.inc();
-        }
+    f.head = head;
+    f.policy = policy;
+    f.admission = admission;
+    f.storable = storable;
+    f.stream();
+  }
+
+  /** The whole body arrived: store it when it may be, and end every response. */
+  #onBodyEnd(f: FlightFetch): void {
+    const s = this.#s;
+    const flight = f.flight;
+    if (f.storable && flight.capturing && f.admission!.storable) {
+      const bodyBuf = ownedBody(flight.chunks, flight.bytes);
+      const entry = this.#makeEntry(f.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, flight.fence,
+        f.viaPeer ? EntrySource.hot : EntrySource.local);
+      if (s.cache.store(entry, f.viaPeer, flight.generation)) {
+        if (!f.viaPeer) s.onStored?.(entry);
+      } else {
+        s.metrics.fillsRejected.inc();
       }
-      flight.end();
-      this.#flights.finish(flight);
-    });
+    }
+    flight.end();
+    this.#flights.finish(flight);
   }
 
   /** A flight that ends in a stored entry (304 or stale-if-error): leader and waiters serve it. */
@@ -548,24 +633,43 @@ export class ProxyHandler {
     const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'
       || req.headers['transfer-encoding'] !== undefined;
     const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, PASS_DROP);
-    const ac = new AbortController();
-    res.once('close', () => { if (!res.writableFinished) ac.abort(); });
     s.metrics.originRequests.inc();
-    s.origin.request({ origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null, signal: ac.signal }).then(
-      (up) => {
-        if (invalidatesOnResponse(method, up.status)) this.#invalidateWrite(target, up.headers);
-        const raw = toRawHeaders(up.headers, this.#dropOnPass);
-        raw.push('via', VIA, 'cache-status', cacheStatus(this.#statusCtx, { fwd, fwdStatus: up.status, ...(detail === undefined ? {} : { detail }) }));
-        res.writeHead(up.status, raw);
-        up.body.on('error', () => res.destroy());
-        up.body.pipe(res);
+    let upBody: BodyControl | undefined;
+    const sink: OriginSink = {
+      onHead: (status, upHeaders, body) => {
+        upBody = body;
+        try {
+          if (invalidatesOnResponse(method, status)) this.#invalidateWrite(target, upHeaders);
+          const raw = toRawHeaders(upHeaders, this.#dropOnPass);
+          raw.push('via', VIA, 'cache-status', cacheStatus(this.#statusCtx, { fwd, fwdStatus: status, ...(detail === undefined ? {} : { detail }) }));
+          res.writeHead(status, raw);
+        } catch (err) {
+          body.destroy();
+          sink.onError(err);
+          return;
+        }
+        res.on('drain', () => body.resume());
       },
-      (err: unknown) => {
+      onData: (chunk) => {
+        if (!res.write(chunk)) upBody!.pause();
+      },
+      onEnd: () => {
+        res.end();
+      },
+      onError: (err) => {
+        if (res.headersSent) {
+          // Mid-body: cut the connection, the only honest signal left.
+          res.destroy();
+          return;
+        }
         s.metrics.originErrors.labels(err instanceof SidecacheError ? err.code : 'unknown').inc();
         const status = err instanceof SidecacheError && err.status !== undefined ? err.status : 502;
         sendError(res, status, (err as Error).message, cacheStatus(this.#statusCtx, { fwd, detail: 'origin error' }));
       },
-    );
+    };
+    const call = s.origin.dispatch({ origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null }, sink);
+    // The client went away before the response was complete: stop the origin's too.
+    res.once('close', () => { if (!res.writableFinished) call.destroy(new undiciErrors.RequestAbortedError()); });
   }
 
   /** RFC 9111 §4.4: the target URI and same-origin Location / Content-Location, cluster-wide. */
