@@ -46,3 +46,23 @@ export async function waitForOk(url, { timeoutMs = 20_000, h } = {}) {
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})${h ? `:\n${tailLog(h)}` : ''}`);
 }
+
+/**
+ * Scrapes a sidecar's Prometheus /metrics once; returns value(name): the sum of every sample of
+ * that metric over its labels, or null when it is absent (or the scrape failed).
+ */
+export async function scrapeMetrics(adminUrl, timeoutMs = 5000) {
+  let text = '';
+  try {
+    text = await (await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) })).text();
+  } catch {
+    // value() answers null
+  }
+  return (name) => {
+    let sum = null;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  };
+}

@@ -14,6 +14,7 @@ import { sleep } from '../lib/processes.js';
 import { fmt } from '../lib/results.js';
 import { startNatsCluster, natsAvailable, NATS_SERVER_BIN } from '../lib/nats.js';
 import { ensureRedisServer, startRedis } from '../lib/redis.js';
+import { scrapeMetrics } from '../lib/http.js';
 import { sidecacheBuilt, startClusterSidecars, uniqueCluster, startVersionedOrigin, percentile } from '../lib/cluster.js';
 
 export const description = 'cluster offload: Zipf(1.0) over 100k keys from 3 apps; sidecache ring vs 3 independent caches (ring off) vs one shared Redis, same total memory';
@@ -191,17 +192,6 @@ function originFigures(seq, perPath, halfSnapshot) {
   };
 }
 
-async function metricSum(adminUrl, name) {
-  try {
-    const text = await (await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
-    let sum = 0;
-    for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    return sum;
-  } catch {
-    return null;
-  }
-}
-
 async function runSidecars({ system, ring, cfg, nats, seq, tmpDir, log }) {
   const tag = `[offload ${system}]`;
   const origin = await startVersionedOrigin({ bytes: BODY_BYTES, delayMs: cfg.originDelayMs, countPaths: true });
@@ -217,10 +207,10 @@ async function runSidecars({ system, ring, cfg, nats, seq, tmpDir, log }) {
     sidecars = await startClusterSidecars(3, { tmpDir, upstream: origin.url, natsUrls: nats.urls, cluster: uniqueCluster(ring ? 'offr' : 'offi'), cpu: SERVER_CPU, extraEnv, ids: ['a', 'b', 'c'].map((x) => `off${ring ? 'r' : 'i'}-${x}`) });
     apps.push(...sidecars.map((s) => sidecarApp(s, cfg.workersPerApp)));
     const run = await drive({ seq, apps, workers: cfg.workersPerApp, rate: cfg.ratePerSec, origin, tag, log });
-    const held = await Promise.all(sidecars.map(async (s) => ({
-      bytes: ((await metricSum(s.adminUrl, 'sidecache_cache_bytes')) ?? 0) + ((await metricSum(s.adminUrl, 'sidecache_hot_bytes')) ?? 0),
-      evictions: await metricSum(s.adminUrl, 'sidecache_evictions_total'),
-    })));
+    const held = await Promise.all(sidecars.map(async (s) => {
+      const value = await scrapeMetrics(s.adminUrl);
+      return { bytes: (value('sidecache_cache_bytes') ?? 0) + (value('sidecache_hot_bytes') ?? 0), evictions: value('sidecache_evictions_total') };
+    }));
     return { run, origin, heldBytes: held.reduce((a, h) => a + h.bytes, 0), evictions: held.reduce((a, h) => a + (h.evictions ?? 0), 0), memoryBytes: 3 * (cfg.mainBytes + cfg.hotBytes) };
   } finally {
     for (const a of apps) await a.close().catch(() => undefined);

@@ -11,6 +11,7 @@ import { startOrigin, startBareNode, startSidecache } from '../lib/servers.js';
 import { SERVER_CPU, LOAD_CPU } from '../lib/cpu.js';
 import { measure, MAX_OTHER_PCT } from '../lib/measure.js';
 import { memoryOf } from '../lib/procstat.js';
+import { scrapeMetrics } from '../lib/http.js';
 import { fmt } from '../lib/results.js';
 import { sleep } from '../lib/processes.js';
 import { startNatsCluster, natsAvailable } from '../lib/nats.js';
@@ -75,12 +76,7 @@ async function fillKeys({ baseUrl, prefix, from, to, log, tag, urlFor }) {
 }
 
 async function metrics(adminUrl) {
-  const text = await (await fetch(`${adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-  const value = (name) => {
-    let sum = null;
-    for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
-    return sum;
-  };
+  const value = await scrapeMetrics(adminUrl);
   return { bytes: value('sidecache_cache_bytes'), entries: value('sidecache_cache_entries'), evictions: value('sidecache_evictions_total'), heapUsed: value('nodejs_heap_size_used_bytes') };
 }
 
