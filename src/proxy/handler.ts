@@ -93,6 +93,7 @@ export class ProxyHandler {
   readonly #statusCtx: StatusContext;
   readonly #dropOnStore: ReadonlySet<string>;
   readonly #dropOnPass: ReadonlySet<string>;
+  readonly #hitIndex: number;
   #inFlight = 0;
 
   constructor(s: Services) {
@@ -108,6 +109,7 @@ export class ProxyHandler {
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
     this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
     this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
+    this.#hitIndex = s.metrics.requests.indexOf(CacheOutcome.hit);
   }
 
   get flights(): Flights {
@@ -133,8 +135,7 @@ export class ProxyHandler {
     let outcome: CacheOutcome = CacheOutcome.error;
     res.once('close', () => {
       this.#inFlight--;
-      this.#s.metrics.requests[outcome].inc();
-      this.#s.metrics.latency[outcome].observe((performance.now() - startedAt) / 1000);
+      this.#s.metrics.requests.observe(outcome, (performance.now() - startedAt) / 1000);
     });
     return (o) => { outcome = o; };
   }
@@ -153,8 +154,7 @@ export class ProxyHandler {
       const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
       if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
-        this.#s.metrics.requests.hit.inc();
-        this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
+        this.#s.metrics.requests.observeAt(this.#hitIndex, (performance.now() - startedAt) / 1000);
         return;
       }
     }
