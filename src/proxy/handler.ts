@@ -14,7 +14,7 @@ import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
-import { cacheStatus, deliverEntry, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
 import type { OriginClient, OriginRequest, OriginResponse } from './origin.js';
@@ -91,6 +91,7 @@ export class ProxyHandler {
   readonly #keyOpts: KeyOptions;
   readonly #flights = new Flights();
   readonly #statusCtx: StatusContext;
+  readonly #hitStatuses: HitStatuses;
   readonly #dropOnStore: ReadonlySet<string>;
   readonly #dropOnPass: ReadonlySet<string>;
   readonly #hitIndex: number;
@@ -106,6 +107,7 @@ export class ProxyHandler {
       epoch: () => s.log.view.epoch,
       seq: () => s.log.appliedSeq,
     };
+    this.#hitStatuses = new HitStatuses(this.#statusCtx);
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
     this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
     this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
@@ -242,11 +244,7 @@ export class ProxyHandler {
   }
 
   #hitStatus(entry: Entry, now: number): string {
-    return cacheStatus(this.#statusCtx, {
-      hit: true,
-      ttlSec: (entry.freshness.freshUntil - now) / 1000,
-      ...(entry.source === EntrySource.local ? {} : { detail: entry.source }),
-    });
+    return this.#hitStatuses.get((entry.freshness.freshUntil - now) / 1000, entry.source);
   }
 
   /**
