@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec } from '../http/freshness.js';
 import { parseRange } from '../http/range.js';
-import type { Entry } from '../store/types.js';
+import { EntrySource, type Entry } from '../store/types.js';
 
 /** Identity of this sidecar in Cache-Status, and whether to add debug parameters. */
 export interface StatusContext {
@@ -41,6 +41,45 @@ export function cacheStatus(ctx: StatusContext, p: StatusParts): string {
     if (p.detail !== undefined) s += `; detail="${p.detail}"`;
   }
   return p.upstream === undefined ? s : `${p.upstream}, ${s}`;
+}
+
+/** Strings kept by HitStatuses before it starts over: hits of entries with this many different
+ *  remaining lifetimes (seconds) and sources within one epoch and seq. */
+const HIT_STATUSES_MAX = 4096;
+
+/**
+ * Cache-Status of a fresh hit, `cacheStatus(ctx, { hit: true, ttlSec, detail: <non-local source> })`,
+ * made once per (rounded ttl, source) while epoch and seq stay the same: a hit then costs a
+ * Map lookup instead of building the string (and the string is already flat for the socket).
+ */
+export class HitStatuses {
+  readonly #ctx: StatusContext;
+  readonly #byKey = new Map<number, string>();
+  #epoch = -1;
+  #seq = -1;
+
+  constructor(ctx: StatusContext) {
+    this.#ctx = ctx;
+  }
+
+  get(ttlSec: number, source: EntrySource): string {
+    const ctx = this.#ctx;
+    const epoch = ctx.epoch();
+    const seq = ctx.seq();
+    if (epoch !== this.#epoch || seq !== this.#seq || this.#byKey.size >= HIT_STATUSES_MAX) {
+      this.#byKey.clear();
+      this.#epoch = epoch;
+      this.#seq = seq;
+    }
+    const ttl = ctx.detail ? Math.round(ttlSec) : 0;
+    const key = ttl * 4 + (source === EntrySource.local ? 0 : source === EntrySource.hot ? 1 : 2);
+    let s = this.#byKey.get(key);
+    if (s === undefined) {
+      s = cacheStatus(ctx, { hit: true, ttlSec: ttl, ...(source === EntrySource.local ? {} : { detail: source }) });
+      this.#byKey.set(key, s);
+    }
+    return s;
+  }
 }
 
 function etagMatches(ifNoneMatch: string, etag: string): boolean {
@@ -102,11 +141,24 @@ export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: E
       return;
     }
   }
-  const h = entry.headers.concat('age', age, 'cache-status', status);
+  // The stored fields plus ours, written into one array that writeHead reads synchronously and
+  // keeps no reference to: no new array per hit. Its length follows each entry's header count.
+  const base = entry.headers;
+  const n = base.length;
+  const h = scratch;
+  for (let i = 0; i < n; i++) h[i] = base[i]!;
+  h[n] = 'age';
+  h[n + 1] = age;
+  h[n + 2] = 'cache-status';
+  h[n + 3] = status;
+  h.length = n + 4;
   if (toPeer) h.push(...peerTagHeaders(entry.tags));
   res.writeHead(entry.status, h);
   res.end(entry.body);
 }
+
+/** deliverEntry's header array for full responses, overwritten by each one. */
+const scratch: string[] = [];
 
 /** A short plain-text error with its reason; never a body the client could cache. */
 export function sendError(res: ServerResponse, status: number, reason: string, cacheStatusValue?: string): void {

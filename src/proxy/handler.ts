@@ -15,7 +15,7 @@ import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
-import { cacheStatus, deliverEntry, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
@@ -176,9 +176,11 @@ export class ProxyHandler {
   readonly #keyOpts: KeyOptions;
   readonly #flights = new Flights();
   readonly #statusCtx: StatusContext;
+  readonly #hitStatuses: HitStatuses;
   readonly #dropOnStore: ReadonlySet<string>;
   readonly #dropOnPass: ReadonlySet<string>;
   readonly #fetchHost: FetchHost;
+  readonly #hitIndex: number;
   #inFlight = 0;
 
   constructor(s: Services) {
@@ -191,6 +193,7 @@ export class ProxyHandler {
       epoch: () => s.log.view.epoch,
       seq: () => s.log.appliedSeq,
     };
+    this.#hitStatuses = new HitStatuses(this.#statusCtx);
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
     this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
     this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
@@ -208,6 +211,7 @@ export class ProxyHandler {
         this.#flights.finish(f.flight);
       },
     };
+    this.#hitIndex = s.metrics.requests.indexOf(CacheOutcome.hit);
   }
 
   get flights(): Flights {
@@ -233,8 +237,7 @@ export class ProxyHandler {
     let outcome: CacheOutcome = CacheOutcome.error;
     res.once('close', () => {
       this.#inFlight--;
-      this.#s.metrics.requests[outcome].inc();
-      this.#s.metrics.latency[outcome].observe((performance.now() - startedAt) / 1000);
+      this.#s.metrics.requests.observe(outcome, (performance.now() - startedAt) / 1000);
     });
     return (o) => { outcome = o; };
   }
@@ -253,8 +256,7 @@ export class ProxyHandler {
       const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
       if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
-        this.#s.metrics.requests.hit.inc();
-        this.#s.metrics.latency.hit.observe((performance.now() - startedAt) / 1000);
+        this.#s.metrics.requests.observeAt(this.#hitIndex, (performance.now() - startedAt) / 1000);
         return;
       }
       // Not fresh here: the slow path goes on with this key and lookup.
@@ -349,11 +351,7 @@ export class ProxyHandler {
   }
 
   #hitStatus(entry: Entry, now: number): string {
-    return cacheStatus(this.#statusCtx, {
-      hit: true,
-      ttlSec: (entry.freshness.freshUntil - now) / 1000,
-      ...(entry.source === EntrySource.local ? {} : { detail: entry.source }),
-    });
+    return this.#hitStatuses.get((entry.freshness.freshUntil - now) / 1000, entry.source);
   }
 
   /**
