@@ -49,10 +49,15 @@ export class Flight {
   #pending: Array<(head: FlightHead | undefined) => void> = [];
   #body: BodyControl | undefined;
 
-  constructor(key: string, fence: number, generation: number) {
+  /** Called once when the flight is abandoned (its body stopped with nobody told): the table
+   *  forgets it, since no end or error will come to finish it. */
+  readonly #onAbandon: ((f: Flight) => void) | undefined;
+
+  constructor(key: string, fence: number, generation: number, onAbandon?: (f: Flight) => void) {
     this.key = key;
     this.fence = fence;
     this.generation = generation;
+    this.#onAbandon = onAbandon;
   }
 
   /** Ends the flight with a stored entry (revalidated, or stale on error): waiters serve it. */
@@ -83,6 +88,13 @@ export class Flight {
 
   /** Attaches a response: writes the head and what has arrived so far, then follows. */
   attach(res: ServerResponse, extra: (head: FlightHead) => string[]): void {
+    // A client that left before the head: its 'close' has fired, so it would never be
+    // detached, and a write to it returns false and never drains, which would hold the origin
+    // body paused for good (and the key with it).
+    if (res.destroyed) {
+      this.#abandonIfIdle();
+      return;
+    }
     const head = this.head!;
     res.writeHead(head.status, head.headers.concat(extra(head)));
     for (const c of this.chunks) res.write(c);
@@ -115,6 +127,7 @@ export class Flight {
       if (i === 0 && !ok) congested = true;
     }
     if (congested) this.#body?.pause();
+    else if (this.#sinks.length === 0 && !this.capturing) this.#abandonIfIdle();
   }
 
   end(): void {
@@ -145,7 +158,15 @@ export class Flight {
     if (i === -1) return;
     this.#sinks.splice(i, 1);
     if (i === 0) this.#body?.resume();
-    if (this.abandoned && !this.done) this.#body?.destroy();
+    this.#abandonIfIdle();
+  }
+
+  #abandonIfIdle(): void {
+    if (!this.abandoned || this.done || this.#body === undefined) return;
+    const body = this.#body;
+    this.#body = undefined;
+    body.destroy();
+    this.#onAbandon?.(this);
   }
 }
 
@@ -160,7 +181,7 @@ export class Flights {
 
   /** A new flight; `collapse` false: a private fetch others may not join. */
   start(key: string, fence: number, generation: number, collapse = true): Flight {
-    const f = new Flight(key, fence, generation);
+    const f = new Flight(key, fence, generation, (abandoned) => this.finish(abandoned));
     if (collapse) this.#byKey.set(key, f);
     else f.joinable = false;
     return f;

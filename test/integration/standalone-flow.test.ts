@@ -42,6 +42,14 @@ t.before(async () => {
   origin = await startOrigin({
     '/big/nostore/*': (req, res) => stream(req.url!, res, 'no-store'),
     '/big/pass/*': (req, res) => { req.resume(); stream(req.url!, res, 'no-store'); },
+    // A cacheable answer that takes 300 ms to start.
+    '/slow/*': (req, res) => {
+      setTimeout(() => {
+        const body = `slow ${req.url}\n`;
+        res.writeHead(200, { 'cache-control': 'public, max-age=60', 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }, 300);
+    },
   });
   sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url } });
   port = Number(new URL(sc.url).port);
@@ -124,3 +132,24 @@ for (const [name, id, head] of [
     await r.text();
   });
 }
+
+t.test('client gone before the head - the fetch goes on without it and its response is stored', async (t) => {
+  const path = '/slow/leader-left';
+  // A asks first (it leads the fetch) and leaves after 100 ms, before the origin answers.
+  const a = fetch(`${sc.url}${path}`, { signal: AbortSignal.timeout(100) }).then(() => 'answered', (err: Error) => err.name);
+  t.equal(await a, 'TimeoutError', 'the first client had gone');
+  // B asks after the origin has answered (at 300 ms): the fetch must have completed without A.
+  await new Promise((r) => setTimeout(r, 600));
+  const b = await fetch(`${sc.url}${path}`, { signal: AbortSignal.timeout(5000) });
+  t.equal(b.status, 200);
+  t.equal(await b.text(), `slow ${path}\n`, 'the next client got the whole body');
+  // The response was stored although its first client left: the next request is a hit.
+  const c = await fetch(`${sc.url}${path}`, { signal: AbortSignal.timeout(5000) });
+  await c.text();
+  t.match(c.headers.get('cache-status') ?? '', /; hit/, 'stored: the next request is a hit');
+  t.equal(origin.count(path), 1, 'one origin request for the three clients');
+  // And the sidecar goes on serving.
+  const d = await fetch(`${sc.url}/still/after-slow`, { signal: AbortSignal.timeout(5000) });
+  t.equal(d.status, 200);
+  await d.text();
+});
