@@ -55,7 +55,7 @@ function one(h: IncomingHttpHeaders, name: string): string | undefined {
 }
 
 export class PeerVerifier {
-  /** Nonces remembered now: the requests of the last MAX_SKEW_MS or so (memory grows with the peer request rate). */
+  /** Nonces remembered now: the requests of the last 2 x MAX_SKEW_MS or so (memory grows with the peer request rate). */
   get remembered(): number {
     return this.#seen.size;
   }
@@ -96,7 +96,9 @@ export class PeerVerifier {
       this.#seen.delete(n);
     }
     if (this.#seen.has(nonce)) return { ok: false, status: 401, reason: 'replayed peer request' };
-    this.#seen.set(nonce, t + MAX_SKEW_MS);
+    // Kept for twice the window: a wall clock stepped back by up to MAX_SKEW_MS must not
+    // reopen the window of a forgotten nonce.
+    this.#seen.set(nonce, t + 2 * MAX_SKEW_MS);
     return { ok: true, identity: { cluster, from, epoch: Number(epoch) } };
   }
 }

@@ -39,9 +39,13 @@ t.test('peer auth - nonces are forgotten once their window has passed, and repla
   t.equal(refused, 0);
   t.equal(v.remembered, 20_001);
   t.match(v.verify(early, 'GET', '/k', now + 29_000), { ok: false, reason: /replayed/ }, 'a replay inside the window is refused');
-  // 31 s later the first ones are past the window: a new request sweeps them out.
-  const later = now + 30_000 + 10_001;
+  // A request at +45 s sweeps what has expired; then the clock steps back 30 s: the early
+  // request's timestamp is inside the window again, and its nonce must still be remembered.
+  t.ok(v.verify(signRequest(SECRET, id, 'GET', '/at45', now + 45_000), 'GET', '/at45', now + 45_000).ok);
+  t.match(v.verify(early, 'GET', '/k', now + 15_000), { ok: false, reason: /replayed/ }, 'a replay after the clock stepped back is refused');
+  // Twice the window later (a clock stepped back stays covered) the first ones are swept out.
+  const later = now + 60_000 + 10_001;
   t.ok(v.verify(signRequest(SECRET, id, 'GET', '/late', later), 'GET', '/late', later).ok);
-  t.ok(v.remembered < 10_002, `swept to ${v.remembered}`);
+  t.equal(v.remembered, 10_002, "swept: the 10,001 older than twice the window are gone");
   t.match(v.verify(early, 'GET', '/k', later), { ok: false, reason: /window/ }, 'the forgotten request is refused by its timestamp');
 });
