@@ -655,8 +655,9 @@ export class ProxyHandler {
         res.end();
       },
       onError: (err) => {
-        if (res.headersSent) {
-          // Mid-body: cut the connection, the only honest signal left.
+        if (res.headersSent || res.destroyed) {
+          // Mid-body: cut the connection, the only honest signal left. Or the client left
+          // first (we aborted the origin request): not an origin error, nobody to answer.
           res.destroy();
           return;
         }
