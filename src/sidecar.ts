@@ -121,7 +121,10 @@ export class Sidecar {
       metrics: this.metrics,
       logger,
       ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
-      mustRevalidateAll: () => this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs,
+      // Detached from NATS for too long, or dropped from the view: purges may have gone by
+      // without us, so every entry is revalidated before it is served.
+      mustRevalidateAll: () => node?.outOfView === true ||
+        (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs),
     });
     this.proxyServer = createServer(
       { maxHeaderSize: config.maxHeaderBytes, requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 65_000 },
