@@ -58,46 +58,43 @@ export class RequestStats {
 
   /** Registry view of the request counter. */
   counter(name: string, help: string): RegistryMetric {
-    return {
-      name,
-      help,
-      type: 'counter',
-      aggregator: 'sum',
-      get: async () => {
-        const values: MetricValue[] = [];
-        OUTCOMES.forEach((outcome, i) => {
-          if (this.#counts[i]! > 0) values.push({ labels: { outcome }, value: this.#counts[i]! });
-        });
-        return { name, help, type: 'counter', aggregator: 'sum', values };
-      },
-      reset: () => this.reset(),
-    };
+    return this.#view(name, help, 'counter', () => {
+      const values: MetricValue[] = [];
+      OUTCOMES.forEach((outcome, i) => {
+        if (this.#counts[i]! > 0) values.push({ labels: { outcome }, value: this.#counts[i]! });
+      });
+      return values;
+    });
   }
 
   /** Registry view of the latency histogram (cumulative buckets, +Inf, _sum, _count). */
   histogram(name: string, help: string): RegistryMetric {
+    return this.#view(name, help, 'histogram', () => {
+      const values: MetricValue[] = [];
+      const n = LATENCY_BUCKETS.length;
+      OUTCOMES.forEach((outcome, i) => {
+        const count = this.#counts[i]!;
+        if (count === 0) return;
+        let acc = 0;
+        for (let b = 0; b < n; b++) {
+          acc += this.#buckets[i * (n + 1) + b]!;
+          values.push({ labels: { le: LATENCY_BUCKETS[b]!, outcome }, value: acc, metricName: `${name}_bucket` });
+        }
+        values.push({ labels: { le: '+Inf', outcome }, value: count, metricName: `${name}_bucket` });
+        values.push({ labels: { outcome }, value: this.#sums[i]!, metricName: `${name}_sum` });
+        values.push({ labels: { outcome }, value: count, metricName: `${name}_count` });
+      });
+      return values;
+    });
+  }
+
+  #view(name: string, help: string, type: RegistryMetric['type'], values: () => MetricValue[]): RegistryMetric {
     return {
       name,
       help,
-      type: 'histogram',
+      type,
       aggregator: 'sum',
-      get: async () => {
-        const values: MetricValue[] = [];
-        const n = LATENCY_BUCKETS.length;
-        OUTCOMES.forEach((outcome, i) => {
-          const count = this.#counts[i]!;
-          if (count === 0) return;
-          let acc = 0;
-          for (let b = 0; b < n; b++) {
-            acc += this.#buckets[i * (n + 1) + b]!;
-            values.push({ labels: { le: LATENCY_BUCKETS[b]!, outcome }, value: acc, metricName: `${name}_bucket` });
-          }
-          values.push({ labels: { le: '+Inf', outcome }, value: count, metricName: `${name}_bucket` });
-          values.push({ labels: { outcome }, value: this.#sums[i]!, metricName: `${name}_sum` });
-          values.push({ labels: { outcome }, value: count, metricName: `${name}_count` });
-        });
-        return { name, help, type: 'histogram', aggregator: 'sum', values };
-      },
+      get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
       reset: () => this.reset(),
     };
   }
