@@ -1,16 +1,13 @@
 // The only module with side effects: read the configuration, start the sidecar, and stop
 // it cleanly on SIGTERM / SIGINT.
-import v8 from 'node:v8';
 import { pino } from 'pino';
 import { ConfigErrors } from './errors.js';
 import { helpText, loadConfig, type Config } from './config.js';
+import { capYoungGeneration, holdYoungGeneration } from './young-gen.js';
 
-// Keep V8's young generation at its initial size (1 MiB semi-spaces) instead of letting it grow
-// to 16 MiB ones under load: socket reads are ArrayBuffers held by young objects, and each
-// scavenge is what frees them, so a large young generation holds tens of MiB of them as garbage
-// (the memory benchmark's RSS). --max-semi-space-size is read only when the heap is set up; the
-// growth factor is read each time the young generation would grow, so it can be set from here.
-v8.setFlagsFromString('--semi-space-growth-factor=1');
+// A young generation that does not grow while the program loads, then grows to
+// YOUNG_GEN_CAP_BYTES and no further: see young-gen.ts.
+holdYoungGeneration();
 
 export async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -40,6 +37,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await sidecar.stop().catch(() => {});
     return 1;
   }
+  capYoungGeneration();
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -141,24 +141,27 @@ export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: E
       return;
     }
   }
-  // The stored fields plus ours, written into one array that writeHead reads synchronously and
-  // keeps no reference to: no new array per hit. Its length follows each entry's header count.
+  // The stored fields plus ours, written into an array that writeHead reads synchronously and
+  // keeps no reference to: no new array per hit. One array per length, so none is ever resized.
   const base = entry.headers;
   const n = base.length;
-  const h = scratch;
+  const tagHeaders = toPeer ? peerTagHeaders(entry.tags) : NO_HEADERS;
+  const h = scratch[n + 4 + tagHeaders.length] ??= [];
   for (let i = 0; i < n; i++) h[i] = base[i]!;
   h[n] = 'age';
   h[n + 1] = age;
   h[n + 2] = 'cache-status';
   h[n + 3] = status;
-  h.length = n + 4;
-  if (toPeer) h.push(...peerTagHeaders(entry.tags));
+  for (let i = 0; i < tagHeaders.length; i++) h[n + 4 + i] = tagHeaders[i]!;
   res.writeHead(entry.status, h);
   res.end(entry.body);
 }
 
-/** deliverEntry's header array for full responses, overwritten by each one. */
-const scratch: string[] = [];
+const NO_HEADERS: readonly string[] = [];
+
+/** deliverEntry's header arrays for full responses by length, each overwritten by every response
+ *  of that length. */
+const scratch: string[][] = [];
 
 /** A short plain-text error with its reason; never a body the client could cache. */
 export function sendError(res: ServerResponse, status: number, reason: string, cacheStatusValue?: string): void {

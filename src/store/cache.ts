@@ -64,7 +64,7 @@ export class Cache {
   }
 
   #find<A>(store: LruStore, key: string, match: (e: Entry, arg: A) => boolean, arg: A, now: number): Entry | undefined {
-    const v = store.get(key);
+    const v = store.hit(key, now);
     if (v === undefined) return undefined;
     const entries = v.entries;
     for (let i = 0; i < entries.length; i++) {

@@ -1,5 +1,8 @@
 // LruStore: the in-memory CacheStore, lru-cache with a byte budget (maxSize +
 // sizeCalculation). Freshness is checked by the caller on read, never by LRU ttl.
+// Hits read a plain Map of the same values and move their key up the LRU at most once per
+// PROMOTE_INTERVAL_MS, as Varnish does with lru_interval: the eviction order is then LRU to
+// within that interval, and a hit costs one Map lookup instead of lru-cache's get.
 import { LRUCache } from 'lru-cache';
 import type { CacheStore, Entry, StoreStats, Variants } from './types.js';
 
@@ -10,8 +13,13 @@ function sameVariant(a: Entry, b: Entry): boolean {
   return true;
 }
 
+/** A hit moves its key to the LRU's tail when the last such move is older than this. */
+export const PROMOTE_INTERVAL_MS = 1000;
+
 export class LruStore implements CacheStore {
   readonly #lru: LRUCache<string, Variants>;
+  /** The LRU's values by key, kept equal to it by set/deleteEntry and dispose. */
+  readonly #index = new Map<string, Variants>();
   readonly #tags = new Map<string, Set<string>>();
   #evictions = 0;
   readonly #onRelease: ((bytes: number) => void) | undefined;
@@ -25,6 +33,7 @@ export class LruStore implements CacheStore {
       sizeCalculation: (v) => Math.max(1, v.size),
       maxEntrySize: maxBytes,
       dispose: (v, key, reason) => {
+        if (this.#index.get(key) === v) this.#index.delete(key);
         this.#untag(key, v);
         // 'set' replaces a Variants value with one that keeps most of its entries: set() and
         // deleteEntry() report what they drop themselves.
@@ -41,6 +50,15 @@ export class LruStore implements CacheStore {
     return this.#lru.get(key);
   }
 
+  hit(key: string, now: number): Variants | undefined {
+    const v = this.#index.get(key);
+    if (v !== undefined && now - v.promotedAt >= PROMOTE_INTERVAL_MS) {
+      v.promotedAt = now;
+      this.#lru.get(key);
+    }
+    return v;
+  }
+
   set(entry: Entry): void {
     const old = this.#lru.peek(entry.key);
     const entries = old === undefined ? [entry] : [...old.entries.filter((e) => !sameVariant(e, entry)), entry];
@@ -51,10 +69,10 @@ export class LruStore implements CacheStore {
     }
     let size = 0;
     for (const e of entries) size += e.size;
-    const v: Variants = { key: entry.key, entries, size };
-    // Replacing fires dispose for the old value; tags are re-added below.
+    const v: Variants = { key: entry.key, entries, size, promotedAt: 0 };
+    // Replacing fires dispose for the old value; the index and tags are set again below.
     this.#lru.set(entry.key, v);
-    if (this.#lru.peek(entry.key) === v) this.#tag(v);
+    this.#stored(v);
   }
 
   delete(key: string): boolean {
@@ -73,9 +91,9 @@ export class LruStore implements CacheStore {
     this.#onRelease?.(entry.size);
     let size = 0;
     for (const e of entries) size += e.size;
-    const next: Variants = { key: v.key, entries, size };
+    const next: Variants = { key: v.key, entries, size, promotedAt: v.promotedAt };
     this.#lru.set(v.key, next, { noUpdateTTL: true });
-    this.#tag(next);
+    this.#stored(next);
   }
 
   keys(): IterableIterator<string> {
@@ -88,11 +106,23 @@ export class LruStore implements CacheStore {
 
   clear(): void {
     this.#lru.clear();
+    this.#index.clear();
     this.#tags.clear();
   }
 
   get stats(): StoreStats {
     return { bytes: this.#lru.calculatedSize, entries: this.#lru.size, evictions: this.#evictions };
+  }
+
+  /** After lru.set(v): index and tag v if the LRU kept it (it refuses a value over its budget). */
+  #stored(v: Variants): void {
+    const held = this.#lru.peek(v.key);
+    if (held === v) {
+      this.#index.set(v.key, v);
+      this.#tag(v);
+    } else if (held === undefined) {
+      this.#index.delete(v.key);
+    }
   }
 
   #tag(v: Variants): void {

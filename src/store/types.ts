@@ -39,6 +39,8 @@ export interface Variants {
   readonly key: string;
   entries: Entry[];
   size: number;
+  /** When a hit last moved this key to the LRU's tail (ms since epoch; 0: not since stored). */
+  promotedAt: number;
 }
 
 export interface StoreStats {
@@ -50,6 +52,8 @@ export interface StoreStats {
 /** A byte-bounded store of variants by primary key. Called from the cache only. */
 export interface CacheStore {
   get(key: string): Variants | undefined;
+  /** get() for a hit at `now`: moves the key up the LRU at most once per PROMOTE_INTERVAL_MS. */
+  hit(key: string, now: number): Variants | undefined;
   /** Adds or replaces the variant with the same vary values. */
   set(entry: Entry): void;
   delete(key: string): boolean;

@@ -4,7 +4,7 @@ import t from 'tap';
 import type CachePolicy from 'http-cache-semantics';
 import type { Freshness } from '../../../src/http/freshness.js';
 import { Cache } from '../../../src/store/cache.js';
-import { LruStore } from '../../../src/store/memory.js';
+import { LruStore, PROMOTE_INTERVAL_MS } from '../../../src/store/memory.js';
 import { entrySize, EntrySource, type Entry } from '../../../src/store/types.js';
 
 const NOW = 1_700_000_000_000;
@@ -150,6 +150,36 @@ t.test('cache - the byte budget evicts least recently used keys', async (t) => {
   const big = new LruStore(1000);
   big.set(entry('huge', { body: Buffer.alloc(5000) }));
   t.equal(big.get('huge'), undefined, 'an entry over the whole budget is not kept');
+});
+
+t.test('cache - hits move a key up the LRU at most once per interval, and see what the LRU holds', async (t) => {
+  const one = entry('k0', { body: Buffer.alloc(4000) }).size;
+  const s = new LruStore(one * 3 + 10);
+  for (let i = 0; i < 3; i++) s.set(entry(`k${i}`, { body: Buffer.alloc(4000) }));
+  t.ok(s.hit('k0', NOW), 'the first hit after a store moves k0 up');
+  s.set(entry('k3', { body: Buffer.alloc(4000) }));
+  t.equal(s.hit('k1', NOW), undefined, 'k1 was the least recently used: evicted, and gone from hits too');
+  // LRU first: k2, k0, k3.
+  t.ok(s.hit('k2', NOW), 'k2 moves up: k0, k3, k2');
+  t.ok(s.hit('k0', NOW + PROMOTE_INTERVAL_MS - 1), 'a hit of k0 within the interval of its last move: k0 stays first');
+  s.set(entry('k4', { body: Buffer.alloc(4000) }));
+  t.equal(s.hit('k0', NOW), undefined, 'k0 evicted: its second hit did not move it');
+  t.ok(s.hit('k2', NOW + PROMOTE_INTERVAL_MS), 'a hit of k2 one interval after its last move moves it again: k3, k4, k2');
+  s.set(entry('k5', { body: Buffer.alloc(4000) }));
+  t.equal(s.hit('k3', NOW), undefined, 'k3 evicted, k2 kept');
+  t.same([...s.keys()].sort(), ['k2', 'k4', 'k5']);
+  // Replacing, deleting a variant and deleting a key keep hits equal to the LRU.
+  const v2 = entry('k2', { body: Buffer.alloc(100) });
+  s.set(v2);
+  t.equal(s.hit('k2', NOW)?.entries[0], v2, 'a replaced value is what hits see');
+  s.deleteEntry(v2);
+  t.equal(s.hit('k2', NOW), undefined, 'its last variant deleted');
+  s.delete('k4');
+  t.equal(s.hit('k4', NOW), undefined, 'deleted');
+  s.set(entry('huge', { body: Buffer.alloc(one * 4) }));
+  t.equal(s.hit('huge', NOW), undefined, 'an entry over the whole budget is not seen by hits');
+  s.clear();
+  t.equal(s.hit('k5', NOW), undefined, 'cleared');
 });
 
 t.test('cache - flush drops everything and fences before the floor are refused', async (t) => {
