@@ -12,8 +12,8 @@
 import v8 from 'node:v8';
 
 /** Young generation (both semi-spaces) the sidecar grows to. V8 starts at 1 MiB and would grow
- *  to 32 MiB. 4 MiB: 8% fewer instructions per hit than 2 MiB, and the memory benchmark still
- *  within its bound; 8 MiB saves 7% more but adds 4-6 MiB of RSS (benchmarks/README.md). */
+ *  to 32 MiB. Garbage collection per hit in CPU profiles: 3.6 µs at 2 MiB, 2.7 at 4, 1.8 at 8;
+ *  the memory benchmark stays within its bound at 4 MiB and not always at 8 (benchmarks/README.md). */
 export const YOUNG_GEN_CAP_BYTES = 4 * 1024 * 1024;
 
 /** Bytes V8 holds for the young generation now (its two semi-spaces). */
