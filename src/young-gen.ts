@@ -1,14 +1,15 @@
 // The size of V8's young generation (its two semi-spaces), kept between two costs. Too small
 // (1-2 MiB, where V8 starts) and a scavenge, with a fixed cost of a few hundred µs, runs every
 // hundred or so hits: several percent of the hit path. Too large (V8 grows it to 32 MiB under
-// load) and it holds tens of MiB more, with the socket reads of its garbage, which are ArrayBuffers
-// freed only by a scavenge: RSS well over the byte budget. V8 reads --max-semi-space-size only when the heap is
-// set up, and raises a --semi-space-growth-factor below 2 given then, so the cap is kept from here
-// instead: growth is stopped (factor 1, read each time V8 would grow) while the program starts,
-// whose module loading would grow it to the default in one synchronous burst; then allowed
-// (factor 2) while the young generation is under the cap and stopped once it reaches it.
-// Checked 20 times a second: growing past the cap between two checks needs more survivors than
-// a semi-space holds within one synchronous stretch, so it overshoots rarely, by one doubling.
+// load) and it holds tens of MiB more, with the socket reads of its garbage, which are
+// ArrayBuffers freed only by a scavenge: RSS well over the byte budget. V8 reads
+// --max-semi-space-size only when the heap is set up, and raises a --semi-space-growth-factor
+// below 2 given then, so the cap is kept from here instead: growth is stopped (factor 1, read
+// each time V8 would grow) while the program starts, whose module loading would grow it to the
+// default in one synchronous burst; then allowed (factor 2) while the young generation is under
+// the cap and stopped once it reaches it. Checked 20 times a second: growing past the cap between
+// two checks needs more survivors than a semi-space holds within one synchronous stretch, so it
+// overshoots rarely, by one doubling.
 import v8 from 'node:v8';
 
 /** Young generation (both semi-spaces) the sidecar grows to. V8 starts at 1 MiB and would grow
