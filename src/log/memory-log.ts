@@ -56,5 +56,10 @@ export class MemoryLog implements ClusterLog {
 
   async leave(): Promise<void> {}
 
+  /** In-process: no peers that could drop us. */
+  mustRevalidate(): boolean {
+    return false;
+  }
+
   async close(): Promise<void> {}
 }

@@ -252,12 +252,34 @@ export class NatsLog implements ClusterLog {
   readonly #inViewSince = new Map<string, number>();
   /** Heartbeat KV key -> member id, to map a DEL back to its member. */
   readonly #hbKeyToId = new Map<string, string>();
+  // Our lease (DESIGN invariant 1 for a member cut off from NATS while its peers are not):
+  // peers drop a member whose last stored heartbeat is older than the TTL, and purges stop
+  // waiting for it; so from TTL less one interval after the start of our last stored heartbeat,
+  // nothing is served as fresh here, and after such a lapse not until we have applied every
+  // invalidation the log held when a heartbeat was stored again and the view lists us.
+  /** performance.now() at the start of our last heartbeat put (or registration) that was stored. */
+  #heartbeatOkAt: number | undefined;
+  /** A lapse was seen and is not yet cleared by a stored heartbeat, a view listing us, and recoverSeq. */
+  #recovering = false;
+  #recoverSeq = 0;
 
   constructor(opts: NatsLogOptions) {
     this.#opts = opts;
     this.#names = logNames(opts.cluster);
     this.#self = { id: opts.self.id, peerUrl: opts.self.peerUrl, partitions: opts.self.partitions };
     this.#log = opts.logger.child({ component: 'nats-log', cluster: opts.cluster, member: opts.self.id });
+  }
+
+  /** Must every entry be revalidated before it is served? While our lease has lapsed or we
+   *  are catching up after a lapse (see #heartbeatOkAt). */
+  mustRevalidate(): boolean {
+    const ok = this.#heartbeatOkAt;
+    if (ok === undefined) return false;
+    return performance.now() - ok > this.#leaseMs() || this.#recovering || this.#appliedSeq < this.#recoverSeq;
+  }
+
+  #leaseMs(): number {
+    return this.#opts.heartbeatTtlMs - this.#opts.heartbeatIntervalMs;
   }
 
   get appliedSeq(): number {
@@ -668,6 +690,8 @@ export class NatsLog implements ClusterLog {
     }
     this.#appliedSeq = toSeq;
     this.#appliedMsgId = undefined;
+    // What could not be proven fresh is gone: nothing left to catch up on.
+    this.#recoverSeq = 0;
   }
 
   /** Is `info` still the INVAL stream whose messages we applied? A changed incarnation id
@@ -1186,6 +1210,7 @@ export class NatsLog implements ClusterLog {
     if (!this.#started || this.#closing) throw logError('setState: the NATS log is not running');
     const { id, peerUrl, partitions } = this.#self;
     const me: Member = { id, peerUrl, state, partitions };
+    const startedAt = performance.now();
     await this.#changeView(`set ${me.id} ${state}`, (cur) => {
       const other = cur.members.find((m) => m.id !== me.id && m.partitions !== me.partitions);
       if (other !== undefined) {
@@ -1200,6 +1225,8 @@ export class NatsLog implements ClusterLog {
     });
     this.#myState = state;
     this.#left = false;
+    // Registered: peers count our silence from now at the earliest.
+    this.#heartbeatOkAt = Math.max(this.#heartbeatOkAt ?? 0, startedAt);
     if (this.#heartbeatTimer === undefined) this.#startHeartbeat();
   }
 
@@ -1207,6 +1234,8 @@ export class NatsLog implements ClusterLog {
     if (!this.#started || this.#closing) throw logError('leave: the NATS log is not running');
     this.#left = true;
     this.#myState = undefined;
+    this.#heartbeatOkAt = undefined;
+    this.#recovering = false;
     if (this.#heartbeatTimer !== undefined) clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
     const id = this.#self.id;
@@ -1316,6 +1345,11 @@ export class NatsLog implements ClusterLog {
   async #putHeartbeat(): Promise<void> {
     if (this.#heartbeatPending || this.#closing || this.#left) return;
     this.#heartbeatPending = true;
+    const startedAt = performance.now();
+    if (this.#heartbeatOkAt !== undefined && startedAt - this.#heartbeatOkAt > this.#leaseMs() && !this.#recovering) {
+      this.#recovering = true;
+      this.#log.warn({ silentMs: Math.round(startedAt - this.#heartbeatOkAt) }, 'our heartbeats lapsed: revalidating every entry until we have caught up');
+    }
     try {
       await this.#hbKv!.put(
         heartbeatKey(this.#self.id),
@@ -1327,11 +1361,25 @@ export class NatsLog implements ClusterLog {
           incarnation: this.#incarnation,
         }),
       );
+      if (this.#recovering) await this.#recover();
+      this.#heartbeatOkAt = Math.max(this.#heartbeatOkAt ?? 0, startedAt);
     } catch (err) {
       this.#log.debug({ err }, 'heartbeat put failed');
     } finally {
       this.#heartbeatPending = false;
     }
+  }
+
+  /** After a lapse, with a heartbeat stored again: purges may have skipped us meanwhile, so
+   *  catch up to the log's last seq as of now, and stay fenced until the view lists us (the
+   *  view watch registers us again when it does not). */
+  async #recover(): Promise<void> {
+    const info = await this.#jsm!.streams.info(this.#names.invalStream);
+    const { view } = await this.#readView();
+    if (!view.members.some((m) => m.id === this.#self.id)) return;
+    this.#recoverSeq = Math.max(this.#recoverSeq, info.state.last_seq);
+    this.#recovering = false;
+    this.#log.info({ appliedSeq: this.#appliedSeq, recoverSeq: this.#recoverSeq }, 'heartbeats stored again; serving from the cache once caught up');
   }
 
   /** On 2.9 a KV watch sees nothing when a heartbeat expires (§7): every member tracks the

@@ -95,5 +95,8 @@ export interface ClusterLog {
   setState(state: MemberState): Promise<void>;
   /** Remove this sidecar from the view and stop heartbeats. */
   leave(): Promise<void>;
+  /** True while peers may have dropped this member (its heartbeats lapsed) or it is catching
+   *  up after that: nothing may be served as fresh then. */
+  mustRevalidate(): boolean;
   close(): Promise<void>;
 }

@@ -2,10 +2,10 @@
 // all of NATS leaves sidecars serving and forwarding (bounded staleness), purges answer
 // 503, and everything resumes on reconnect.
 import t from 'tap';
-import { clusterInfo, startCluster } from '../helpers/cluster.js';
+import { clusterEnv, clusterInfo, startCluster, uniqueCluster, waitForRing } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
-import { purge, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
 
 let version = 1;
 const origin = await startOrigin({
@@ -52,7 +52,12 @@ t.test('one NATS server of three lost: sidecars keep serving, purges still reach
 t.test('all of NATS lost: serve and forward from caches, purges 503, resume on reconnect', async (t) => {
   const nats = await startNats({ nodes: 3 });
   t.teardown(() => nats.stop());
-  const { sidecars } = await startCluster(3, { natsUrls: nats.urls, upstream: origin.url, env: { SIDECACHE_MAX_STALE_DETACHED: '3s' } });
+  // A heartbeat TTL well past the staleness bound: this test is about the bound. (With the
+  // helpers' 2 s TTL, each sidecar would revalidate after 1.7 s: peers may drop a member whose
+  // heartbeats lapsed, so it cannot trust its cache that long.)
+  const { sidecars } = await startCluster(3, {
+    natsUrls: nats.urls, upstream: origin.url, env: { SIDECACHE_MAX_STALE_DETACHED: '3s', SIDECACHE_HEARTBEAT_TTL: '20s' },
+  });
   t.teardown(() => Promise.all(sidecars.map((s) => s.kill())));
   version++;
   const v = version;
@@ -93,4 +98,65 @@ t.test('all of NATS lost: serve and forward from caches, purges 503, resume on r
   for (const sc of sidecars) t.same(await body(sc, '/n/all/2'), [200, `/n/all/2 v${version}`], `${sc.id} applied the purge after reconnecting`);
   const infos = await Promise.all(sidecars.map(clusterInfo));
   t.equal(new Set(infos.map((i) => i.ringEpoch)).size, 1, 'one epoch after the outage');
+});
+
+t.test('a sidecar frozen past the heartbeat TTL serves nothing that was purged without it', async (t) => {
+  const nats = await startNats({ nodes: 1 });
+  t.teardown(() => nats.stop());
+  const { sidecars } = await startCluster(3, { natsUrls: nats.urls, upstream: origin.url });
+  t.teardown(() => Promise.all(sidecars.map((s) => s.kill())));
+  const [a, , frozen] = sidecars as [SidecarProcess, SidecarProcess, SidecarProcess];
+  version++;
+  const paths = Array.from({ length: 12 }, (_, k) => `/n/frozen/${k}`);
+  // Asked at the sidecar to be frozen: it stores the keys it owns (most of them, R=2 of 3).
+  for (const p of paths) t.same(await body(frozen, p), [200, `${p} v${version}`]);
+  frozen.proc.kill('SIGSTOP');
+  let resumed = false;
+  t.teardown(() => { if (!resumed) frozen.proc.kill('SIGCONT'); });
+  await waitFor(async () => (await clusterInfo(a)).view.members.length === 2, 20_000, 'the peers to drop the frozen sidecar');
+  version++;
+  const r = await purge(a, { prefix: '/n/frozen/' });
+  t.equal(r.status, 200);
+  t.same(r.json.missing, [], 'the purge did not wait for the frozen sidecar: it was no longer in the view');
+  frozen.proc.kill('SIGCONT');
+  resumed = true;
+  // At once, all together: before it can have heard of the purge or of the view without it.
+  const got = await Promise.all(paths.map((p) => body(frozen, p)));
+  for (const [i, p] of paths.entries()) t.same(got[i], [200, `${p} v${version}`], `${p} at the resumed sidecar is the new body`);
+  await waitFor(async () => (await clusterInfo(a)).view.members.length === 3, 20_000, 'the resumed sidecar to register again');
+});
+
+t.test('a sidecar whose NATS server hangs stops trusting its cache before its peers drop it', async (t) => {
+  // Each sidecar knows one NATS server only. When the lone sidecar's server hangs, its
+  // connection stays open (it notices after 10-30 s of unanswered pings), while the other
+  // two servers elect new leaders and its peers drop it from the view and purge without it.
+  const nats = await startNats({ nodes: 3 });
+  t.teardown(() => nats.stop());
+  const cluster = uniqueCluster();
+  const sidecars = await Promise.all([0, 1, 2].map((i) =>
+    startSidecar({ env: clusterEnv({ natsUrls: [nats.urls[i]!], upstream: origin.url }, cluster) })));
+  t.teardown(() => Promise.all(sidecars.map((s) => s.kill())));
+  await waitForRing(sidecars, 3);
+  const [lone, a] = sidecars as [SidecarProcess, SidecarProcess, SidecarProcess];
+  version++;
+  const paths = Array.from({ length: 12 }, (_, k) => `/n/hang/${k}`);
+  for (const p of paths) t.same(await body(lone, p), [200, `${p} v${version}`]);
+  nats.freeze(0);
+  t.teardown(() => nats.thaw(0));
+  await waitFor(async () => (await clusterInfo(a)).view.members.length === 2, 30_000, 'the peers to drop the sidecar whose server hangs');
+  version++;
+  // The surviving servers may still be electing leaders: retried until acknowledged by all.
+  let r = await purge(a, { prefix: '/n/hang/' });
+  if (r.status !== 200 || r.json.missing.length > 0) {
+    await waitFor(async () => {
+      r = await purge(a, { prefix: '/n/hang/' });
+      return r.status === 200 && r.json.missing.length === 0;
+    }, 30_000, 'a purge acknowledged by the two sidecars in the view');
+  }
+  t.same(r.json.missing, [], 'the purge did not wait for the lone sidecar: it was no longer in the view');
+  t.comment(`the lone sidecar ${(await clusterInfo(lone)).attached ? 'has not yet noticed' : 'has noticed'} that its server hangs`);
+  for (const p of paths) t.same(await body(lone, p), [200, `${p} v${version}`], `${p} at the lone sidecar is the new body`);
+  nats.thaw(0);
+  await waitFor(async () => (await clusterInfo(a)).view.members.length === 3, 60_000, 'the lone sidecar to register again');
+  for (const p of paths) t.same(await body(lone, p), [200, `${p} v${version}`], `${p} once it is back`);
 });
