@@ -1370,13 +1370,14 @@ export class NatsLog implements ClusterLog {
     }
   }
 
-  /** After a lapse, with a heartbeat stored again: purges may have skipped us meanwhile, so
-   *  catch up to the log's last seq as of now, and stay fenced until the view lists us (the
-   *  view watch registers us again when it does not). */
+  /** After a lapse, with a heartbeat stored again: purges may have skipped us meanwhile. Stay
+   *  fenced until the view lists us (the view watch registers us again when it does not), then
+   *  catch up to the log's last seq as read after that: purges up to it may have skipped us,
+   *  purges after it wait for us, as we are in the view. */
   async #recover(): Promise<void> {
-    const info = await this.#jsm!.streams.info(this.#names.invalStream);
     const { view } = await this.#readView();
     if (!view.members.some((m) => m.id === this.#self.id)) return;
+    const info = await this.#jsm!.streams.info(this.#names.invalStream);
     this.#recoverSeq = Math.max(this.#recoverSeq, info.state.last_seq);
     this.#recovering = false;
     this.#log.info({ appliedSeq: this.#appliedSeq, recoverSeq: this.#recoverSeq }, 'heartbeats stored again; serving from the cache once caught up');

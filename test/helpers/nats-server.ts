@@ -26,10 +26,6 @@ export interface NatsServers {
   stop(): Promise<void>;
   /** SIGKILL node i (no shutdown, no flush): a crash. */
   kill(i: number): void;
-  /** SIGSTOP / SIGCONT node i: a server that hangs with its connections open (no client
-   *  notices until its pings go unanswered). */
-  freeze(i: number): void;
-  thaw(i: number): void;
   /** Graceful stop of node i (SIGTERM), waiting for its exit. */
   stopNode(i: number): Promise<void>;
   /** Start node i again on the same ports and store. Resolves when JetStream answers through
@@ -218,7 +214,6 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number): Promise<NatsServ
     const proc = n.proc;
     if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
-    proc.kill('SIGCONT'); // a frozen node, too
     const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
     await n.exited;
     clearTimeout(killer);
@@ -241,12 +236,6 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number): Promise<NatsServ
     kill(i: number) {
       const proc = nodes[i]!.proc;
       if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    },
-    freeze(i: number) {
-      if (servers.isRunning(i)) nodes[i]!.proc!.kill('SIGSTOP');
-    },
-    thaw(i: number) {
-      if (servers.isRunning(i)) nodes[i]!.proc!.kill('SIGCONT');
     },
     stopNode,
     async restart(i: number) {
