@@ -121,10 +121,10 @@ export class Sidecar {
       metrics: this.metrics,
       logger,
       ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
-      // Detached from NATS for too long, dropped from the view, or our heartbeats lapsed so
-      // that peers may drop us: purges may have gone by without us, so every entry is
+      // Detached from NATS for too long, or dropped from the view or about to be (see
+      // NatsLog.mustRevalidate): purges may have gone by without us, so every entry is
       // revalidated before it is served.
-      mustRevalidateAll: () => node?.outOfView === true || this.log.mustRevalidate() ||
+      mustRevalidateAll: () => this.log.mustRevalidate() ||
         (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs),
     });
     this.proxyServer = createServer(

@@ -60,7 +60,6 @@ export class ClusterNode implements Router {
   #warming = new Set<number>();
   #replaying: Promise<void> = Promise.resolve();
   #joined = false;
-  #outOfView = false;
   #replayedKeys = 0;
 
   constructor(d: ClusterNodeDeps) {
@@ -104,16 +103,8 @@ export class ClusterNode implements Router {
 
   // ---- views -----------------------------------------------------------------------------
 
-  /** Joined, but the view no longer lists us (peers missed our heartbeats, e.g. during a NATS
-   *  leader election): purges do not wait for our acknowledgement then, so nothing may be
-   *  served from here as fresh until we are registered again (see sidecar.ts). */
-  get outOfView(): boolean {
-    return this.#outOfView;
-  }
-
   onView(view: View): void {
     if (view.epoch < this.#table.epoch) return;
-    this.#outOfView = this.#joined && !view.members.some((m) => m.id === this.#self);
     this.#d.peers.update(view.members);
     const table = this.#d.picker.place(placedMembers(view), view.epoch);
     const owned = ownedPartitions(table, this.#self);

@@ -255,11 +255,12 @@ export class NatsLog implements ClusterLog {
   // Our lease (DESIGN invariant 1 for a member cut off from NATS while its peers are not):
   // peers drop a member whose last stored heartbeat is older than the TTL, and purges stop
   // waiting for it; so from TTL less one interval after the start of our last stored heartbeat,
-  // nothing is served as fresh here, and after such a lapse not until we have applied every
-  // invalidation the log held when a heartbeat was stored again and the view lists us.
+  // nothing is served as fresh here. After such a lapse, or after a view that drops us, not
+  // until a heartbeat is stored again, the view lists us, and we have applied every
+  // invalidation the log held then.
   /** performance.now() at the start of our last heartbeat put (or registration) that was stored. */
   #heartbeatOkAt: number | undefined;
-  /** A lapse was seen and is not yet cleared by a stored heartbeat, a view listing us, and recoverSeq. */
+  /** A lapse or a drop was seen and is not yet cleared by a stored heartbeat, a view listing us, and recoverSeq. */
   #recovering = false;
   #recoverSeq = 0;
 
@@ -270,8 +271,8 @@ export class NatsLog implements ClusterLog {
     this.#log = opts.logger.child({ component: 'nats-log', cluster: opts.cluster, member: opts.self.id });
   }
 
-  /** Must every entry be revalidated before it is served? While our lease has lapsed or we
-   *  are catching up after a lapse (see #heartbeatOkAt). */
+  /** Must every entry be revalidated before it is served? While our lease has lapsed, or we
+   *  are catching up after a lapse or a drop from the view (see #heartbeatOkAt). */
   mustRevalidate(): boolean {
     const ok = this.#heartbeatOkAt;
     if (ok === undefined) return false;
@@ -1188,6 +1189,9 @@ export class NatsLog implements ClusterLog {
     }
     this.#checkWaiters();
     if (this.#myState !== undefined && !this.#left && !this.#closing && !ids.has(this.#self.id)) {
+      // Dropped: purges stopped waiting for us, so we are fenced as after a lapse (see
+      // #heartbeatOkAt) until we are listed again and have caught up.
+      this.#recovering = true;
       this.#rejoin();
     }
   }
@@ -1370,7 +1374,7 @@ export class NatsLog implements ClusterLog {
     }
   }
 
-  /** After a lapse, with a heartbeat stored again: purges may have skipped us meanwhile. Stay
+  /** After a lapse or a drop, with a heartbeat stored again: purges may have skipped us. Stay
    *  fenced until the view lists us (the view watch registers us again when it does not), then
    *  catch up to the log's last seq as read after that: purges up to it may have skipped us,
    *  purges after it wait for us, as we are in the view. */

@@ -95,8 +95,8 @@ export interface ClusterLog {
   setState(state: MemberState): Promise<void>;
   /** Remove this sidecar from the view and stop heartbeats. */
   leave(): Promise<void>;
-  /** True while peers may have dropped this member (its heartbeats lapsed) or it is catching
-   *  up after that: nothing may be served as fresh then. */
+  /** True while peers may have dropped this member (its heartbeats lapsed), or did (a view
+   *  without it), until it is listed again and has caught up: nothing may be served as fresh. */
   mustRevalidate(): boolean;
   close(): Promise<void>;
 }

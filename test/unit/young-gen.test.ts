@@ -38,9 +38,10 @@ t.test('young generation - without the cap V8 grows it past 8 MiB under this loa
 t.test('young generation - grows to the cap and no further than one doubling past it', async (t) => {
   // The cap is checked on a timer, so V8 can grow twice between two checks (young-gen.ts): at
   // most one doubling past the cap, against V8's 32 MiB without it.
-  const cap = 4 * MiB;
+  // A cap above where the fresh process starts (4 MiB), so that growth up to it is seen too.
+  const cap = 8 * MiB;
   const r = run(cap);
-  t.ok(r.before <= cap, `it starts at or under the cap: ${r.before / MiB} MiB`);
+  t.ok(r.before < cap, `it starts under the cap: ${r.before / MiB} MiB`);
+  t.ok(r.largest > r.before, `it grew under load: ${r.before / MiB} MiB -> ${r.largest / MiB} MiB`);
   t.ok(r.largest <= 2 * cap, `it stayed within one doubling of the cap: largest ${r.largest / MiB} MiB, cap ${cap / MiB} MiB`);
-  if (r.before < cap) t.ok(r.largest > r.before, `it grew under load: ${r.before / MiB} MiB -> ${r.largest / MiB} MiB`);
 });
