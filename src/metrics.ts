@@ -2,6 +2,7 @@
 // latency are counted in plain arrays (RequestStats): the hit path pays a few additions, not
 // prom-client's label hashing and allocations (about 250 ns per hit); they are exported through
 // the same registry in prom-client's counter and histogram format.
+import { createRequire } from 'node:module';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const CacheOutcome = {
@@ -15,6 +16,24 @@ export const CacheOutcome = {
   error: 'error',
 } as const;
 export type CacheOutcome = (typeof CacheOutcome)[keyof typeof CacheOutcome];
+
+const requireCjs = createRequire(import.meta.url);
+type DefaultCollector = (registry: Registry, config: { prefix: string; eventLoopMonitoringPrecision: number }) => void;
+
+/**
+ * prom-client's default process metrics, with or without its garbage-collection histogram. That
+ * one observes every collection through a perf_hooks observer, and Node builds a performance entry
+ * in JavaScript per collection: with the young generation held small, about 5 % of a hit's CPU
+ * (benchmarks/README.md). collectDefaultMetrics cannot leave one out, so its collectors, listed by
+ * prom-client itself, are registered one by one.
+ */
+function registerProcessMetrics(registry: Registry, gcDurations: boolean): void {
+  const config = { prefix: 'sidecache_process_', eventLoopMonitoringPrecision: 10 };
+  for (const name of collectDefaultMetrics.metricsList) {
+    if (name === 'gc' && !gcDurations) continue;
+    (requireCjs(`prom-client/lib/metrics/${name}.js`) as DefaultCollector)(registry, config);
+  }
+}
 
 const OUTCOMES: readonly CacheOutcome[] = Object.values(CacheOutcome);
 const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -148,9 +167,9 @@ export class Metrics {
     partitionsOwned: () => number;
     attached: () => number;
     fills: () => { published: number; dropped: number };
-  }) {
+  }, options: { gcDurations?: boolean } = {}) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: 'sidecache_process_' });
+    registerProcessMetrics(r, options.gcDurations ?? false);
     r.registerMetric(this.requests.counter('sidecache_requests_total', 'Client requests by cache outcome') as never);
     r.registerMetric(this.requests.histogram('sidecache_request_duration_seconds', 'Time to response end by cache outcome') as never);
     const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [r] });

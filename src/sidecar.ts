@@ -96,7 +96,7 @@ export class Sidecar {
       fills: () => (this.log instanceof NatsLog
         ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped }
         : { published: 0, dropped: 0 }),
-    });
+    }, { gcDurations: this.config.gcMetrics });
     if (this.log instanceof NatsLog) {
       const peers = new PeerClient({
         secret: config.clusterSecret!,

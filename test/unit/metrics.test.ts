@@ -52,3 +52,13 @@ t.test('metrics - observeAt by index, reset through the registry', async (t) => 
   m.registry.resetMetrics();
   t.notMatch(await m.registry.metrics(), /sidecache_requests_total\{/);
 });
+
+t.test('metrics - process metrics, with the garbage-collection histogram only when asked for', async (t) => {
+  const plain = await new Metrics(sources).registry.metrics();
+  for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_space_size_total_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_version_info']) {
+    t.match(plain, new RegExp(`^# TYPE sidecache_process_${name} `, 'm'), `${name} is exported`);
+  }
+  t.notMatch(plain, /nodejs_gc_duration_seconds/, 'no GC histogram by default');
+  const withGc = await new Metrics(sources, { gcDurations: true }).registry.metrics();
+  t.match(withGc, /^# TYPE sidecache_process_nodejs_gc_duration_seconds histogram$/m);
+});
