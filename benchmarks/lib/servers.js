@@ -52,10 +52,11 @@ export async function startBareNode({ tmpDir }) {
   return { ...s, isHit: () => ({ hit: true, detail: 'bare node:http, from memory' }) };
 }
 
-/** sidecache: node dist/main.js with the fixed env contract; ready when admin /readyz is 200. */
-export async function startSidecache({ tmpDir, originPort, extraEnv = {} }) {
-  if (!fs.existsSync(SIDECACHE_MAIN)) {
-    return { skipped: true, reason: `${path.relative(REPO_ROOT, SIDECACHE_MAIN)} not found: build it first (npm run build, or npm run bench)` };
+/** sidecache: node dist/main.js (or `main`, another build) with the fixed env contract; ready when
+ *  admin /readyz is 200. */
+export async function startSidecache({ tmpDir, originPort, extraEnv = {}, main = SIDECACHE_MAIN, name = 'sidecache' }) {
+  if (!fs.existsSync(main)) {
+    return { skipped: true, reason: `${path.relative(REPO_ROOT, main)} not found: build it first (npm run build, or npm run bench)` };
   }
   const port = await freePort();
   const adminPort = await freePort();
@@ -70,13 +71,13 @@ export async function startSidecache({ tmpDir, originPort, extraEnv = {} }) {
     ...extraEnv,
   });
   const h = startProcess({
-    name: 'sidecache',
+    name,
     cmd: process.execPath,
-    args: [SIDECACHE_MAIN],
+    args: [main],
     cwd: REPO_ROOT,
     env,
     cpu: SERVER_CPU,
-    logPath: path.join(tmpDir, 'sidecache.log'),
+    logPath: path.join(tmpDir, `${name}.log`),
   });
   try {
     await waitForOk(`http://127.0.0.1:${adminPort}/readyz`, { h, timeoutMs: 30_000 });

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// Paired comparison of two servers: CPU per request of A and of B, both pinned to the server core
+// and loaded at the same time by two wrk processes on the load core. On a shared VM the machine's
+// speed drifts by tens of percent within a minute; one after the other, such a drift lands on one
+// side of a pair, while here it lands on both. Same build on both sides (A/A): pairs within ±4 %;
+// the same pairs run one after the other: ±30 %.
+//
+// The two servers share one core, so each also pays for the other's cache and TLB misses: the
+// ratio is the CPU per request of each under co-scheduling, which is right for comparing two
+// builds of sidecache and pessimistic for sidecache against a much smaller program (bare-node).
+//
+//   node benchmarks/ab.js --b=/path/to/other/dist               this build (dist/) vs another build
+//   node benchmarks/ab.js --a=dist --b=bare-node --path=/obj/1024/ab
+//   node benchmarks/ab.js --b=... --path=/nostore/1024/ab         the miss (pass) path
+// Options: --a, --b (a dist directory holding main.js, or bare-node; default a = dist), --path
+// (default /obj/1024/ab: hits after the first request), --rounds=8, --duration=4 (s), --conns=8 (per
+// side), --dry-run (1 round of 1 s, results in results/tmp/). Another commit's build:
+//   git worktree add /tmp/old <rev> && (cd /tmp/old && npm ci && npm run build)  ->  --b=/tmp/old/dist
+import fs from 'node:fs';
+import path from 'node:path';
+import { pinSelf, canPin, LOAD_CPU } from './lib/cpu.js';
+import { ensureWrk, runWrk } from './lib/wrk.js';
+import { startOrigin, startBareNode, startSidecache, REPO_ROOT } from './lib/servers.js';
+import { cpuSnapshot, cpuMsBetween } from './lib/procstat.js';
+import { makeTempDir } from './lib/processes.js';
+import { httpGet } from './lib/http.js';
+import { machineInfo, resultsDir } from './lib/results.js';
+
+class UsageError extends Error {}
+
+function parseArgs(argv) {
+  const o = { a: 'dist', b: null, path: '/obj/1024/ab', rounds: 8, duration: 4, conns: 8, dry: false };
+  for (const arg of argv) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!m) throw new UsageError(`unexpected argument "${arg}"`);
+    const [, k, v] = m;
+    if (k === 'dry-run' && v === undefined) o.dry = true;
+    else if ((k === 'a' || k === 'b') && v) o[k] = v;
+    else if (k === 'path' && v?.startsWith('/')) o.path = v;
+    else if (['rounds', 'duration', 'conns'].includes(k) && /^[1-9]\d*$/.test(v ?? '')) o[k] = Number(v);
+    else throw new UsageError(`bad option "${arg}"`);
+  }
+  if (o.b === null) throw new UsageError('--b is required: a dist directory holding main.js, or bare-node');
+  if (o.dry) Object.assign(o, { rounds: 1, duration: 1 });
+  return o;
+}
+
+async function startSide(spec, label, { tmpDir, originPort }) {
+  if (spec === 'bare-node') return { ...(await startBareNode({ tmpDir })), spec };
+  const main = path.resolve(REPO_ROOT, spec, 'main.js');
+  if (!fs.existsSync(main)) throw new UsageError(`--${label.toLowerCase()}=${spec}: ${main} not found (build it first)`);
+  const s = await startSidecache({ tmpDir, originPort, main, name: `sidecache-${label}` });
+  if (s.skipped) throw new UsageError(s.reason);
+  return { ...s, spec };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const log = (line) => console.log(line);
+  if (!ensureWrk({ install: !o.dry, log })) throw new UsageError('wrk is not installed (apt-get install wrk)');
+  if (!canPin()) log('warning: no taskset or one core only: servers and wrk are not pinned');
+  pinSelf(LOAD_CPU);
+  const tmpDir = makeTempDir('ab');
+  const origin = await startOrigin({ tmpDir });
+  const sides = [];
+  const rounds = [];
+  try {
+    sides.push(await startSide(o.a, 'A', { tmpDir, originPort: origin.port }));
+    sides.push(await startSide(o.b, 'B', { tmpDir, originPort: origin.port }));
+    for (const s of sides) await httpGet(s.url(o.path)); // the first request of a hit path is its miss
+    const one = async (durationSec) => {
+      const before = sides.map((s) => cpuSnapshot(s.pids));
+      const runs = await Promise.all(sides.map((s) => runWrk({ url: s.url(o.path), connections: o.conns, durationSec, tmpDir })));
+      const after = sides.map((s) => cpuSnapshot(s.pids));
+      return sides.map((s, i) => ({
+        requests: runs[i].requests,
+        rps: runs[i].rps,
+        errors: runs[i].errorCount,
+        cpuUsPerReq: runs[i].requests > 0 ? (cpuMsBetween(before[i], after[i]) * 1000) / runs[i].requests : null,
+      }));
+    };
+    if (!o.dry) await one(2); // warm-up: JIT and the young generation settle
+    for (let r = 1; r <= o.rounds; r++) {
+      let a;
+      let b;
+      try {
+        [a, b] = await one(o.duration);
+      } catch (err) {
+        // A wrk that failed (its message says why) spoils the round, not the run.
+        log(`round ${r}/${o.rounds}: failed: ${err.message.split('\n')[0]}`);
+        rounds.push({ failed: err.message, ratio: null });
+        continue;
+      }
+      const ratio = a.cpuUsPerReq && b.cpuUsPerReq ? b.cpuUsPerReq / a.cpuUsPerReq : null;
+      rounds.push({ a, b, ratio });
+      log(`round ${r}/${o.rounds}: A ${a.cpuUsPerReq?.toFixed(2)} µs/req (${a.requests} req), B ${b.cpuUsPerReq?.toFixed(2)} µs/req (${b.requests} req), B/A ${ratio?.toFixed(3)}`);
+    }
+  } finally {
+    for (const s of sides) await s.stop();
+    await origin.stop();
+  }
+  const done = rounds.filter((r) => r.failed === undefined);
+  const ratios = done.map((r) => r.ratio).filter((x) => x !== null);
+  const errors = done.reduce((n, r) => n + r.a.errors + r.b.errors, 0);
+  const summary = {
+    medianA: done.length ? median(done.map((r) => r.a.cpuUsPerReq)) : null,
+    medianB: done.length ? median(done.map((r) => r.b.cpuUsPerReq)) : null,
+    medianRatio: ratios.length ? median(ratios) : null,
+    minRatio: ratios.length ? Math.min(...ratios) : null,
+    maxRatio: ratios.length ? Math.max(...ratios) : null,
+    roundsBLower: ratios.filter((x) => x < 1).length,
+    roundsFailed: rounds.length - done.length,
+    errors,
+  };
+  log(`A = ${o.a}, B = ${o.b}, path ${o.path}: CPU µs/req median A ${summary.medianA?.toFixed(2)}, B ${summary.medianB?.toFixed(2)}; ` +
+    `B/A median ${summary.medianRatio?.toFixed(3)} (rounds ${summary.minRatio?.toFixed(3)}-${summary.maxRatio?.toFixed(3)}, B lower in ${summary.roundsBLower} of ${ratios.length})` +
+    (errors ? `; ${errors} wrk errors` : '') + (summary.roundsFailed ? `; ${summary.roundsFailed} rounds failed` : ''));
+  const dir = resultsDir(o.dry);
+  fs.mkdirSync(dir, { recursive: true });
+  const startedAt = new Date().toISOString();
+  const file = path.join(dir, `ab-${startedAt.replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify({ scenario: 'ab', startedAt, options: o, machine: machineInfo(), rounds, summary }, null, 2)}\n`);
+  log(`wrote ${path.relative(process.cwd(), file)}`);
+  if (ratios.length !== rounds.length || errors > 0) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  console.error(err instanceof UsageError ? `ab: ${err.message}` : err);
+  process.exit(2);
+});
