@@ -67,6 +67,11 @@ async function main() {
   if (!canPin()) log('warning: no taskset or one core only: servers and wrk are not pinned');
   pinSelf(LOAD_CPU);
   const tmpDir = makeTempDir('ab');
+  const wrkDirs = ['a', 'b'].map((d) => {
+    const dir = path.join(tmpDir, `wrk-${d}`);
+    fs.mkdirSync(dir);
+    return dir;
+  });
   const origin = await startOrigin({ tmpDir });
   const sides = [];
   const rounds = [];
@@ -76,7 +81,8 @@ async function main() {
     for (const s of sides) await httpGet(s.url(o.path)); // the first request of a hit path is its miss
     const one = async (durationSec) => {
       const before = sides.map((s) => cpuSnapshot(s.pids));
-      const runs = await Promise.all(sides.map((s) => runWrk({ url: s.url(o.path), connections: o.conns, durationSec, tmpDir })));
+      // One script directory per side: runWrk rewrites its Lua script on every call.
+      const runs = await Promise.all(sides.map((s, i) => runWrk({ url: s.url(o.path), connections: o.conns, durationSec, tmpDir: wrkDirs[i] })));
       const after = sides.map((s) => cpuSnapshot(s.pids));
       return sides.map((s, i) => ({
         requests: runs[i].requests,
