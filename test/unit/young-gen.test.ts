@@ -15,7 +15,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { capYoungGeneration, youngGenBytes } from ${JSON.stringify(youngGen)};
 const cap = Number(process.argv[1]);
 const before = youngGenBytes();
-if (cap > 0) capYoungGeneration(cap, 1);
+if (cap > 0) capYoungGeneration(cap);
 const ring = new Array(40000);
 let n = 0, largest = 0;
 for (let b = 0; b < 3000; b++) {
