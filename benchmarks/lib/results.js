@@ -18,6 +18,7 @@ export const fmt = {
   ratio: (v) => (v === null || v === undefined ? '-' : v.toFixed(2)),
   ratio3: (v) => (v === null || v === undefined ? '-' : v.toFixed(3)),
   pct: (v) => (v === null || v === undefined ? '-' : `${Math.round(v)}%`),
+  pct2: (v) => (v === null || v === undefined ? '-' : `${v.toFixed(2)}%`),
   mib: (v) => (v === null || v === undefined ? '-' : `${(v / 1048576).toFixed(1)} MiB`),
   size: (bytes) => (bytes >= 1048576 && bytes % 1048576 === 0 ? `${bytes / 1048576} MiB` : bytes >= 1024 && bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} B`),
 };
