@@ -65,7 +65,8 @@ export async function runWrk({ url, connections, durationSec, tmpDir, uniquePref
       clearTimeout(killer);
       reject(e);
     });
-    child.once('exit', (c) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout has been read.
+    child.once('close', (c) => {
       clearTimeout(killer);
       resolve({ code: c, stdout: out, stderr: err });
     });
