@@ -99,7 +99,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_ADMIN_LISTEN', def: '127.0.0.1:9091', help: 'host:port of the admin API (purge, metrics, health)' },
   { name: 'SIDECACHE_ADMIN_TOKEN', def: '', help: 'bearer token for admin writes; empty = purges are refused' },
   { name: 'SIDECACHE_PURGE_TIMEOUT', def: '2s', help: 'how long a purge waits for every member to apply it' },
-  { name: 'SIDECACHE_GC_METRICS', def: 'false', help: 'export the duration of every garbage collection (sidecache_process_nodejs_gc_duration_seconds); costs about 5 % of a hit\'s CPU' },
+  { name: 'SIDECACHE_GC_METRICS', def: 'false', help: 'export the duration of every garbage collection (sidecache_process_nodejs_gc_duration_seconds); costs 5-6 % of a hit\'s CPU' },
   { name: 'SIDECACHE_LOG_LEVEL', def: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   { name: 'SIDECACHE_SHUTDOWN_TIMEOUT', def: '10s', help: 'on SIGTERM, longest wait for in-flight requests' },
   { name: 'SIDECACHE_NATS_URL', def: '', help: 'cluster mode: comma-separated NATS URLs; empty = standalone with the in-process log' },
