@@ -34,6 +34,7 @@ scenarios: ${SCENARIOS.join(', ')}, all   (default: all)
   --conns=1,16          override the connection counts (hit)
   --duration=5          override the seconds of each measured run
   --rounds=3            hit: measure every server N times, interleaved, and keep the median run
+  --budget=64MiB        memory: the byte budget to fill twice over (default 64MiB; 8MiB dry)
   --quiet-wait=20       seconds to wait, before each run, for CPU load from other processes to settle
   --nice=-10            run servers, origin and wrk at this nice value (negative needs root): on a
                         machine shared with other work, the measured cores then go mostly to the
@@ -69,6 +70,12 @@ function parseArgs(argv) {
     else if (a.startsWith('--duration=')) opts.durationSec = positiveInts(a)[0];
     else if (a.startsWith('--quiet-wait=')) opts.quietWaitSec = positiveInts(a)[0];
     else if (a.startsWith('--rounds=')) opts.rounds = positiveInts(a)[0];
+    else if (a.startsWith('--budget=')) {
+      const v = a.slice('--budget='.length);
+      const m = /^(\d+)MiB$/.exec(v);
+      if (!m || Number(m[1]) < 1) throw new UsageError(`--budget: expected a size in MiB (e.g. 256MiB), got "${v}"`);
+      opts.budget = { budget: v, budgetBytes: Number(m[1]) * 1024 ** 2 };
+    }
     else if (a.startsWith('--nice=')) {
       opts.nice = Number(a.slice('--nice='.length));
       if (!Number.isInteger(opts.nice) || opts.nice < -20 || opts.nice > 19) throw new UsageError(`--nice: expected an integer from -20 to 19, got "${a.slice(7)}"`);

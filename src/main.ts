@@ -3,10 +3,10 @@
 import { pino } from 'pino';
 import { ConfigErrors } from './errors.js';
 import { helpText, loadConfig, type Config } from './config.js';
-import { capYoungGeneration, holdYoungGeneration } from './young-gen.js';
+import { capYoungGeneration, holdYoungGeneration, youngGenCapFor } from './young-gen.js';
 
-// A young generation that does not grow while the program loads, then grows to
-// YOUNG_GEN_CAP_BYTES and no further: see young-gen.ts.
+// A young generation that does not grow while the program loads, then grows to a cap sized
+// from the cache budget and no further: see young-gen.ts.
 holdYoungGeneration();
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -37,7 +37,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await sidecar.stop().catch(() => {});
     return 1;
   }
-  capYoungGeneration();
+  capYoungGeneration(youngGenCapFor(config.maxBytes));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -51,7 +51,7 @@ async function fill(baseUrl, paths, onProgress) {
 export async function run(ctx) {
   const { mode, log, tmpDir } = ctx;
   if (!fs.existsSync(SIDECACHE_MAIN)) return { skipped: 'dist/main.js not found: the memory scenario needs sidecache (npm run build, or npm run bench)' };
-  const cfg = MODES[mode];
+  const cfg = { ...MODES[mode], ...ctx.options.budget };
   const count = Math.floor((2 * cfg.budgetBytes) / ENTRY_BYTES) + 1;
   const nonce = Date.now().toString(36);
   const paths = Array.from({ length: count }, (_, i) => `/obj/${ENTRY_BYTES}/mem-${nonce}-${i}`);

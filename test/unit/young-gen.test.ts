@@ -4,6 +4,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { youngGenCapFor } from '../../src/young-gen.js';
 
 const MiB = 1024 * 1024;
 const youngGen = pathToFileURL(fileURLToPath(new URL('../../dist/young-gen.js', import.meta.url))).href;
@@ -44,4 +45,13 @@ t.test('young generation - grows to the cap and no further than one doubling pas
   t.ok(r.before < cap, `it starts under the cap: ${r.before / MiB} MiB`);
   t.ok(r.largest > r.before, `it grew under load: ${r.before / MiB} MiB -> ${r.largest / MiB} MiB`);
   t.ok(r.largest <= 2 * cap, `it stayed within one doubling of the cap: largest ${r.largest / MiB} MiB, cap ${cap / MiB} MiB`);
+});
+
+t.test('young generation - the cap is a thirty-second of the cache budget, from 4 to 16 MiB', async (t) => {
+  t.equal(youngGenCapFor(1 * MiB), 4 * MiB, 'never under 4 MiB');
+  t.equal(youngGenCapFor(64 * MiB), 4 * MiB, 'the memory benchmark\'s 64 MiB');
+  t.equal(youngGenCapFor(255 * MiB), 4 * MiB);
+  t.equal(youngGenCapFor(256 * MiB), 8 * MiB, 'the default budget');
+  t.equal(youngGenCapFor(512 * MiB), 16 * MiB);
+  t.equal(youngGenCapFor(64 * 1024 * MiB), 16 * MiB, 'never over 16 MiB');
 });
