@@ -450,6 +450,9 @@ t.test('inval - publishes retry through the loss of the stream leader', async (t
   const seqs = await Promise.all([1, 2, 3].map((i) => a.log.invalidate({ kind: 'url', keys: [`k${i}`] })));
   t.comment(`publishes succeeded ${Date.now() - started} ms after the leader was killed`);
   t.same([...seqs].sort((x, y) => x - y), [first + 1, first + 2, first + 3], 'stored once each, no duplicates');
-  await waitFor('both applied them', () => a.log.appliedSeq === first + 3 && b.log.appliedSeq === first + 3, 15_000);
+  await waitFor('both applied them', () => a.log.appliedSeq === first + 3 && b.log.appliedSeq === first + 3, 15_000)
+    .catch((err: Error) => {
+      throw new Error(`${err.message} (applied: A ${a.log.appliedSeq}, B ${b.log.appliedSeq}, want ${first + 3})`);
+    });
   t.same(b.invals().map((e) => e.seq), [first, first + 1, first + 2, first + 3], 'B in order');
 });
