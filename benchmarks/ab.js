@@ -3,7 +3,7 @@
 // and loaded at the same time by two wrk processes on the load core. On a shared VM the machine's
 // speed drifts by tens of percent within a minute; one after the other, such a drift lands on one
 // side of a pair, while here it lands on both. Same build on both sides (A/A): pairs within ±4 %;
-// the same pairs run one after the other: ±30 %.
+// pairs of two builds 3 % apart, run one after the other: 0.72-1.26.
 //
 // The two servers share one core, so each also pays for the other's cache and TLB misses: the
 // ratio is the CPU per request of each under co-scheduling, which is right for comparing two

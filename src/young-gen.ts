@@ -12,7 +12,7 @@
 // before the first one's notice runs, which needs more survivors than a semi-space holds within
 // one synchronous stretch: rarely, by one doubling. At the cap it cannot grow, so a check once a
 // second notices when V8 has shrunk it (it does when allocation slows down) and lets it grow
-// back. An idle sidecar under the cap is not woken at all (it was 20 times a second with a timer).
+// back. An idle sidecar under the cap is not woken at all.
 import v8 from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
 
