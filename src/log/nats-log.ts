@@ -244,6 +244,7 @@ export class NatsLog implements ClusterLog {
   #myState: MemberState | undefined;
   #left = false;
   #heartbeatPending = false;
+  #recoverPending = false;
   #departuresPending = false;
   #rejoinPending = false;
   /** Member id -> local time its last heartbeat was seen. */
@@ -1365,12 +1366,21 @@ export class NatsLog implements ClusterLog {
           incarnation: this.#incarnation,
         }),
       );
-      if (this.#recovering) await this.#recover();
       this.#heartbeatOkAt = Math.max(this.#heartbeatOkAt ?? 0, startedAt);
     } catch (err) {
       this.#log.debug({ err }, 'heartbeat put failed');
+      return;
     } finally {
       this.#heartbeatPending = false;
+    }
+    // Not awaited by the heartbeat: on a slow link the recovery's reads take round trips of
+    // their own, and heartbeats held back behind them would lapse the lease again, forever.
+    // The fence holds meanwhile: #recovering stays set until the recovery has read the view.
+    if (this.#recovering && !this.#recoverPending) {
+      this.#recoverPending = true;
+      this.#recover()
+        .catch((err: unknown) => this.#log.debug({ err }, 'recovery after a lapse failed; the next heartbeat tries again'))
+        .finally(() => { this.#recoverPending = false; });
     }
   }
 

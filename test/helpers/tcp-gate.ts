@@ -1,7 +1,8 @@
-// A TCP relay on a free loopback port that can be held: while held it moves no bytes either
-// way and keeps every connection open, as a server that hangs (or a network that drops
-// everything without resetting) looks to a client. Used to cut one sidecar off from NATS while
-// its peers still reach the same server.
+// A TCP relay on a free loopback port that can be held or made to lag. Held, it moves no bytes
+// either way and keeps every connection open, as a server that hangs (or a network that drops
+// everything without resetting) looks to a client: it cuts one sidecar off from NATS while its
+// peers still reach the same server. Lagging, it delivers every chunk `ms` after it arrived, in
+// order, as a slow link does: that member applies the log late but is still alive.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -10,24 +11,39 @@ export interface TcpGate {
   url(scheme: string): string;
   hold(): void;
   release(): void;
+  /** Deliver what arrives from now on `ms` later (0: at once), both ways, keeping order. */
+  lag(ms: number): void;
   close(): Promise<void>;
 }
 
 export async function startTcpGate(targetPort: number): Promise<TcpGate> {
   const sockets = new Set<Socket>();
   let held = false;
+  let lagMs = 0;
   const track = (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
     if (held) s.pause();
+  };
+  /** Each direction keeps its own clock, so a lag never reorders its bytes. */
+  const relay = (from: Socket, to: Socket) => {
+    let lastAt = 0;
+    from.on('data', (d: Buffer) => {
+      if (lagMs === 0 && lastAt <= Date.now()) {
+        to.write(d);
+        return;
+      }
+      lastAt = Math.max(lastAt, Date.now() + lagMs);
+      setTimeout(() => { if (!to.destroyed) to.write(d); }, lastAt - Date.now());
+    });
   };
   const server: Server = createServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
     track(client);
     track(upstream);
     // Plain 'data' relays, not pipe(): pipe() resumes a source on drain, which would undo a hold.
-    client.on('data', (d: Buffer) => upstream.write(d));
-    upstream.on('data', (d: Buffer) => client.write(d));
+    relay(client, upstream);
+    relay(upstream, client);
     const end = () => { client.destroy(); upstream.destroy(); };
     client.once('error', end).once('close', end);
     upstream.once('error', end).once('close', end);
@@ -43,6 +59,9 @@ export async function startTcpGate(targetPort: number): Promise<TcpGate> {
     release() {
       held = false;
       for (const s of sockets) s.resume();
+    },
+    lag(ms) {
+      lagMs = ms;
     },
     async close() {
       for (const s of sockets) s.destroy();

@@ -7,6 +7,7 @@ import { clusterEnv, restartSidecar, startCluster, waitForRing } from '../helper
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
 import { startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { startTcpGate } from '../helpers/tcp-gate.js';
 
 const N = 2000;
 const BODY = 'x'.repeat(1024);
@@ -131,6 +132,22 @@ t.test('migration - join, leave, rolling restart and crash each cost under 2% of
     t.equal(failed, 0, `no failed requests at the survivors during the crash (${count} requests)`);
     return survivors;
   });
+});
+
+t.test('handoff - a joiner whose NATS link lags becomes an owner only after its replay', async (t) => {
+  // On a quiet loopback a replay started after cutover would still win the race against the
+  // first requests; with every byte to and from NATS 300 ms late it would not.
+  const { sidecars, cluster } = await warmCluster(t, true);
+  const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port));
+  t.teardown(() => gate.close());
+  gate.lag(300);
+  const before = origin.count();
+  const d = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env: { SIDECACHE_HANDOFF: 'true' } }, cluster) });
+  t.teardown(() => d.kill());
+  await waitForRing([...sidecars, d], 4, 30_000);
+  t.equal(await requestAll([d]), 0, 'no failed requests at the joiner');
+  const n = origin.count() - before;
+  t.ok(n < 0.02 * N, `origin requests ${n} of ${N} keys`);
 });
 
 t.test('handoff - the control: a join without handoff sends the new owner\'s keys to the origin', async (t) => {

@@ -1,0 +1,85 @@
+// The promises sidecache makes, each with the smallest change that breaks it and the tests that
+// must catch that change. `find` must stand exactly once in `file` (source, not built output:
+// unit tests load the TypeScript, process tests the build made from it).
+export const MUTANTS = [
+  {
+    name: 'purge-answers-at-once',
+    promise: 'read-your-purge: a purge returns only after every active member applied it',
+    edits: [{
+      file: 'src/admin/server.ts',
+      find: 'await d.log.waitApplied(seq, d.config.purgeTimeoutMs)',
+      replace: '{ acknowledged: d.log.view.members.map((m) => m.id), missing: [] as string[] }',
+    }],
+    tests: [{ file: 'test/integration/cluster-read-your-purge.test.ts', grep: 'url' }],
+  },
+  {
+    name: 'fill-without-fence-check',
+    promise: 'no resurrection: a fill older than a matching invalidation is never stored',
+    edits: [{
+      file: 'src/store/cache.ts',
+      find: 'if (this.isInvalidatedSince(entry)) return false;',
+      replace: '',
+    }],
+    tests: [{ file: 'test/integration/cluster-invalidation.test.ts', grep: 'no resurrection' }],
+  },
+  {
+    name: 'gap-detection-off',
+    promise: 'no silent gap: a member that finds the log no longer holds what it missed flushes',
+    edits: [{
+      file: 'src/log/nats-log.ts',
+      find: '#checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {',
+      replace: '#checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {\n    if (Math.random() >= 0) return false;',
+    }],
+    tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'gap - a member restarted' }],
+  },
+  {
+    name: 'lease-off',
+    promise: 'a member cut off from NATS stops trusting its cache before its peers drop it',
+    edits: [{
+      file: 'src/log/nats-log.ts',
+      find: 'mustRevalidate(): boolean {',
+      replace: 'mustRevalidate(): boolean {\n    if (Math.random() >= 0) return false;',
+    }],
+    tests: [{ file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'cut off from NATS' }],
+  },
+  {
+    name: 'join-without-replay',
+    promise: 'handoff before cutover: a joining member replays its partitions before it is active',
+    edits: [{
+      file: 'src/cluster/node.ts',
+      find: "if (this.#d.config.handoff && gaining.size > 0) await this.#replay(gaining, 'join');",
+      replace: '',
+    }],
+    tests: [{ file: 'test/integration/cluster-membership.test.ts', grep: 'lags' }],
+  },
+  {
+    name: 'peer-signature-unchecked',
+    promise: 'the peer port accepts only signed requests of the same cluster',
+    edits: [{
+      file: 'src/cluster/peer-auth.ts',
+      find: 'if (given.length !== expected.length || !timingSafeEqual(given, expected)) {',
+      replace: 'if (given.length !== expected.length && !timingSafeEqual(given, given)) {',
+    }],
+    tests: [{ file: 'test/unit/cluster/peer-auth.test.ts' }],
+  },
+  {
+    name: 'allow-list-unchecked',
+    promise: 'forward mode serves only allowed hosts: never an open proxy',
+    edits: [{
+      file: 'src/proxy/recv.ts',
+      find: 'const h = host.toLowerCase();',
+      replace: 'const h = host.toLowerCase();\n  if (Math.random() >= 0) return true;',
+    }],
+    tests: [{ file: 'test/integration/standalone-forward.test.ts', grep: 'not allowed' }],
+  },
+  {
+    name: 'set-cookie-stored',
+    promise: 'nothing private is shared: a response with Set-Cookie is never stored',
+    edits: [{
+      file: 'src/http/storable.ts',
+      find: "if (res.headers['set-cookie'] !== undefined) return { storable: false, reason: 'set-cookie' };",
+      replace: '',
+    }],
+    tests: [{ file: 'test/integration/standalone-caching.test.ts', grep: 'Set-Cookie' }],
+  },
+];
