@@ -1,6 +1,6 @@
 // Sidecar: builds the pieces from a Config and runs them: proxy listener, admin listener,
 // the log (in-process or JetStream) and, in cluster mode, the ring and peer port.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AdminServer } from './admin/server.js';
@@ -139,6 +139,17 @@ export class Sidecar {
       const [status, reason] = clientErrorStatus(err.code);
       this.metrics.clientErrors.labels(String(status)).inc();
       logger.debug({ code: err.code, status }, 'malformed request');
+      // A complete pipelined request before the bad bytes may still be waiting for its
+      // response: a 400 written now would reach the client as that request's answer. Let the
+      // pending response finish, then close; nothing after the bad bytes is read. When the bad
+      // bytes are the pending request's own body, that request is broken: 400 and close.
+      // (`_httpMessage` is node:http's own record of the response in progress on a socket.)
+      const pending = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (pending != null && !pending.writableFinished && pending.req.complete) {
+        pending.shouldKeepAlive = false;
+        pending.once('close', () => socket.destroy());
+        return;
+      }
       if (socket.writable) {
         const body = `${status} ${reason}\n`;
         socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
