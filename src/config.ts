@@ -1,7 +1,7 @@
 // SIDECACHE_* environment -> one frozen Config, checked once at start-up. Every problem
 // is reported (variable, value, what is allowed) before the process exits.
 import { hostname } from 'node:os';
-import { ConfigError, ConfigErrors } from './errors.js';
+import { ConfigError, ConfigErrors, redactCredentials } from './errors.js';
 
 export interface HostPattern {
   /** Lower-cased host name, or a suffix starting with "." for `*.suffix` entries. */
@@ -176,10 +176,10 @@ function parseHttpUrl(raw: string): URL {
   try {
     url = new URL(raw.trim());
   } catch {
-    throw new Error(`expected an http(s) URL, got "${raw}"`);
+    throw new Error(`expected an http(s) URL, got "${redactCredentials(raw)}"`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s) URL, got "${raw}"`);
-  if (url.search || url.hash || url.username) throw new Error(`expected an origin URL without query, fragment or credentials, got "${raw}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s) URL, got "${redactCredentials(raw)}"`);
+  if (url.search || url.hash || url.username) throw new Error(`expected an origin URL without query, fragment or credentials, got "${redactCredentials(raw)}"`);
   return url;
 }
 
@@ -245,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const natsUrls = get('SIDECACHE_NATS_URL', (raw) =>
     parseList(raw, '').map((u) => {
       if (!/^(nats|tls|wss?):\/\/[^\s]+$/.test(u) && !/^[a-zA-Z0-9.-]+:\d+$/.test(u)) {
-        throw new Error(`expected nats://host:port entries, got "${u}"`);
+        throw new Error(`expected nats://host:port entries, got "${redactCredentials(u)}"`);
       }
       return u;
     }),

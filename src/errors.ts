@@ -57,3 +57,8 @@ export class ConfigErrors extends SidecacheError {
 export function logError(message: string, cause?: unknown): SidecacheError {
   return new SidecacheError(ErrorCode.log, message, { cause, status: 503 });
 }
+
+/** A URL as it may appear in a message or log line: credentials in it replaced by "***". */
+export function redactCredentials(url: string): string {
+  return url.replace(/^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^@/\s]*@/, '$1***@');
+}

@@ -35,7 +35,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
-import { ErrorCode, SidecacheError, logError } from '../errors.js';
+import { ErrorCode, SidecacheError, logError, redactCredentials } from '../errors.js';
 import {
   FILL_OP_DELETE,
   FILL_OP_HEADER,
@@ -322,7 +322,7 @@ export class NatsLog implements ClusterLog {
       this.#startTimers();
       this.#running = true;
       this.#log.info(
-        { servers: this.#opts.servers, replicas, appliedSeq: this.#appliedSeq, epoch: this.#view.epoch },
+        { servers: this.#opts.servers.map(redactCredentials), replicas, appliedSeq: this.#appliedSeq, epoch: this.#view.epoch },
         'attached to the NATS log',
       );
     } catch (err) {
@@ -372,7 +372,7 @@ export class NatsLog implements ClusterLog {
     try {
       this.#nc = await connect(copts);
     } catch (err) {
-      throw logError(`cannot connect to NATS at ${o.servers.join(', ')}: ${describeError(err)}`, err);
+      throw logError(`cannot connect to NATS at ${o.servers.map(redactCredentials).join(', ')}: ${describeError(err)}`, err);
     }
     const info = this.#nc.info;
     const version = info?.version ?? 'unknown';
@@ -797,7 +797,7 @@ export class NatsLog implements ClusterLog {
       throw logError('invalidate: the NATS log is not running');
     }
     if (!this.#attached) {
-      throw logError(`NATS is unreachable (${this.#opts.servers.join(', ')}): the invalidation was not logged`);
+      throw logError(`NATS is unreachable (${this.#opts.servers.map(redactCredentials).join(', ')}): the invalidation was not logged`);
     }
     const data = encodeInvalidation(inval);
     // One msgID for every retry: a publish that timed out may have been stored, and the
