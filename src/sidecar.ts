@@ -19,7 +19,7 @@ import { sendError } from './proxy/deliver.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { OriginClient } from './proxy/origin.js';
 import { NoPeers } from './proxy/route.js';
-import { handleConnect, handleUpgrade } from './proxy/tunnel.js';
+import { createUpgradeHandler, handleConnect } from './proxy/tunnel.js';
 import { Cache } from './store/cache.js';
 
 /** Node's parser errors -> the status a client should read. */
@@ -147,7 +147,7 @@ export class Sidecar {
       }
     });
     this.proxyServer.on('connect', (req, socket, head) => handleConnect(this.proxyServer, config, logger, req, socket, head));
-    this.proxyServer.on('upgrade', (req, socket, head) => handleUpgrade(this.handler.receiver, logger, req, socket, head));
+    this.proxyServer.on('upgrade', createUpgradeHandler(this.handler.receiver, config, logger));
     this.admin = new AdminServer({
       config,
       log: this.log,
