@@ -7,7 +7,7 @@ export interface HostPattern {
   /** Lower-cased host name, or a suffix starting with "." for `*.suffix` entries. */
   readonly host: string;
   readonly suffix: boolean;
-  /** undefined: any port. */
+  /** undefined: port 80 and SIDECACHE_TLS_PORTS. */
   readonly port: number | undefined;
 }
 
@@ -81,7 +81,7 @@ interface VarSpec {
 export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_LISTEN', def: '127.0.0.1:3128', help: 'host:port of the proxy listener' },
   { name: 'SIDECACHE_UPSTREAM', def: '', help: 'reverse mode: http(s) URL of the origin; empty = forward mode' },
-  { name: 'SIDECACHE_ALLOW_HOSTS', def: '', help: 'forward mode: comma-separated host[:port] or *.suffix entries that may be fetched' },
+  { name: 'SIDECACHE_ALLOW_HOSTS', def: '', help: 'forward mode: comma-separated host[:port] or *.suffix[:port] entries that may be fetched; without a port: 80 and SIDECACHE_TLS_PORTS' },
   { name: 'SIDECACHE_TLS_PORTS', def: '443', help: 'forward mode: CONNECT ports tunnelled uncached (TLS); other allowed ports are read as HTTP' },
   { name: 'SIDECACHE_CA_FILE', def: '', help: 'PEM bundle of CAs trusted for https upstreams (added to the system CAs)' },
   { name: 'SIDECACHE_MAX_BYTES', def: '256MiB', help: 'memory budget of the cache, counting each entry\'s headers and overhead' },

@@ -53,7 +53,7 @@ export function handleConnect(server: Server, config: Config, logger: Logger, re
     return;
   }
   const [host, port] = hp;
-  if (!isAllowedHost(config.allowHosts, host, port)) {
+  if (!isAllowedHost(config.allowHosts, config.tlsPorts, host, port)) {
     refuse(socket, 403, `host ${host}:${port} is not in SIDECACHE_ALLOW_HOSTS`);
     return;
   }
