@@ -2,7 +2,7 @@
 // only after the origin answered 101 to a well-framed request. Anything else is answered
 // like a request, and nothing the client sent after the upgrade request reaches the origin.
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { RawSocket, type RawResponse } from '../helpers/raw-http.js';
 import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
@@ -35,6 +35,7 @@ async function startUpOrigin(): Promise<UpOrigin> {
   server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     requests.push({ method: req.method!, url: req.url!, headers: req.headers });
     socket.on('error', () => {});
+    if (req.url!.startsWith('/silent/')) return;
     if (req.url!.startsWith('/ws/')) {
       socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Origin-101: yes\r\n\r\n');
       if (head.length > 0) socket.write(head);
@@ -195,15 +196,44 @@ for (const mode of ['forward', 'reverse'] as const) {
   });
 }
 
-t.test('upgrade - an idle upgraded connection is closed after SIDECACHE_TUNNEL_IDLE_TIMEOUT', async (t) => {
-  const sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: `http://127.0.0.1:${origin.port}`, SIDECACHE_TUNNEL_IDLE_TIMEOUT: '500ms' } });
+t.test('upgrade - idle pipes are closed after SIDECACHE_TUNNEL_IDLE_TIMEOUT; an origin silent on an upgrade gets 504', async (t) => {
+  const echo = createNetServer((c) => { c.on('error', () => {}); c.pipe(c); });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => echo.close(() => r())));
+  const echoPort = (echo.address() as AddressInfo).port;
+  const sc = await startSidecar({
+    env: {
+      SIDECACHE_ALLOW_HOSTS: `127.0.0.1:${origin.port},127.0.0.1:${echoPort}`,
+      SIDECACHE_TLS_PORTS: String(echoPort),
+      SIDECACHE_TUNNEL_IDLE_TIMEOUT: '500ms',
+      SIDECACHE_CONNECT_TIMEOUT: '500ms',
+      SIDECACHE_HEADERS_TIMEOUT: '500ms',
+    },
+  });
   t.teardown(() => sc.stop());
-  const s = await RawSocket.open(portOf(sc));
-  t.teardown(() => s.close());
-  s.write(`GET /ws/idle HTTP/1.1\r\nHost: app\r\n${UPGRADE}\r\n`);
-  t.equal((await s.readResponse()).status, 101);
-  s.write('ping');
-  t.equal((await s.read(4)).toString(), 'ping');
-  await waitFor(() => s.closed, 15_000, 'the idle upgraded connection to be closed');
-  t.ok(s.closed);
+
+  const up = await RawSocket.open(portOf(sc));
+  t.teardown(() => up.close());
+  up.write(`GET http://127.0.0.1:${origin.port}/ws/idle HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n${UPGRADE}\r\n`);
+  t.equal((await up.readResponse()).status, 101);
+  up.write('ping');
+  t.equal((await up.read(4)).toString(), 'ping');
+
+  const tunnel = await RawSocket.open(portOf(sc));
+  t.teardown(() => tunnel.close());
+  tunnel.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\n`);
+  t.equal((await tunnel.readResponse()).status, 200);
+  tunnel.write('pong');
+  t.equal((await tunnel.read(4)).toString(), 'pong');
+
+  await waitFor(() => up.closed && tunnel.closed, 15_000, 'the idle upgraded connection and the idle tunnel to be closed');
+  t.ok(up.closed, 'upgraded connection closed');
+  t.ok(tunnel.closed, 'CONNECT tunnel closed');
+
+  const silent = await RawSocket.open(portOf(sc));
+  t.teardown(() => silent.close());
+  silent.write(`GET http://127.0.0.1:${origin.port}/silent/upgrade HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n${UPGRADE}\r\n`);
+  const r = await silent.readResponse(15_000);
+  t.equal(r.status, 504, 'no answer to the upgrade: 504');
+  t.equal(origin.count('/silent/upgrade'), 1);
 });
