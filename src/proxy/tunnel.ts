@@ -60,14 +60,17 @@ export function handleConnect(server: Server, config: Config, logger: Logger, re
   if (config.tlsPorts.includes(port)) {
     // TLS inside: we cannot read it, so it is tunnelled as bytes and never cached.
     const upstream = netConnect({ host: host.replace(/^\[|\]$/g, ''), port });
+    const failed = (err: Error) => {
+      logger.warn({ host, port, err: err.message }, 'CONNECT tunnel failed');
+      refuse(socket, 502, `cannot reach ${host}:${port}`);
+    };
+    upstream.once('error', failed);
     upstream.once('connect', () => {
+      // From here an error closes both sides (splice): no HTTP answer inside the tunnel.
+      upstream.off('error', failed);
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
       splice(socket as Socket, upstream, config.tunnelIdleTimeoutMs);
-    });
-    upstream.once('error', (err) => {
-      logger.warn({ host, port, err: err.message }, 'CONNECT tunnel failed');
-      refuse(socket, 502, `cannot reach ${host}:${port}`);
     });
     return;
   }
