@@ -215,16 +215,14 @@ t.test('upgrade - idle pipes are closed after SIDECACHE_TUNNEL_IDLE_TIMEOUT; an 
   const up = await RawSocket.open(portOf(sc));
   t.teardown(() => up.close());
   up.write(`GET http://127.0.0.1:${origin.port}/ws/idle HTTP/1.1\r\nHost: 127.0.0.1:${origin.port}\r\n${UPGRADE}\r\n`);
+  // No bytes are exchanged after the answers: on a loaded machine an echo could come later
+  // than the short idle timeout. The 101 and the 200 are sent before the pipes start.
   t.equal((await up.readResponse()).status, 101);
-  up.write('ping');
-  t.equal((await up.read(4)).toString(), 'ping');
 
   const tunnel = await RawSocket.open(portOf(sc));
   t.teardown(() => tunnel.close());
   tunnel.write(`CONNECT 127.0.0.1:${echoPort} HTTP/1.1\r\nHost: 127.0.0.1:${echoPort}\r\n\r\n`);
   t.equal((await tunnel.readResponse()).status, 200);
-  tunnel.write('pong');
-  t.equal((await tunnel.read(4)).toString(), 'pong');
 
   await waitFor(() => up.closed && tunnel.closed, 15_000, 'the idle upgraded connection and the idle tunnel to be closed');
   t.ok(up.closed, 'upgraded connection closed');
