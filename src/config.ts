@@ -7,7 +7,7 @@ export interface HostPattern {
   /** Lower-cased host name, or a suffix starting with "." for `*.suffix` entries. */
   readonly host: string;
   readonly suffix: boolean;
-  /** undefined: any port. */
+  /** undefined: port 80 and SIDECACHE_TLS_PORTS. */
   readonly port: number | undefined;
 }
 
@@ -30,6 +30,7 @@ export interface Config {
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
+  readonly tunnelIdleTimeoutMs: number;
   readonly defaultTtlMs: number;
   readonly querySort: boolean;
   readonly queryDrop: readonly string[];
@@ -80,7 +81,7 @@ interface VarSpec {
 export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_LISTEN', def: '127.0.0.1:3128', help: 'host:port of the proxy listener' },
   { name: 'SIDECACHE_UPSTREAM', def: '', help: 'reverse mode: http(s) URL of the origin; empty = forward mode' },
-  { name: 'SIDECACHE_ALLOW_HOSTS', def: '', help: 'forward mode: comma-separated host[:port] or *.suffix entries that may be fetched' },
+  { name: 'SIDECACHE_ALLOW_HOSTS', def: '', help: 'forward mode: comma-separated host[:port] or *.suffix[:port] entries that may be fetched; without a port: 80 and SIDECACHE_TLS_PORTS' },
   { name: 'SIDECACHE_TLS_PORTS', def: '443', help: 'forward mode: CONNECT ports tunnelled uncached (TLS); other allowed ports are read as HTTP' },
   { name: 'SIDECACHE_CA_FILE', def: '', help: 'PEM bundle of CAs trusted for https upstreams (added to the system CAs)' },
   { name: 'SIDECACHE_MAX_BYTES', def: '256MiB', help: 'memory budget of the cache, counting each entry\'s headers and overhead' },
@@ -91,6 +92,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_CONNECT_TIMEOUT', def: '5s', help: 'origin connect timeout' },
   { name: 'SIDECACHE_HEADERS_TIMEOUT', def: '30s', help: 'time to wait for the origin\'s response headers' },
   { name: 'SIDECACHE_BODY_TIMEOUT', def: '30s', help: 'longest pause between two chunks of an origin body' },
+  { name: 'SIDECACHE_TUNNEL_IDLE_TIMEOUT', def: '5m', help: 'an upgraded connection (after 101) or a CONNECT tunnel with no bytes either way this long is closed' },
   { name: 'SIDECACHE_DEFAULT_TTL', def: '0', help: 'freshness for responses with no explicit freshness and no validators; 0 = RFC 9111 heuristics only' },
   { name: 'SIDECACHE_QUERY_SORT', def: 'false', help: 'sort query parameters in the cache key' },
   { name: 'SIDECACHE_QUERY_DROP', def: '', help: 'comma-separated query parameters left out of the cache key (e.g. utm_source)' },
@@ -144,6 +146,12 @@ export const parseDuration: Parser<number> = (raw) => {
   if (!m) throw new Error(`expected a duration in ms, s, m or h (e.g. 5s), got "${raw}"`);
   if (m[2] === undefined && m[1] !== '0') throw new Error(`expected a duration with a unit ms, s, m or h (e.g. 5s), got "${raw}"`);
   return Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? 'ms']!);
+};
+
+const positiveDuration: Parser<number> = (raw, name) => {
+  const ms = parseDuration(raw, name);
+  if (ms <= 0) throw new Error(`expected a duration above 0 (e.g. 5m), got "${raw}"`);
+  return ms;
 };
 
 const parseBool: Parser<boolean> = (raw) => {
@@ -291,6 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     connectTimeoutMs: get('SIDECACHE_CONNECT_TIMEOUT', parseDuration),
     headersTimeoutMs: get('SIDECACHE_HEADERS_TIMEOUT', parseDuration),
     bodyTimeoutMs: get('SIDECACHE_BODY_TIMEOUT', parseDuration),
+    tunnelIdleTimeoutMs: get('SIDECACHE_TUNNEL_IDLE_TIMEOUT', positiveDuration),
     defaultTtlMs: get('SIDECACHE_DEFAULT_TTL', parseDuration),
     querySort: get('SIDECACHE_QUERY_SORT', parseBool),
     queryDrop: get('SIDECACHE_QUERY_DROP', parseList),

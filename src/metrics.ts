@@ -199,7 +199,7 @@ export class Metrics {
     this.degradedFetches = counter('sidecache_degraded_fetches_total', 'Origin fetches made because no owner was reachable');
     this.replicaFillsApplied = counter('sidecache_replica_fills_applied_total', 'Fills from the log stored as replica entries');
     this.handoffKeysReplayed = counter('sidecache_handoff_keys_replayed_total', 'Fills replayed from the log for gained partitions');
-    this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused (unsigned, forged, replayed, other cluster)', ['reason']);
+    this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused, by reason: missing, wrong-cluster, stale, bad-signature, replay', ['reason']);
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     gauge('sidecache_cache_bytes', 'Bytes held by the owned store', sources.bytes);

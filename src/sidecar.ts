@@ -19,14 +19,26 @@ import { sendError } from './proxy/deliver.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { OriginClient } from './proxy/origin.js';
 import { NoPeers } from './proxy/route.js';
-import { handleConnect, handleUpgrade } from './proxy/tunnel.js';
+import { createUpgradeHandler, handleConnect } from './proxy/tunnel.js';
 import { Cache } from './store/cache.js';
 
+/**
+ * llhttp's codes for a message whose length cannot be trusted (RFC 9112 §6.3). Each covers
+ * several faults (HPE_UNEXPECTED_CONTENT_LENGTH is a duplicate Content-Length, or Content-Length
+ * with Transfer-Encoding in some versions); the parser's `reason` says which one.
+ */
+const FRAMING_ERRORS: ReadonlySet<string> = new Set(['HPE_UNEXPECTED_CONTENT_LENGTH', 'HPE_INVALID_CONTENT_LENGTH', 'HPE_INVALID_TRANSFER_ENCODING']);
+
 /** Node's parser errors -> the status a client should read. */
-function clientErrorStatus(code: string | undefined): [number, string] {
+function clientErrorStatus(err: NodeJS.ErrnoException & { reason?: unknown }): [number, string] {
+  const code = err.code;
   if (code === 'HPE_HEADER_OVERFLOW') return [431, 'request header fields too large'];
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'request timeout'];
-  if (code === 'HPE_UNEXPECTED_CONTENT_LENGTH') return [400, 'both Content-Length and Transfer-Encoding'];
+  if (code !== undefined && FRAMING_ERRORS.has(code)) {
+    // The reason goes into the status line and body: printable ASCII only.
+    const reason = typeof err.reason === 'string' ? err.reason.replace(/[^\x20-\x7e]/g, '').slice(0, 100) : '';
+    return [400, `bad message framing: ${reason === '' ? code : reason}`];
+  }
   return [400, `malformed request${code ? ` (${code})` : ''}`];
 }
 
@@ -136,7 +148,7 @@ export class Sidecar {
       s.once('close', () => this.#sockets.delete(s));
     });
     this.proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      const [status, reason] = clientErrorStatus(err.code);
+      const [status, reason] = clientErrorStatus(err);
       this.metrics.clientErrors.labels(String(status)).inc();
       logger.debug({ code: err.code, status }, 'malformed request');
       // A complete pipelined request before the bad bytes may still be waiting for its
@@ -158,7 +170,7 @@ export class Sidecar {
       }
     });
     this.proxyServer.on('connect', (req, socket, head) => handleConnect(this.proxyServer, config, logger, req, socket, head));
-    this.proxyServer.on('upgrade', (req, socket, head) => handleUpgrade(this.handler.receiver, logger, req, socket, head));
+    this.proxyServer.on('upgrade', createUpgradeHandler(this.handler.receiver, config, logger));
     this.admin = new AdminServer({
       config,
       log: this.log,

@@ -45,9 +45,22 @@ export function signRequest(secret: string, id: PeerIdentity, method: string, ta
   };
 }
 
+/**
+ * Why a peer request was refused: a fixed set, so that metric labels and log lines stay
+ * bounded whatever an unauthenticated sender puts in its headers.
+ */
+export const PeerRefusal = {
+  missing: 'missing',
+  wrongCluster: 'wrong-cluster',
+  stale: 'stale',
+  badSignature: 'bad-signature',
+  replay: 'replay',
+} as const;
+export type PeerRefusal = (typeof PeerRefusal)[keyof typeof PeerRefusal];
+
 export type Verdict =
   | { readonly ok: true; readonly identity: PeerIdentity }
-  | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
+  | { readonly ok: false; readonly status: 401 | 403; readonly code: PeerRefusal; readonly reason: string };
 
 function one(h: IncomingHttpHeaders, name: string): string | undefined {
   const v = h[name];
@@ -78,15 +91,16 @@ export class PeerVerifier {
     const ts = one(headers, PeerHeader.ts);
     const nonce = one(headers, PeerHeader.nonce);
     if (sig === undefined || cluster === undefined || from === undefined || epoch === undefined || ts === undefined || nonce === undefined) {
-      return { ok: false, status: 401, reason: 'unsigned peer request' };
+      return { ok: false, status: 401, code: PeerRefusal.missing, reason: 'unsigned peer request' };
     }
-    if (cluster !== this.#cluster) return { ok: false, status: 403, reason: `peer request for another cluster (${cluster.slice(0, 64)})` };
+    // The claimed name is not echoed: nothing unauthenticated goes into labels or logs.
+    if (cluster !== this.#cluster) return { ok: false, status: 403, code: PeerRefusal.wrongCluster, reason: 'peer request for another cluster' };
     const t = Number(ts);
-    if (!Number.isFinite(t) || Math.abs(now - t) > MAX_SKEW_MS) return { ok: false, status: 401, reason: 'peer request timestamp outside the window' };
+    if (!Number.isFinite(t) || Math.abs(now - t) > MAX_SKEW_MS) return { ok: false, status: 401, code: PeerRefusal.stale, reason: 'peer request timestamp outside the window' };
     const expected = mac(this.#secret, [cluster, from, epoch, ts, nonce, method, target]);
     const given = Buffer.from(sig, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return { ok: false, status: 401, reason: 'bad peer signature' };
+      return { ok: false, status: 401, code: PeerRefusal.badSignature, reason: 'bad peer signature' };
     }
     // Forget nonces whose requests can no longer pass the timestamp check. Arrival order is
     // nearly expiry order, so stopping at the first live one makes this O(1) per request; a
@@ -95,7 +109,7 @@ export class PeerVerifier {
       if (exp >= now) break;
       this.#seen.delete(n);
     }
-    if (this.#seen.has(nonce)) return { ok: false, status: 401, reason: 'replayed peer request' };
+    if (this.#seen.has(nonce)) return { ok: false, status: 401, code: PeerRefusal.replay, reason: 'replayed peer request' };
     // Kept for twice the window: a wall clock stepped back by up to MAX_SKEW_MS must not
     // reopen the window of a forgotten nonce.
     this.#seen.set(nonce, t + 2 * MAX_SKEW_MS);

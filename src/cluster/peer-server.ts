@@ -5,15 +5,44 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { sendError } from '../proxy/deliver.js';
 import type { ProxyHandler } from '../proxy/handler.js';
-import type { PeerVerifier } from './peer-auth.js';
+import type { PeerRefusal, PeerVerifier } from './peer-auth.js';
+
+/** One warn line per refusal reason at most this often: anyone who reaches the port can make refusals. */
+export const REFUSAL_LOG_WINDOW_MS = 10_000;
+
+/**
+ * Logs refused peer requests at most once per reason per window; the line says how many
+ * refusals of that reason went unlogged before it (the metric counts every one).
+ */
+export class RefusalLog {
+  readonly #logger: Logger;
+  readonly #windowMs: number;
+  readonly #last = new Map<PeerRefusal, { at: number; unlogged: number }>();
+
+  constructor(logger: Logger, windowMs = REFUSAL_LOG_WINDOW_MS) {
+    this.#logger = logger;
+    this.#windowMs = windowMs;
+  }
+
+  note(reason: PeerRefusal, remote: string | undefined, now = Date.now()): void {
+    const last = this.#last.get(reason);
+    if (last !== undefined && now - last.at < this.#windowMs) {
+      last.unlogged++;
+      return;
+    }
+    this.#logger.warn({ remote, reason, unloggedBefore: last?.unlogged ?? 0, windowMs: this.#windowMs }, 'peer request refused');
+    this.#last.set(reason, { at: now, unlogged: 0 });
+  }
+}
 
 export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, maxHeaderBytes: number): Server {
   const ctx = { fromPeer: true };
+  const refusals = new RefusalLog(logger);
   const server = createServer({ maxHeaderSize: maxHeaderBytes, keepAliveTimeout: 65_000 }, (req, res) => {
     const v = verifier.verify(req.headers, req.method ?? '', req.url ?? '');
     if (!v.ok) {
-      metrics.peerRejected.labels(v.reason).inc();
-      logger.warn({ remote: req.socket.remoteAddress, reason: v.reason }, 'peer request refused');
+      metrics.peerRejected.labels(v.code).inc();
+      refusals.note(v.code, req.socket.remoteAddress);
       sendError(res, v.status, v.reason);
       req.resume();
       return;

@@ -10,6 +10,16 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 export const VIA = '1.1 sidecache';
 
+/**
+ * Fields some frameworks read in place of the request line (X-Original-URL and X-Rewrite-URL
+ * for the path, the X-HTTP-Method family for the method). The cache keys the request line,
+ * so with these the origin could answer another resource or method than the key says, and
+ * that answer would be stored and served under it. Never sent upstream.
+ */
+export const REQUEST_LINE_OVERRIDES: ReadonlySet<string> = new Set([
+  'x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override',
+]);
+
 /** Names listed in a Connection header are hop-by-hop too (RFC 9110 §7.6.1). */
 export function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined;
@@ -41,7 +51,7 @@ export function toRawHeaders(headers: HeaderObject, drop: ReadonlySet<string>): 
   return raw;
 }
 
-/** Request headers to send upstream: hop-by-hop removed, Via and X-Forwarded-For added. */
+/** Request headers to send upstream: hop-by-hop and request-line overrides removed, Via and X-Forwarded-For added. */
 export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
   clientIp: string | undefined,
@@ -51,6 +61,7 @@ export function upstreamRequestHeaders(
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || name === 'host' || (extra !== undefined && extra.has(name))) continue;
+    if (REQUEST_LINE_OVERRIDES.has(name)) continue;
     // Expect: 100-continue was answered by node:http at this hop (and undici refuses it).
     if (name === 'expect') continue;
     if (drop !== undefined && drop.has(name)) continue;

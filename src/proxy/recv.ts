@@ -35,10 +35,16 @@ export function markTunnel(socket: Socket, info: TunnelInfo): void {
 
 export const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
-export function isAllowedHost(patterns: readonly HostPattern[], host: string, port: number): boolean {
+/**
+ * Whether SIDECACHE_ALLOW_HOSTS lets us fetch host:port. An entry without a port means the
+ * plain-HTTP port 80 and the TLS ports (for CONNECT), never every port: a host's other
+ * ports are often its admin or internal services.
+ */
+export function isAllowedHost(patterns: readonly HostPattern[], tlsPorts: readonly number[], host: string, port: number): boolean {
   const h = host.toLowerCase();
+  const defaultPort = port === 80 || tlsPorts.includes(port);
   for (const p of patterns) {
-    if (p.port !== undefined && p.port !== port) continue;
+    if (p.port === undefined ? !defaultPort : p.port !== port) continue;
     if (p.suffix ? h.endsWith(p.host) && h.length > p.host.length : h === p.host) return true;
   }
   return false;
@@ -113,7 +119,7 @@ export class Receiver {
     if (tunnel !== undefined && (host !== tunnel.host || port !== tunnel.port)) {
       return { status: 403, reason: `target ${u.host} does not match the tunnel to ${tunnel.hostPort}` };
     }
-    if (!isAllowedHost(this.#config.allowHosts, host, port)) {
+    if (!isAllowedHost(this.#config.allowHosts, this.#config.tlsPorts, host, port)) {
       return { status: 403, reason: `host ${u.host} is not in SIDECACHE_ALLOW_HOSTS` };
     }
     const scheme = u.protocol.slice(0, -1);

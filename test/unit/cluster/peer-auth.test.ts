@@ -49,3 +49,19 @@ t.test('peer auth - nonces are forgotten once their window has passed, and repla
   t.equal(v.remembered, 10_002, "swept: the 10,001 older than twice the window are gone");
   t.match(v.verify(early, 'GET', '/k', later), { ok: false, reason: /window/ }, 'the forgotten request is refused by its timestamp');
 });
+
+t.test('peer auth - every refusal has a code from a fixed set, whatever the sender claims', async (t) => {
+  const v = new PeerVerifier(SECRET, 'c1');
+  const h = signRequest(SECRET, id, 'GET', '/a', now);
+  const codes = [
+    v.verify({}, 'GET', '/a', now),
+    v.verify(signRequest(SECRET, { ...id, cluster: `forged-${'z'.repeat(500)}` }, 'GET', '/a', now), 'GET', '/a', now),
+    v.verify(signRequest(SECRET, id, 'GET', '/a', now - 60_000), 'GET', '/a', now),
+    v.verify(signRequest('other-secret-0123456789', id, 'GET', '/a', now), 'GET', '/a', now),
+    v.verify(h, 'GET', '/a', now),
+    v.verify(h, 'GET', '/a', now),
+  ].map((r) => (r.ok ? 'ok' : r.code));
+  t.same(codes, ['missing', 'wrong-cluster', 'stale', 'bad-signature', 'ok', 'replay']);
+  const other = v.verify(signRequest(SECRET, { ...id, cluster: 'forged-name' }, 'GET', '/a', now), 'GET', '/a', now);
+  t.notOk(!other.ok && other.reason.includes('forged-name'), 'the claimed cluster is not echoed in the reason');
+});

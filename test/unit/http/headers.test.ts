@@ -41,3 +41,11 @@ t.test('headers - raw arrays', async (t) => {
   t.equal(rawGet(raw, 'missing'), undefined);
   t.same(rawToObject(raw), { etag: '"1"', 'x-a': '1, 2' });
 });
+
+t.test('headers - upstream requests lose the request-line overrides (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override)', async (t) => {
+  const out = upstreamRequestHeaders({
+    'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-http-method-override': 'DELETE',
+    'x-http-method': 'PUT', 'x-method-override': 'PATCH', accept: '*/*',
+  }, undefined);
+  t.same(out, { accept: '*/*', via: '1.1 sidecache' });
+});
