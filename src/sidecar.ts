@@ -140,7 +140,9 @@ export class Sidecar {
         (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs),
     });
     this.proxyServer = createServer(
-      { maxHeaderSize: config.maxHeaderBytes, requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 65_000 },
+      // requireHostHeader off: node:http's own 400 for a missing Host lets the requests
+      // pipelined behind it through; recv refuses it and closes instead.
+      { maxHeaderSize: config.maxHeaderBytes, requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 65_000, requireHostHeader: false },
       (req, res) => this.handler.handle(req, res),
     );
     this.proxyServer.on('connection', (s: Socket) => {

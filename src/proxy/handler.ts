@@ -279,12 +279,21 @@ export class ProxyHandler {
     req: IncomingMessage, res: ServerResponse, ctx: RequestContext, startedAt: number, target: Target | Refusal,
     knownKey?: string, looked?: Entry | null, lookedAt?: number,
   ): void {
+    // A request pipelined behind one refused with close: nothing more is read or forwarded.
+    if (req.socket.writableEnded) {
+      res.destroy();
+      return;
+    }
     const setOutcome = this.#track(res, startedAt);
 
     if (isRefusal(target)) {
       this.#s.metrics.clientErrors.labels(String(target.status)).inc();
+      if (target.close === true) res.shouldKeepAlive = false;
       sendError(res, target.status, target.reason, cacheStatus(this.#statusCtx, { fwd: 'request', detail: 'refused' }));
-      this.#drainRequest(req);
+      // node:http goes on parsing what the client pipelined behind this request; ending our
+      // side now makes every later request on the connection stop at the check below.
+      if (target.close === true) req.socket.end();
+      else this.#drainRequest(req);
       return;
     }
     const method = req.method!;

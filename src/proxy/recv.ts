@@ -17,6 +17,24 @@ export interface Target {
 export interface Refusal {
   readonly status: number;
   readonly reason: string;
+  /** Where the request ends or who it is for is in doubt: answer, then read nothing more
+   *  from the connection (a request behind it could be one another hop saw differently). */
+  readonly close?: true;
+}
+
+/** RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host, and to any
+ *  request with more than one Host field line. node:http keeps only the first Host of
+ *  several, so the raw fields are counted. */
+function hostRefusal(req: IncomingMessage): Refusal | undefined {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) hosts++;
+  }
+  if (hosts > 1) return { status: 400, reason: 'more than one Host field', close: true };
+  if (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return { status: 400, reason: 'an HTTP/1.1 request without Host', close: true };
+  return undefined;
 }
 
 /** The tunnel a request arrived in (forward mode, CONNECT to a plain-HTTP port). */
@@ -80,6 +98,8 @@ export class Receiver {
     const url = req.url ?? '';
     if (url.length > this.#config.maxUrlBytes) return { status: 414, reason: `request target longer than ${this.#config.maxUrlBytes} bytes` };
     if (!KNOWN_METHODS.has(req.method ?? '')) return { status: 405, reason: `method ${req.method} is not supported` };
+    const badHost = hostRefusal(req);
+    if (badHost !== undefined) return badHost;
     const rev = this.#reverse;
     if (rev !== undefined) {
       if (url.charCodeAt(0) === 47 /* / */) return { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + url };
