@@ -153,7 +153,7 @@ export class Sidecar {
       log: this.log,
       metrics: this.metrics,
       logger,
-      keyOfUrl: (u) => this.handler.keyOfUrl(u),
+      keyOf: (keyOrigin, target) => this.handler.keyOf(keyOrigin, target),
       ready: () => this.#ready,
       clusterState: () => ({
         node: config.nodeId,
