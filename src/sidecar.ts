@@ -102,7 +102,9 @@ export class Sidecar {
         secret: config.clusterSecret!,
         cluster: config.cluster,
         self: config.nodeId,
-        timeoutMs: config.peerTimeoutMs,
+        acceptTimeoutMs: config.peerTimeoutMs,
+        headersTimeoutMs: config.headersTimeoutMs + config.peerTimeoutMs,
+        bodyTimeoutMs: config.bodyTimeoutMs + config.peerTimeoutMs,
         epoch: () => this.log.view.epoch,
       });
       this.node = new ClusterNode({

@@ -368,6 +368,9 @@ export class ProxyHandler {
     ctx: RequestContext,
     setOutcome: (o: CacheOutcome) => void,
   ): void {
+    // A peer forwarded this miss to us: tell it at once that we took it, so that it waits on
+    // our origin fetch instead of taking us for dead (cluster/peers.ts).
+    if (ctx.fromPeer && res !== undefined) res.writeProcessing();
     const existing = res === undefined ? undefined : this.#flights.get(key);
     if (existing !== undefined) {
       setOutcome(CacheOutcome.collapsed);
