@@ -126,7 +126,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_FILLS_MAX_BYTES', def: '1GiB', help: 'size bound of the FILLS stream' },
   { name: 'SIDECACHE_FILLS_MAX_AGE', def: '24h', help: 'age bound of the FILLS stream' },
   { name: 'SIDECACHE_INVAL_MAX_AGE', def: '1h', help: 'how long INVAL keeps invalidations' },
-  { name: 'SIDECACHE_PEER_TIMEOUT', def: '5s', help: 'peer request timeout before falling back to the next owner' },
+  { name: 'SIDECACHE_PEER_TIMEOUT', def: '5s', help: 'time for a peer to accept a forwarded miss (connect, then its 102 Processing or its answer) before the next owner is asked; an owner that accepted gets SIDECACHE_HEADERS_TIMEOUT more' },
 ];
 
 const KNOWN = new Set(VARIABLES.map((v) => v.name));

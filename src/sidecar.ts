@@ -114,7 +114,9 @@ export class Sidecar {
         secret: config.clusterSecret!,
         cluster: config.cluster,
         self: config.nodeId,
-        timeoutMs: config.peerTimeoutMs,
+        acceptTimeoutMs: config.peerTimeoutMs,
+        headersTimeoutMs: config.headersTimeoutMs + config.peerTimeoutMs,
+        bodyTimeoutMs: config.bodyTimeoutMs + config.peerTimeoutMs,
         epoch: () => this.log.view.epoch,
       });
       this.node = new ClusterNode({
@@ -178,7 +180,7 @@ export class Sidecar {
       log: this.log,
       metrics: this.metrics,
       logger,
-      keyOfUrl: (u) => this.handler.keyOfUrl(u),
+      keyOf: (keyOrigin, target) => this.handler.keyOf(keyOrigin, target),
       ready: () => this.#ready,
       clusterState: () => ({
         node: config.nodeId,

@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { SidecacheError } from '../errors.js';
 import type { ClusterLog, Invalidation } from '../log/types.js';
 import type { Metrics } from '../metrics.js';
-import { normalizePercent } from '../proxy/key.js';
+import { canonicalTarget, originOf, parseAbsolute } from '../proxy/key.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 const MAX_ITEMS = 1000;
@@ -17,8 +17,8 @@ export interface AdminDeps {
   readonly log: ClusterLog;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Absolute URL -> primary key, with the proxy's normalisation. */
-  readonly keyOfUrl: (url: URL) => string;
+  /** The proxy's key function over a key origin and a canonical target (proxy/key.ts). */
+  readonly keyOf: (keyOrigin: string, target: string) => string;
   readonly ready: () => boolean;
   /** Extra state for GET /cluster. */
   readonly clusterState: () => object;
@@ -155,15 +155,18 @@ export class AdminServer {
       if (urls.length === 0 || urls.length > MAX_ITEMS || !urls.every((u) => typeof u === 'string')) {
         throw new BadRequest(`"url" must be a URL string or a list of 1-${MAX_ITEMS} of them`);
       }
-      return { kind: 'url', keys: [...new Set((urls as string[]).map((u) => this.#d.keyOfUrl(this.#resolve(u, '"url"'))))], ...soft };
+      const keys = (urls as string[]).map((u) => {
+        const r = this.#resolve(u, '"url"');
+        return this.#d.keyOf(r.keyOrigin, r.target);
+      });
+      return { kind: 'url', keys: [...new Set(keys)], ...soft };
     }
     if (b.prefix !== undefined) {
       if (typeof b.prefix !== 'string' || b.prefix === '') throw new BadRequest('"prefix" must be a non-empty string');
-      const u = this.#resolve(b.prefix, '"prefix"');
-      // A prefix is matched on the key's text: normalise it as keys are, without sorting a partial query.
-      const key = this.#d.keyOfUrl(new URL(u.origin));
-      const origin = key.endsWith('/') ? key.slice(0, -1) : key;
-      return { kind: 'prefix', prefix: origin + normalizePercent(u.pathname + u.search), ...soft };
+      // A prefix is matched on the key's text: its target is canonical as keys' are (a partial
+      // percent-encoding at its end is a 400), but a partial query is not sorted or filtered.
+      const r = this.#resolve(b.prefix, '"prefix"');
+      return { kind: 'prefix', prefix: r.keyOrigin + r.target, ...soft };
     }
     if (b.tags !== undefined) {
       const tags = typeof b.tags === 'string' ? [b.tags] : b.tags;
@@ -176,26 +179,25 @@ export class AdminServer {
     return { kind: 'all', ...soft };
   }
 
-  /** Absolute URL, or in reverse mode a path on the upstream. */
-  #resolve(value: string, field: string): URL {
+  /** Absolute URL, or in reverse mode a path on the upstream: its key origin and canonical
+   *  target, split and normalised exactly as a request for it would be (proxy/recv.ts). */
+  #resolve(value: string, field: string): { keyOrigin: string; target: string } {
     const up = this.#d.config.upstream;
-    if (value.startsWith('/')) {
-      if (up === undefined) throw new BadRequest(`${field}: a path needs reverse mode; in forward mode give an absolute URL`);
-      const base = up.pathname === '/' ? '' : up.pathname.replace(/\/$/, '');
-      return new URL(base + value, up.origin);
-    }
-    let u: URL;
+    const upKeyOrigin = up === undefined ? '' : originOf(up.protocol.slice(0, -1), up.host);
+    const base = up === undefined || up.pathname === '/' ? '' : canonicalTarget(up.pathname).replace(/\/$/, '');
     try {
-      u = new URL(value);
-    } catch {
-      throw new BadRequest(`${field}: expected an absolute http(s) URL or a path starting with /, got "${value.slice(0, 200)}"`);
+      if (value.startsWith('/')) {
+        if (up === undefined) throw new BadRequest(`${field}: a path needs reverse mode; in forward mode give an absolute URL`);
+        return { keyOrigin: upKeyOrigin, target: base + canonicalTarget(value) };
+      }
+      const a = parseAbsolute(value);
+      if (a === undefined) throw new BadRequest(`${field}: expected an http(s) URL`);
+      // Reverse mode keys are the upstream's: a URL of the sidecar itself names the same path there.
+      if (up !== undefined && a.keyOrigin !== upKeyOrigin) return { keyOrigin: upKeyOrigin, target: base + a.target };
+      return a;
+    } catch (err) {
+      if (!(err instanceof SidecacheError)) throw err;
+      throw new BadRequest(`${field}: ${err.message}; expected an absolute http(s) URL or a path starting with /, got "${value.slice(0, 200)}"`);
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadRequest(`${field}: expected an http(s) URL`);
-    // Reverse mode keys are the upstream's: a URL of the sidecar itself names the same path there.
-    if (up !== undefined && u.origin !== up.origin) {
-      const base = up.pathname === '/' ? '' : up.pathname.replace(/\/$/, '');
-      return new URL(base + u.pathname + u.search, up.origin);
-    }
-    return u;
   }
 }

@@ -1,6 +1,13 @@
 // Reaching peers: one undici Pool per peer (keep-alive), signed requests, and a breaker per
 // peer so that the first refused, reset or timed-out connection stops forwarding to it
 // (DESIGN invariant 6) until a probe after the cool-down succeeds.
+//
+// A slow answer is not a dead peer. An owner that takes a forwarded miss to its origin
+// answers `102 Processing` at once (RFC 2518 §10.1; undici hands it to onInfo): from then on
+// the request has the origin's headers timeout plus the peer timeout, since the owner itself
+// gives up on its origin after the former. Before that, the peer timeout bounds the connect
+// and the wait for the 102 or the answer: a peer that cannot accept (refused, reset, or a
+// process that no longer reads its sockets) opens the breaker within it.
 import { Pool } from 'undici';
 import { ErrorCode, SidecacheError } from '../errors.js';
 import type { HeaderObject } from '../http/headers.js';
@@ -15,14 +22,28 @@ interface Peer {
   readonly pool: Pool;
   /** Epoch-ms until which the breaker is open; 0: closed. */
   openUntil: number;
+  /** Requests the peer accepted (102) and has not answered yet: it is alive and working. */
+  accepted: number;
+  /** Epoch-ms the peer last showed it is alive: a 102 or a response head. */
+  heardAt: number;
 }
 
 export interface PeerClientOptions {
   readonly secret: string;
   readonly cluster: string;
   readonly self: string;
-  readonly timeoutMs: number;
+  /** Connect, and the wait for the peer to accept a request (its 102 or its answer). */
+  readonly acceptTimeoutMs: number;
+  /** Response head after the peer accepted: the origin's headers timeout plus acceptTimeoutMs. */
+  readonly headersTimeoutMs: number;
+  /** Between body chunks: the origin's body timeout plus acceptTimeoutMs. */
+  readonly bodyTimeoutMs: number;
   readonly epoch: () => number;
+}
+
+/** The peer did not accept the request in time (no 102, no answer). */
+class NotAccepted extends Error {
+  override readonly name = 'NotAccepted';
 }
 
 export class PeerClient {
@@ -44,8 +65,10 @@ export class PeerClient {
       if (cur !== undefined) void cur.pool.close();
       this.#peers.set(m.id, {
         url: m.peerUrl,
-        pool: new Pool(m.peerUrl, { connections: 64, keepAliveTimeout: 10_000, connect: { timeout: this.#o.timeoutMs } }),
+        pool: new Pool(m.peerUrl, { connections: 64, keepAliveTimeout: 10_000, connect: { timeout: this.#o.acceptTimeoutMs } }),
         openUntil: 0,
+        accepted: 0,
+        heardAt: 0,
       });
     }
     for (const [id, p] of this.#peers) {
@@ -67,15 +90,37 @@ export class PeerClient {
     if (p === undefined) throw new SidecacheError(ErrorCode.peer, `peer ${id} is not in the view`, { peer: id, status: 502 });
     const identity: PeerIdentity = { cluster: this.#o.cluster, from: this.#o.self, epoch: this.#o.epoch() };
     const headers = { ...r.headers, ...signRequest(this.#o.secret, identity, r.method, r.path) };
+    const acceptMs = this.#o.acceptTimeoutMs;
+    const notAccepted = new AbortController();
+    let accepted = false;
+    const onTimer = (): void => {
+      // Queued in the pool behind requests the peer accepted (every connection waits on a
+      // slow origin), or it answered another request lately: alive and busy, not dead.
+      const busy = p.accepted > 0 && p.pool.stats.queued > 0;
+      if (busy || Date.now() - p.heardAt < acceptMs) timer = setTimeout(onTimer, acceptMs);
+      else notAccepted.abort(new NotAccepted(`no answer and no 102 within ${acceptMs} ms`));
+    };
+    let timer = setTimeout(onTimer, acceptMs);
+    const accept = (): void => {
+      if (accepted) return;
+      accepted = true;
+      clearTimeout(timer);
+      p.accepted++;
+      p.heardAt = Date.now();
+    };
     try {
       const res = await p.pool.request({
         path: r.path,
         method: r.method as 'GET',
         headers,
-        signal: r.signal,
-        headersTimeout: this.#o.timeoutMs,
-        bodyTimeout: this.#o.timeoutMs,
+        signal: r.signal === undefined ? notAccepted.signal : AbortSignal.any([r.signal, notAccepted.signal]),
+        headersTimeout: this.#o.headersTimeoutMs,
+        bodyTimeout: this.#o.bodyTimeoutMs,
+        onInfo: (info) => { if (info.statusCode === 102) accept(); },
       });
+      clearTimeout(timer);
+      if (accepted) p.accepted--;
+      p.heardAt = Date.now();
       if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 421) {
         // The peer refused us (secret or cluster mismatch, or it is draining): next owner.
         res.body.resume();
@@ -85,8 +130,17 @@ export class PeerClient {
       return { status: res.statusCode, headers: res.headers as HeaderObject, body: res.body };
     } catch (err) {
       if (err instanceof SidecacheError) throw err;
+      clearTimeout(timer);
+      if (accepted) p.accepted--;
+      if (r.signal?.aborted === true) {
+        // Our own caller gave up: says nothing about the peer.
+        throw new SidecacheError(ErrorCode.peer, `request to peer ${id} aborted`, { cause: err, peer: id, status: 502 });
+      }
+      // Refused, reset, not accepted in time, or accepted and then silent past the origin's
+      // own timeout: the peer cannot serve; the next owner is asked.
       p.openUntil = Date.now() + BREAKER_COOL_DOWN_MS;
-      throw new SidecacheError(ErrorCode.peer, `peer ${id} unreachable: ${(err as Error).message}`, { cause: err, peer: id, status: 502 });
+      const why = notAccepted.signal.aborted ? (notAccepted.signal.reason as Error).message : (err as Error).message;
+      throw new SidecacheError(ErrorCode.peer, `peer ${id} unreachable: ${why}`, { cause: err, peer: id, status: 502 });
     }
   }
 

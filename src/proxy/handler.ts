@@ -8,7 +8,7 @@ import { errors as undiciErrors } from 'undici';
 import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
 import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
-import { invalidatesOnResponse, relatedUris } from '../http/invalidate.js';
+import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, type PolicyRequest } from '../http/storable.js';
 import { varyMatches, varyNames, varyValues } from '../http/vary.js';
 import type { ClusterLog } from '../log/types.js';
@@ -17,7 +17,7 @@ import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
 import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
-import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
+import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
 import { isRefusal, Receiver, type Refusal, type Target } from './recv.js';
 import type { Router } from './route.js';
@@ -227,8 +227,9 @@ export class ProxyHandler {
     return this.#recv;
   }
 
-  keyOfUrl(url: URL): string {
-    return keyOfUrl(url, this.#keyOpts);
+  /** The key of a canonical target at `keyOrigin` (purges). */
+  keyOf(keyOrigin: string, target: string): string {
+    return keyOf(keyOrigin, target, this.#keyOpts);
   }
 
   /** Outcome metrics for a response that finishes later: counted when it closes. */
@@ -251,7 +252,7 @@ export class ProxyHandler {
     const method = req.method;
     if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
         req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
-      const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+      const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = Date.now();
       const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
       if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
@@ -310,7 +311,7 @@ export class ProxyHandler {
     }
 
     // hash
-    const key = knownKey ?? target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
+    const key = knownKey ?? keyOf(target.keyOrigin, target.path, this.#keyOpts);
     const cc = req.headers['cache-control'];
     const pragma = req.headers.pragma;
     const dirs = cc === undefined && pragma === undefined ? undefined : requestDirectives(parseCacheControl(cc), pragma);
@@ -376,6 +377,9 @@ export class ProxyHandler {
     ctx: RequestContext,
     setOutcome: (o: CacheOutcome) => void,
   ): void {
+    // A peer forwarded this miss to us: tell it at once that we took it, so that it waits on
+    // our origin fetch instead of taking us for dead (cluster/peers.ts).
+    if (ctx.fromPeer && res !== undefined) res.writeProcessing();
     const existing = res === undefined ? undefined : this.#flights.get(key);
     if (existing !== undefined) {
       setOutcome(CacheOutcome.collapsed);
@@ -682,16 +686,14 @@ export class ProxyHandler {
 
   /** RFC 9111 §4.4: the target URI and same-origin Location / Content-Location, cluster-wide. */
   #invalidateWrite(target: Target, headers: HeaderObject): void {
-    let url: URL;
-    try {
-      url = new URL(target.keyOrigin + target.path);
-    } catch {
-      return;
-    }
     const loc = headers.location;
     const cloc = headers['content-location'];
-    const urls = [url, ...relatedUris(url, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined)];
-    const keys = [...new Set(urls.map((u) => keyOfUrl(u, this.#keyOpts)))];
+    const related = relatedTargets(target.keyOrigin, target.path, typeof loc === 'string' ? loc : undefined, typeof cloc === 'string' ? cloc : undefined);
+    const keys = [keyOf(target.keyOrigin, target.path, this.#keyOpts)];
+    for (const r of related) {
+      const k = keyOf(r.keyOrigin, r.target, this.#keyOpts);
+      if (!keys.includes(k)) keys.push(k);
+    }
     // Locally at once (read-your-writes here), then through the log for every sidecar.
     for (const k of keys) {
       this.#s.cache.main.delete(k);

@@ -1,17 +1,10 @@
-// The primary cache key: scheme://host[:port]/path?query, with the host lower-cased, the
-// default port dropped and percent-encoding normalised; GET and HEAD share it.
+// The primary cache key: scheme://host[:port]/path?query. Requests, purges (url and prefix)
+// and RFC 9111 §4.4 write invalidations (target, Location, Content-Location) all build it
+// with keyOf() over a canonical target (http/uri.ts) and nothing else, so that every
+// spelling of a URL names one key. GET and HEAD share it; Vary adds a secondary key.
 import type { Config } from '../config.js';
 
-const UNRESERVED = /[A-Za-z0-9\-._~]/;
-
-/** RFC 3986 §6.2.2: upper-case percent-encodings, decode the unreserved ones. */
-export function normalizePercent(path: string): string {
-  if (path.indexOf('%') === -1) return path;
-  return path.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
-}
+export { canonicalTarget, originOf, parseAbsolute, resolveReference } from '../http/uri.js';
 
 export interface KeyOptions {
   readonly querySort: boolean;
@@ -22,25 +15,22 @@ export function keyOptions(config: Config): KeyOptions {
   return { querySort: config.querySort, queryDrop: new Set(config.queryDrop) };
 }
 
-/** Normalises an origin-form target ("/path?query"). */
-export function normalizeTarget(target: string, opts: KeyOptions): string {
+/** The key of a canonical target at `keyOrigin` (see originOf): the one key function. The
+ *  query options change the key only, never what is forwarded. */
+export function keyOf(keyOrigin: string, target: string, opts: KeyOptions): string {
+  if (!opts.querySort && opts.queryDrop.size === 0) return keyOrigin + target;
   const q = target.indexOf('?');
-  if (q === -1) return normalizePercent(target);
-  const path = normalizePercent(target.slice(0, q));
-  let query = target.slice(q + 1);
-  if (opts.querySort || opts.queryDrop.size > 0) {
-    let params = query.split('&').filter((p) => p !== '');
-    if (opts.queryDrop.size > 0) {
-      params = params.filter((p) => {
-        const eq = p.indexOf('=');
-        return !opts.queryDrop.has(decodeURIComponentSafe(eq === -1 ? p : p.slice(0, eq)));
-      });
-    }
-    if (opts.querySort) params.sort();
-    query = params.join('&');
-    if (query === '') return path;
+  if (q === -1) return keyOrigin + target;
+  let params = target.slice(q + 1).split('&').filter((p) => p !== '');
+  if (opts.queryDrop.size > 0) {
+    params = params.filter((p) => {
+      const eq = p.indexOf('=');
+      return !opts.queryDrop.has(decodeURIComponentSafe(eq === -1 ? p : p.slice(0, eq)));
+    });
   }
-  return `${path}?${normalizePercent(query)}`;
+  if (opts.querySort) params.sort();
+  const query = params.join('&');
+  return keyOrigin + (query === '' ? target.slice(0, q) : `${target.slice(0, q)}?${query}`);
 }
 
 function decodeURIComponentSafe(s: string): string {
@@ -49,19 +39,6 @@ function decodeURIComponentSafe(s: string): string {
   } catch {
     return s;
   }
-}
-
-/** "http://host" with the host lower-cased and the default port dropped. */
-export function originOf(scheme: string, hostPort: string): string {
-  const host = hostPort.toLowerCase();
-  if (scheme === 'http' && host.endsWith(':80')) return `http://${host.slice(0, -3)}`;
-  if (scheme === 'https' && host.endsWith(':443')) return `https://${host.slice(0, -4)}`;
-  return `${scheme}://${host}`;
-}
-
-/** Key of an absolute URL (purge API, Location headers). */
-export function keyOfUrl(url: URL, opts: KeyOptions): string {
-  return originOf(url.protocol.slice(0, -1), url.host) + normalizeTarget(url.pathname + url.search, opts);
 }
 
 /** FNV-1a 32-bit: cheap and stable across processes; partitions and fill subjects. */

@@ -3,14 +3,15 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config, HostPattern } from '../config.js';
-import { originOf } from './key.js';
+import { SidecacheError } from '../errors.js';
+import { canonicalTarget, originOf, parseAbsolute } from './key.js';
 
 export interface Target {
   /** Where undici connects: "http://host:port". */
   readonly origin: string;
   /** Key prefix: scheme://host with the default port dropped, lower-cased. */
   readonly keyOrigin: string;
-  /** Origin-form request target sent upstream (and hashed into the key). */
+  /** Canonical origin-form target (key.ts): sent upstream and hashed into the key. */
   readonly path: string;
 }
 
@@ -85,7 +86,7 @@ export class Receiver {
   constructor(config: Config) {
     this.#config = config;
     const up = config.upstream;
-    this.#basePath = up === undefined || up.pathname === '/' ? '' : up.pathname.replace(/\/$/, '');
+    this.#basePath = up === undefined || up.pathname === '/' ? '' : canonicalTarget(up.pathname).replace(/\/$/, '');
     this.#reverse = up === undefined ? undefined : { origin: up.origin, keyOrigin: originOf(up.protocol.slice(0, -1), up.host), path: '' };
   }
 
@@ -102,7 +103,11 @@ export class Receiver {
     if (badHost !== undefined) return badHost;
     const rev = this.#reverse;
     if (rev !== undefined) {
-      if (url.charCodeAt(0) === 47 /* / */) return { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + url };
+      if (url.charCodeAt(0) === 47 /* / */) {
+        // Canonical before the base path is put in front: dot segments stay below it.
+        const path = canonical(url);
+        return typeof path === 'string' ? { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + path } : path;
+      }
       return this.#absolute(url, true);
     }
     const tunnel = tunnels.get(req.socket);
@@ -113,7 +118,8 @@ export class Receiver {
       if (hp === undefined || hp[0] !== tunnel.host || hp[1] !== tunnel.port) {
         return { status: 403, reason: `Host "${host ?? ''}" does not match the tunnel to ${tunnel.hostPort}` };
       }
-      return { origin: `http://${tunnel.hostPort}`, keyOrigin: originOf('http', tunnel.hostPort), path: url };
+      const path = canonical(url);
+      return typeof path === 'string' ? { origin: `http://${tunnel.hostPort}`, keyOrigin: originOf('http', tunnel.hostPort), path } : path;
     }
     if (url.charCodeAt(0) === 47) {
       return { status: 400, reason: 'this is a forward proxy: expected an absolute-form request (http://host/path)' };
@@ -122,28 +128,35 @@ export class Receiver {
   }
 
   #absolute(raw: string, reverse: boolean, tunnel?: TunnelInfo): Target | Refusal {
-    let u: URL;
+    let u: ReturnType<typeof parseAbsolute>;
     try {
-      u = new URL(raw);
-    } catch {
-      return { status: 400, reason: 'malformed request target' };
+      u = parseAbsolute(raw);
+    } catch (err) {
+      return { status: 400, reason: `malformed request target: ${(err as Error).message}` };
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return { status: 400, reason: `unsupported scheme ${u.protocol}` };
-    const path = (u.pathname || '/') + u.search;
+    if (u === undefined) return { status: 400, reason: 'unsupported scheme: expected http or https' };
     if (reverse) {
       const rev = this.#reverse!;
-      return { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + path };
+      return { origin: rev.origin, keyOrigin: rev.keyOrigin, path: this.#basePath + u.target };
     }
-    const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
-    const host = u.hostname.toLowerCase();
+    const { hostname: host, port } = u;
     if (tunnel !== undefined && (host !== tunnel.host || port !== tunnel.port)) {
-      return { status: 403, reason: `target ${u.host} does not match the tunnel to ${tunnel.hostPort}` };
+      return { status: 403, reason: `target ${host}:${port} does not match the tunnel to ${tunnel.hostPort}` };
     }
     if (!isAllowedHost(this.#config.allowHosts, this.#config.tlsPorts, host, port)) {
-      return { status: 403, reason: `host ${u.host} is not in SIDECACHE_ALLOW_HOSTS` };
+      return { status: 403, reason: `host ${host}:${port} is not in SIDECACHE_ALLOW_HOSTS` };
     }
-    const scheme = u.protocol.slice(0, -1);
-    return { origin: `${u.protocol}//${host}:${port}`, keyOrigin: originOf(scheme, `${host}:${port}`), path };
+    return { origin: `${u.protocol}//${host}:${port}`, keyOrigin: u.keyOrigin, path: u.target };
+  }
+}
+
+/** The canonical target, or a 400 saying what is malformed. */
+function canonical(url: string): string | Refusal {
+  try {
+    return canonicalTarget(url);
+  } catch (err) {
+    if (!(err instanceof SidecacheError)) throw err;
+    return { status: 400, reason: `malformed request target: ${err.message}` };
   }
 }
 

@@ -342,7 +342,7 @@ t.test('key - percent-encoding of unreserved characters does not split the cache
   await text('/norm/%7Euser');
   const b = await text('/norm/~user');
   t.match(b.status, /hit/);
-  t.equal(b.body, 'body of /norm/%7Euser #1\n');
+  t.equal(b.body, 'body of /norm/~user #1\n', 'the origin was asked for the canonical target');
 });
 
 t.test('privacy - a Set-Cookie response is never replayed to another client', async (t) => {
