@@ -178,6 +178,8 @@ export class Metrics {
     partitionsOwned: () => number;
     attached: () => number;
     fills: () => { published: number; dropped: number };
+    /** The invalidation history: its bytes and the records it forgot to stay within them. */
+    history?: () => { bytes: number; forgotten: number };
   }, options: { gcDurations?: boolean } = {}) {
     const r = this.registry;
     registerProcessMetrics(r, options.gcDurations ?? false);
@@ -212,5 +214,16 @@ export class Metrics {
     gauge('sidecache_log_attached', '1 when the log (NATS) is reachable', sources.attached);
     gauge('sidecache_fills_published', 'Fills published to the log', () => sources.fills().published);
     gauge('sidecache_fills_dropped', 'Fills dropped under pressure (replicas miss once)', () => sources.fills().dropped);
+    const history = sources.history ?? (() => ({ bytes: 0, forgotten: 0 }));
+    gauge('sidecache_inval_history_bytes', 'Bytes of recent invalidations kept to refuse late fills (SIDECACHE_INVAL_HISTORY_BYTES)', () => history().bytes);
+    new Counter({
+      name: 'sidecache_inval_history_forgotten_total',
+      help: 'Invalidation records forgotten to stay within SIDECACHE_INVAL_HISTORY_BYTES (fills fetched before them are refused)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(history().forgotten);
+      },
+    });
   }
 }

@@ -14,7 +14,7 @@ import { varyMatches, varyNames, varyValues } from '../http/vary.js';
 import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry } from '../store/types.js';
 import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js';
@@ -68,8 +68,9 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
   return out;
 }
 
-function matchesVary(e: Entry, headers: IncomingMessage['headers']): boolean {
-  return e.varyNames === null || varyMatches(e.varyNames, e.varyValues, headers);
+/** The variant key a request selects among stored responses that vary on `names` (RFC 9111 §4.1). */
+function requestVariant(names: readonly string[], headers: IncomingMessage['headers']): string {
+  return variantKey(varyValues(names, headers));
 }
 
 function policyRequest(req: IncomingMessage, path: string): PolicyRequest {
@@ -253,7 +254,7 @@ export class ProxyHandler {
         req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
       const key = target.keyOrigin + normalizeTarget(target.path, this.#keyOpts);
       const now = Date.now();
-      const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
+      const entry = this.#s.cache.lookup(key, requestVariant, req.headers, now);
       if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
         this.#s.metrics.requests.observeAt(this.#hitIndex, (performance.now() - startedAt) / 1000);
@@ -322,7 +323,7 @@ export class ProxyHandler {
 
     // lookup
     const now = lookedAt ?? Date.now();
-    const entry = looked === undefined ? this.#s.cache.lookup(key, matchesVary, req.headers, now) : looked ?? undefined;
+    const entry = looked === undefined ? this.#s.cache.lookup(key, requestVariant, req.headers, now) : looked ?? undefined;
     if (entry !== undefined) {
       const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {

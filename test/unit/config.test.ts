@@ -66,6 +66,9 @@ t.test('config - every parse error names the variable and the value', async (t) 
     ['SIDECACHE_MAX_ENTRY_BYTES', 'big'],
     ['SIDECACHE_MAX_ENTRY_BYTES', '1GiB'],
     ['SIDECACHE_HOT_MAX_BYTES', 'x'],
+    ['SIDECACHE_MAX_VARIANTS', '0'],
+    ['SIDECACHE_MAX_VARIANTS', 'many'],
+    ['SIDECACHE_INVAL_HISTORY_BYTES', '1KiB'],
     ['SIDECACHE_MAX_HEADER_BYTES', '16KB!'],
     ['SIDECACHE_MAX_URL_BYTES', 'eight'],
     ['SIDECACHE_CONNECT_TIMEOUT', '5'],
@@ -97,6 +100,8 @@ t.test('config - every parse error names the variable and the value', async (t) 
     ['SIDECACHE_FILLS_MAX_BYTES', '1TB'],
     ['SIDECACHE_FILLS_MAX_AGE', '1w'],
     ['SIDECACHE_INVAL_MAX_AGE', '60'],
+    ['SIDECACHE_INVAL_MAX_BYTES', 'lots'],
+    ['SIDECACHE_INVAL_MAX_BYTES', '10KiB'],
     ['SIDECACHE_PEER_TIMEOUT', 'slow'],
     ['SIDECACHE_MADE_UP', 'x1'],
   ];
