@@ -69,6 +69,7 @@ export interface Config {
   readonly fillsMaxAgeMs: number;
   readonly invalMaxAgeMs: number;
   readonly invalMaxBytes: number;
+  readonly writeInvalRate: number;
   readonly peerTimeoutMs: number;
 }
 
@@ -132,6 +133,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_FILLS_MAX_AGE', def: '24h', help: 'age bound of the FILLS stream' },
   { name: 'SIDECACHE_INVAL_MAX_AGE', def: '1h', help: 'how long INVAL keeps invalidations' },
   { name: 'SIDECACHE_INVAL_MAX_BYTES', def: '256MiB', help: 'size bound of the INVAL stream; a sidecar that falls behind what it keeps flushes its cache' },
+  { name: 'SIDECACHE_WRITE_INVAL_RATE', def: '500', help: 'invalidations per second published for writes (POST, PUT, PATCH, DELETE) as they are; past it they coalesce into soft invalidations of the written paths\' parents (or hosts), published every 250 ms' },
   { name: 'SIDECACHE_PEER_TIMEOUT', def: '5s', help: 'peer request timeout before falling back to the next owner' },
 ];
 
@@ -351,6 +353,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fillsMaxAgeMs: get('SIDECACHE_FILLS_MAX_AGE', parseDuration),
     invalMaxAgeMs: get('SIDECACHE_INVAL_MAX_AGE', parseDuration),
     invalMaxBytes: get('SIDECACHE_INVAL_MAX_BYTES', sizeAtLeast(1024 * 1024)),
+    writeInvalRate: get('SIDECACHE_WRITE_INVAL_RATE', intIn(1, 1_000_000)),
     peerTimeoutMs: get('SIDECACHE_PEER_TIMEOUT', parseDuration),
   };
   if (errors.length > 0) throw new ConfigErrors(errors);

@@ -167,6 +167,7 @@ export class Metrics {
   readonly replicaFillsApplied: Counter<string>;
   readonly handoffKeysReplayed: Counter<string>;
   readonly peerRejected: Counter<string>;
+  readonly writeInvalidationsCoalesced: Counter<string>;
 
   constructor(sources: {
     bytes: () => number;
@@ -202,6 +203,7 @@ export class Metrics {
     this.replicaFillsApplied = counter('sidecache_replica_fills_applied_total', 'Fills from the log stored as replica entries');
     this.handoffKeysReplayed = counter('sidecache_handoff_keys_replayed_total', 'Fills replayed from the log for gained partitions');
     this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused, by reason: missing, wrong-cluster, stale, bad-signature, replay', ['reason']);
+    this.writeInvalidationsCoalesced = counter('sidecache_write_invalidations_coalesced_total', 'Writes whose invalidation was coalesced into a soft one of their parent path or host (over SIDECACHE_WRITE_INVAL_RATE)');
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     gauge('sidecache_cache_bytes', 'Bytes held by the owned store', sources.bytes);

@@ -21,6 +21,7 @@ import { keyOfUrl, keyOptions, normalizeTarget, type KeyOptions } from './key.js
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
 import { isRefusal, Receiver, type Refusal, type Target } from './recv.js';
 import type { Router } from './route.js';
+import { WriteInvalidations } from './write-invalidations.js';
 
 export interface Services {
   readonly config: Config;
@@ -52,6 +53,11 @@ export interface RequestContext {
 }
 
 const LOCAL: RequestContext = { fromPeer: false };
+
+/** Coalesced write invalidations wait this long for others; at most this many parent paths go
+ *  out per interval (each costs every member a scan of its keys), more become their origins. */
+const WRITE_FLUSH_INTERVAL_MS = 250;
+const WRITE_MAX_PREFIXES = 8;
 
 /** The body as one Buffer that keeps no more memory alive than it is charged for (heldBytes):
  *  socket chunks are views into the socket read's ArrayBuffer. A body that came in one read is
@@ -182,6 +188,7 @@ export class ProxyHandler {
   readonly #dropOnPass: ReadonlySet<string>;
   readonly #fetchHost: FetchHost;
   readonly #hitIndex: number;
+  readonly #writes: WriteInvalidations;
   #inFlight = 0;
 
   constructor(s: Services) {
@@ -195,6 +202,17 @@ export class ProxyHandler {
       seq: () => s.log.appliedSeq,
     };
     this.#hitStatuses = new HitStatuses(this.#statusCtx);
+    this.#writes = new WriteInvalidations({
+      ratePerSec: s.config.writeInvalRate,
+      flushIntervalMs: WRITE_FLUSH_INTERVAL_MS,
+      maxPrefixes: WRITE_MAX_PREFIXES,
+      publish: (inval) => {
+        s.log.invalidate(inval).catch((err: unknown) => {
+          s.logger.warn({ inval, err: (err as Error).message }, 'invalidation after a write could not reach the log');
+        });
+      },
+      onCoalesced: (n) => s.metrics.writeInvalidationsCoalesced.inc(n),
+    });
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
     this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
     this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
@@ -699,9 +717,7 @@ export class ProxyHandler {
       this.#s.cache.hot.delete(k);
     }
     this.#flights.invalidate((f) => keys.includes(f.key));
-    this.#s.log.invalidate({ kind: 'url', keys }).catch((err: unknown) => {
-      this.#s.logger.warn({ keys, err: (err as Error).message }, 'invalidation after a write could not reach the log');
-    });
+    this.#writes.add(keys);
   }
 
   #drainRequest(req: IncomingMessage): void {

@@ -3,7 +3,7 @@
 // One origin and one sidecar for the file; each test uses its own paths.
 import t from 'tap';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
 
 const HISTORY_BYTES = 1024 * 1024;
 
@@ -88,4 +88,33 @@ t.test('history - a flood of POSTs with long URLs keeps the invalidation history
   await (await fetch(`${sc.url}/bounds/kept/last`, { method: 'POST', body: 'x' })).arrayBuffer();
   t.not(await (await fetch(`${sc.url}/bounds/kept/last`)).text(), last, 'a write after the flood still invalidates');
   t.ok((await metric('sidecache_inval_history_bytes'))! <= HISTORY_BYTES, 'still within the bound');
+});
+
+t.test('writes - past SIDECACHE_WRITE_INVAL_RATE, write invalidations coalesce into soft ones of their parent path', async (t) => {
+  const slow = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url, SIDECACHE_WRITE_INVAL_RATE: '1' } });
+  t.teardown(() => slow.stop());
+  const read = async (path: string) => {
+    const r = await fetch(`${slow.url}${path}`);
+    return { body: await r.text(), status: r.headers.get('cache-status') ?? '' };
+  };
+  const sibling = await read('/coalesce/items/1');
+  const other = await read('/coalesce/other/1');
+  t.match((await read('/coalesce/items/1')).status, /^sidecache; hit/, 'cached');
+  const writes = 50;
+  for (let i = 0; i < writes; i++) {
+    const r = await fetch(`${slow.url}/coalesce/items/${100 + i}`, { method: 'POST', body: 'x' });
+    await r.arrayBuffer();
+  }
+  const coalesced = async () => {
+    const text = await (await fetch(`${slow.adminUrl}/metrics`)).text();
+    return Number(/^sidecache_write_invalidations_coalesced_total (\d+)$/m.exec(text)?.[1] ?? -1);
+  };
+  await waitFor(async () => (await coalesced()) >= writes - 2, 10_000, 'the coalesced writes to be published');
+  t.ok((await coalesced()) <= writes - 1, 'at least the first write went out as it was');
+  const after = await read('/coalesce/items/1');
+  t.notMatch(after.status, /^sidecache; hit/, `a sibling of the written URLs is revalidated, not served as it was (${after.status})`);
+  t.not(after.body, sibling.body, 'and the origin\'s new answer is served');
+  t.equal(origin.count('/coalesce/items/1'), 2);
+  t.match((await read('/coalesce/other/1')).status, /^sidecache; hit/, 'another path stays a hit');
+  t.equal(origin.count('/coalesce/other/1'), 1, other.body);
 });

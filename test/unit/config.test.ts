@@ -102,6 +102,7 @@ t.test('config - every parse error names the variable and the value', async (t) 
     ['SIDECACHE_INVAL_MAX_AGE', '60'],
     ['SIDECACHE_INVAL_MAX_BYTES', 'lots'],
     ['SIDECACHE_INVAL_MAX_BYTES', '10KiB'],
+    ['SIDECACHE_WRITE_INVAL_RATE', '0'],
     ['SIDECACHE_PEER_TIMEOUT', 'slow'],
     ['SIDECACHE_MADE_UP', 'x1'],
   ];
