@@ -82,4 +82,44 @@ export const MUTANTS = [
     }],
     tests: [{ file: 'test/integration/standalone-caching.test.ts', grep: 'Set-Cookie' }],
   },
+  {
+    name: 'variants-unbounded',
+    promise: 'a key keeps at most SIDECACHE_MAX_VARIANTS Vary variants, the least recently used evicted',
+    edits: [{
+      file: 'src/store/memory.ts',
+      find: 'while (slots.length >= this.#maxVariants) {',
+      replace: 'while (slots.length >= Infinity) {',
+    }],
+    tests: [{ file: 'test/integration/standalone-bounds.test.ts', grep: 'variants' }],
+  },
+  {
+    name: 'inval-history-unbounded',
+    promise: 'the invalidation history stays within SIDECACHE_INVAL_HISTORY_BYTES',
+    edits: [{
+      file: 'src/store/cache.ts',
+      find: 'while (this.historyBytes > this.#historyMaxBytes) {',
+      replace: 'while (this.historyBytes > Infinity) {',
+    }],
+    tests: [{ file: 'test/integration/standalone-bounds.test.ts', grep: 'history' }],
+  },
+  {
+    name: 'forgotten-invalidation-admits-old-fills',
+    promise: 'no resurrection past the history bound: a fill fenced before a forgotten invalidation is refused',
+    edits: [{
+      file: 'src/store/history.ts',
+      find: 'if (seq > this.#floor) this.#floor = seq;',
+      replace: '',
+    }],
+    tests: [{ file: 'test/unit/store/cache.test.ts' }],
+  },
+  {
+    name: 'inval-stream-unbounded',
+    promise: 'INVAL is bounded in bytes, and what the bound discards is a gap, never a silent loss',
+    edits: [{
+      file: 'src/log/nats-log.ts',
+      find: "{ field: 'max_bytes', value: o.invalMaxBytes ?? -1, critical: false },",
+      replace: '',
+    }],
+    tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'INVAL is bounded' }],
+  },
 ];

@@ -25,6 +25,8 @@ export interface Config {
   readonly maxBytes: number;
   readonly maxEntryBytes: number;
   readonly hotMaxBytes: number;
+  readonly maxVariants: number;
+  readonly invalHistoryBytes: number;
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
   readonly connectTimeoutMs: number;
@@ -66,6 +68,8 @@ export interface Config {
   readonly fillsMaxBytes: number;
   readonly fillsMaxAgeMs: number;
   readonly invalMaxAgeMs: number;
+  readonly invalMaxBytes: number;
+  readonly writeInvalRate: number;
   readonly peerTimeoutMs: number;
 }
 
@@ -87,6 +91,8 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_MAX_BYTES', def: '256MiB', help: 'memory budget of the cache, counting each entry\'s headers and overhead' },
   { name: 'SIDECACHE_MAX_ENTRY_BYTES', def: '8MiB', help: 'largest body stored; larger bodies stream through uncached' },
   { name: 'SIDECACHE_HOT_MAX_BYTES', def: '16MiB', help: 'budget of the hot set of keys this sidecar does not own (cluster mode)' },
+  { name: 'SIDECACHE_MAX_VARIANTS', def: '32', help: 'responses kept per URL that differ by Vary (e.g. Accept-Encoding); past it the least recently used one is dropped' },
+  { name: 'SIDECACHE_INVAL_HISTORY_BYTES', def: '32MiB', help: 'memory for recent invalidations that late fills are checked against; past it the oldest are forgotten and fills fetched before them are not stored (refetched)' },
   { name: 'SIDECACHE_MAX_HEADER_BYTES', def: '16KiB', help: 'largest request head (request line and headers); larger gets 431' },
   { name: 'SIDECACHE_MAX_URL_BYTES', def: '8KiB', help: 'longest request target; longer gets 414' },
   { name: 'SIDECACHE_CONNECT_TIMEOUT', def: '5s', help: 'origin connect timeout' },
@@ -126,6 +132,8 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_FILLS_MAX_BYTES', def: '1GiB', help: 'size bound of the FILLS stream' },
   { name: 'SIDECACHE_FILLS_MAX_AGE', def: '24h', help: 'age bound of the FILLS stream' },
   { name: 'SIDECACHE_INVAL_MAX_AGE', def: '1h', help: 'how long INVAL keeps invalidations' },
+  { name: 'SIDECACHE_INVAL_MAX_BYTES', def: '256MiB', help: 'size bound of the INVAL stream; a sidecar that falls behind what it keeps flushes its cache' },
+  { name: 'SIDECACHE_WRITE_INVAL_RATE', def: '500', help: 'invalidations per second published for writes (POST, PUT, PATCH, DELETE) as they are; past it they coalesce into soft invalidations of the written paths\' parents (or hosts), published every 250 ms' },
   { name: 'SIDECACHE_PEER_TIMEOUT', def: '5s', help: 'time for a peer to accept a forwarded miss (connect, then its 102 Processing or its answer) before the next owner is asked; an owner that accepted gets SIDECACHE_HEADERS_TIMEOUT more' },
 ];
 
@@ -200,6 +208,15 @@ const parseHostPatterns: Parser<HostPattern[]> = (raw) =>
     const host = m[2]!.toLowerCase();
     return { host: m[1] ? `.${host}` : host, suffix: Boolean(m[1]), port: m[3] === undefined ? undefined : Number(m[3]) };
   });
+
+/** A size of at least `min` bytes. */
+function sizeAtLeast(min: number): Parser<number> {
+  return (raw, name) => {
+    const n = parseSize(raw, name);
+    if (n < min) throw new Error(`expected a size of at least ${min} bytes, got "${raw}"`);
+    return n;
+  };
+}
 
 const parsePorts: Parser<number[]> = (raw) => parseList(raw, '').map((p) => intIn(1, 65535)(p, ''));
 
@@ -294,6 +311,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBytes,
     maxEntryBytes,
     hotMaxBytes: get('SIDECACHE_HOT_MAX_BYTES', parseSize),
+    maxVariants: get('SIDECACHE_MAX_VARIANTS', intIn(1, 1024)),
+    invalHistoryBytes: get('SIDECACHE_INVAL_HISTORY_BYTES', sizeAtLeast(64 * 1024)),
     maxHeaderBytes: get('SIDECACHE_MAX_HEADER_BYTES', parseSize),
     maxUrlBytes: get('SIDECACHE_MAX_URL_BYTES', parseSize),
     connectTimeoutMs: get('SIDECACHE_CONNECT_TIMEOUT', parseDuration),
@@ -333,6 +352,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fillsMaxBytes: get('SIDECACHE_FILLS_MAX_BYTES', parseSize),
     fillsMaxAgeMs: get('SIDECACHE_FILLS_MAX_AGE', parseDuration),
     invalMaxAgeMs: get('SIDECACHE_INVAL_MAX_AGE', parseDuration),
+    invalMaxBytes: get('SIDECACHE_INVAL_MAX_BYTES', sizeAtLeast(1024 * 1024)),
+    writeInvalRate: get('SIDECACHE_WRITE_INVAL_RATE', intIn(1, 1_000_000)),
     peerTimeoutMs: get('SIDECACHE_PEER_TIMEOUT', parseDuration),
   };
   if (errors.length > 0) throw new ConfigErrors(errors);

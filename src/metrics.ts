@@ -167,6 +167,7 @@ export class Metrics {
   readonly replicaFillsApplied: Counter<string>;
   readonly handoffKeysReplayed: Counter<string>;
   readonly peerRejected: Counter<string>;
+  readonly writeInvalidationsCoalesced: Counter<string>;
 
   constructor(sources: {
     bytes: () => number;
@@ -178,6 +179,8 @@ export class Metrics {
     partitionsOwned: () => number;
     attached: () => number;
     fills: () => { published: number; dropped: number };
+    /** The invalidation history: its bytes and the records it forgot to stay within them. */
+    history?: () => { bytes: number; forgotten: number };
   }, options: { gcDurations?: boolean } = {}) {
     const r = this.registry;
     registerProcessMetrics(r, options.gcDurations ?? false);
@@ -200,6 +203,7 @@ export class Metrics {
     this.replicaFillsApplied = counter('sidecache_replica_fills_applied_total', 'Fills from the log stored as replica entries');
     this.handoffKeysReplayed = counter('sidecache_handoff_keys_replayed_total', 'Fills replayed from the log for gained partitions');
     this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused, by reason: missing, wrong-cluster, stale, bad-signature, replay', ['reason']);
+    this.writeInvalidationsCoalesced = counter('sidecache_write_invalidations_coalesced_total', 'Writes whose invalidation was coalesced into a soft one of their parent path or host (over SIDECACHE_WRITE_INVAL_RATE)');
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     gauge('sidecache_cache_bytes', 'Bytes held by the owned store', sources.bytes);
@@ -212,5 +216,16 @@ export class Metrics {
     gauge('sidecache_log_attached', '1 when the log (NATS) is reachable', sources.attached);
     gauge('sidecache_fills_published', 'Fills published to the log', () => sources.fills().published);
     gauge('sidecache_fills_dropped', 'Fills dropped under pressure (replicas miss once)', () => sources.fills().dropped);
+    const history = sources.history ?? (() => ({ bytes: 0, forgotten: 0 }));
+    gauge('sidecache_inval_history_bytes', 'Bytes of recent invalidations kept to refuse late fills (SIDECACHE_INVAL_HISTORY_BYTES)', () => history().bytes);
+    new Counter({
+      name: 'sidecache_inval_history_forgotten_total',
+      help: 'Invalidation records forgotten to stay within SIDECACHE_INVAL_HISTORY_BYTES (fills fetched before them are refused)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(history().forgotten);
+      },
+    });
   }
 }

@@ -74,6 +74,8 @@ export class Sidecar {
     this.cache = new Cache({
       maxBytes: config.maxBytes,
       hotMaxBytes: config.hotMaxBytes,
+      maxVariants: config.maxVariants,
+      historyMaxBytes: config.invalHistoryBytes,
       onEvict: () => this.metrics.evictions.inc(),
     });
     const self = { id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions };
@@ -90,6 +92,7 @@ export class Sidecar {
           heartbeatIntervalMs: config.heartbeatIntervalMs,
           heartbeatTtlMs: config.heartbeatTtlMs,
           invalMaxAgeMs: config.invalMaxAgeMs,
+          invalMaxBytes: config.invalMaxBytes,
           fillsMaxBytes: config.fillsMaxBytes,
           fillsMaxAgeMs: config.fillsMaxAgeMs,
           fillMaxInFlight: config.fillMaxInFlight,
@@ -108,6 +111,7 @@ export class Sidecar {
       fills: () => (this.log instanceof NatsLog
         ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped }
         : { published: 0, dropped: 0 }),
+      history: () => ({ bytes: this.cache.historyBytes, forgotten: this.cache.historyForgotten }),
     }, { gcDurations: this.config.gcMetrics });
     if (this.log instanceof NatsLog) {
       const peers = new PeerClient({

@@ -77,6 +77,8 @@ export interface NatsLogOptions {
   /** A member not heard from for this long is removed from the view by its peers. */
   readonly heartbeatTtlMs: number;
   readonly invalMaxAgeMs: number;
+  /** Size bound of INVAL. Default: no bound. */
+  readonly invalMaxBytes?: number;
   readonly fillsMaxBytes: number;
   readonly fillsMaxAgeMs: number;
   /** Outstanding fill publishes; publishFill drops (and counts) beyond this. */
@@ -412,6 +414,10 @@ export class NatsLog implements ClusterLog {
       { field: 'storage', value: StorageType.File, critical: false },
       { field: 'num_replicas', value: replicas, critical: false },
       { field: 'max_age', value: o.invalMaxAgeMs * nanosPerMs, critical: false },
+      // A flood of invalidations must not fill the servers' disks. What the bound discards is
+      // lost to a sidecar that had not applied it yet: its cursor falls below first_seq and
+      // the gap check flushes its cache (invariant 3), so discarding old is never a stale read.
+      { field: 'max_bytes', value: o.invalMaxBytes ?? -1, critical: false },
       // invalidate() retries with the same msgID for invalidateTimeoutMs (§6, §8).
       { field: 'duplicate_window', value: Math.min(120_000, o.invalMaxAgeMs) * nanosPerMs, critical: false },
       { field: 'allow_direct', value: true, critical: false },

@@ -14,13 +14,14 @@ import { varyMatches, varyNames, varyValues } from '../http/vary.js';
 import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry } from '../store/types.js';
 import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
 import { isRefusal, Receiver, type Refusal, type Target } from './recv.js';
 import type { Router } from './route.js';
+import { WriteInvalidations } from './write-invalidations.js';
 
 export interface Services {
   readonly config: Config;
@@ -53,6 +54,11 @@ export interface RequestContext {
 
 const LOCAL: RequestContext = { fromPeer: false };
 
+/** Coalesced write invalidations wait this long for others; at most this many parent paths go
+ *  out per interval (each costs every member a scan of its keys), more become their origins. */
+const WRITE_FLUSH_INTERVAL_MS = 250;
+const WRITE_MAX_PREFIXES = 8;
+
 /** The body as one Buffer that keeps no more memory alive than it is charged for (heldBytes):
  *  socket chunks are views into the socket read's ArrayBuffer. A body that came in one read is
  *  kept as it is when the rest of that read (the response head) is small: copying it would
@@ -68,8 +74,9 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
   return out;
 }
 
-function matchesVary(e: Entry, headers: IncomingMessage['headers']): boolean {
-  return e.varyNames === null || varyMatches(e.varyNames, e.varyValues, headers);
+/** The variant key a request selects among stored responses that vary on `names` (RFC 9111 §4.1). */
+function requestVariant(names: readonly string[], headers: IncomingMessage['headers']): string {
+  return variantKey(varyValues(names, headers));
 }
 
 function policyRequest(req: IncomingMessage, path: string): PolicyRequest {
@@ -181,6 +188,7 @@ export class ProxyHandler {
   readonly #dropOnPass: ReadonlySet<string>;
   readonly #fetchHost: FetchHost;
   readonly #hitIndex: number;
+  readonly #writes: WriteInvalidations;
   #inFlight = 0;
 
   constructor(s: Services) {
@@ -194,6 +202,17 @@ export class ProxyHandler {
       seq: () => s.log.appliedSeq,
     };
     this.#hitStatuses = new HitStatuses(this.#statusCtx);
+    this.#writes = new WriteInvalidations({
+      ratePerSec: s.config.writeInvalRate,
+      flushIntervalMs: WRITE_FLUSH_INTERVAL_MS,
+      maxPrefixes: WRITE_MAX_PREFIXES,
+      publish: (inval) => {
+        s.log.invalidate(inval).catch((err: unknown) => {
+          s.logger.warn({ inval, err: (err as Error).message }, 'invalidation after a write could not reach the log');
+        });
+      },
+      onCoalesced: (n) => s.metrics.writeInvalidationsCoalesced.inc(n),
+    });
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
     this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
     this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
@@ -254,7 +273,7 @@ export class ProxyHandler {
         req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = Date.now();
-      const entry = this.#s.cache.lookup(key, matchesVary, req.headers, now);
+      const entry = this.#s.cache.lookup(key, requestVariant, req.headers, now);
       if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
         this.#s.metrics.requests.observeAt(this.#hitIndex, (performance.now() - startedAt) / 1000);
@@ -323,7 +342,7 @@ export class ProxyHandler {
 
     // lookup
     const now = lookedAt ?? Date.now();
-    const entry = looked === undefined ? this.#s.cache.lookup(key, matchesVary, req.headers, now) : looked ?? undefined;
+    const entry = looked === undefined ? this.#s.cache.lookup(key, requestVariant, req.headers, now) : looked ?? undefined;
     if (entry !== undefined) {
       const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {
@@ -700,9 +719,7 @@ export class ProxyHandler {
       this.#s.cache.hot.delete(k);
     }
     this.#flights.invalidate((f) => keys.includes(f.key));
-    this.#s.log.invalidate({ kind: 'url', keys }).catch((err: unknown) => {
-      this.#s.logger.warn({ keys, err: (err as Error).message }, 'invalidation after a write could not reach the log');
-    });
+    this.#writes.add(keys);
   }
 
   #drainRequest(req: IncomingMessage): void {

@@ -2,14 +2,13 @@
 // seq (purge-all in O(1)) and the recent invalidations that a late fill is checked
 // against (DESIGN invariant 2, no resurrection).
 import type { Invalidation } from '../log/types.js';
+import { InvalHistory } from './history.js';
 import { LruStore } from './memory.js';
 import { Reclaimer } from './reclaim.js';
-import type { Entry, Variants } from './types.js';
+import type { Entry, Variants, VariantKeyOf } from './types.js';
 
-/** Keys, tags and prefixes remembered with the seq of their last invalidation, so a late
- *  fill can be checked in O(its tags); beyond this many, the oldest are forgotten and
- *  fences older than what was forgotten cannot be proven clean. */
-const HISTORY_MAX = 200_000;
+/** Default bound on the invalidation history's memory (SIDECACHE_INVAL_HISTORY_BYTES). */
+export const DEFAULT_INVAL_HISTORY_BYTES = 32 * 1024 * 1024;
 
 export function matches(inval: Invalidation, entry: Entry): boolean {
   switch (inval.kind) {
@@ -29,6 +28,10 @@ export interface CacheOptions {
   readonly maxBytes: number;
   readonly hotMaxBytes: number;
   readonly onEvict?: (v: Variants) => void;
+  /** Variants kept per key (default 32). */
+  readonly maxVariants?: number;
+  /** Bound on the memory of the invalidation history, hard and soft together (default 32 MiB). */
+  readonly historyMaxBytes?: number;
 }
 
 export class Cache {
@@ -37,106 +40,101 @@ export class Cache {
   /** Entries whose fence is below this were purged by a purge-all. */
   #banBefore = 0;
   #softBanBefore = 0;
-  readonly #urlSeq = new Map<string, number>();
-  readonly #tagSeq = new Map<string, number>();
-  #prefixSeq: Array<{ readonly prefix: string; readonly seq: number }> = [];
-  /** Seqs at or below this were forgotten: such fences cannot be checked. */
-  #historyFloor: number;
-  /** The same for soft purges: a late fill they match is kept, but marked for revalidation. */
-  readonly #softUrlSeq = new Map<string, number>();
-  readonly #softTagSeq = new Map<string, number>();
-  #softPrefixSeq: Array<{ readonly prefix: string; readonly seq: number }> = [];
-  #softFloor = 0;
+  /** Invalidations a late fill is refused for, and soft purges it is kept stale for. */
+  readonly #history: InvalHistory;
+  readonly #softHistory = new InvalHistory();
+  readonly #historyMaxBytes: number;
   #generation = 0;
 
   constructor(opts: CacheOptions, historyFloor = 0) {
     const reclaimer = new Reclaimer(opts.maxBytes + Math.max(0, opts.hotMaxBytes));
     const onRelease = (bytes: number): void => reclaimer.released(bytes);
-    this.main = new LruStore(opts.maxBytes, opts.onEvict, onRelease);
-    this.hot = new LruStore(Math.max(1, opts.hotMaxBytes), opts.onEvict, onRelease);
-    this.#historyFloor = historyFloor;
+    const storeOpts = {
+      onRelease,
+      ...(opts.onEvict === undefined ? {} : { onEvict: opts.onEvict }),
+      ...(opts.maxVariants === undefined ? {} : { maxVariants: opts.maxVariants }),
+    };
+    this.main = new LruStore(opts.maxBytes, storeOpts);
+    this.hot = new LruStore(Math.max(1, opts.hotMaxBytes), storeOpts);
+    this.#history = new InvalHistory(historyFloor);
+    this.#historyMaxBytes = opts.historyMaxBytes ?? DEFAULT_INVAL_HISTORY_BYTES;
   }
 
-  /** The variant of `key` that matches the request, or undefined. Synchronous: the hit path. */
-  lookup<A>(key: string, match: (e: Entry, arg: A) => boolean, arg: A, now: number): Entry | undefined {
-    const found = this.#find(this.main, key, match, arg, now);
-    return found ?? this.#find(this.hot, key, match, arg, now);
+  /** The variant of `key` the request selects, or undefined. `variantOf(names, arg)` is the
+   *  request's variantKey for those Vary names; it is not called for a key stored without
+   *  Vary. Synchronous: the hit path. */
+  lookup<A>(key: string, variantOf: VariantKeyOf<A>, arg: A, now: number): Entry | undefined {
+    const found = this.#find(this.main, key, variantOf, arg, now);
+    return found ?? this.#find(this.hot, key, variantOf, arg, now);
   }
 
-  #find<A>(store: LruStore, key: string, match: (e: Entry, arg: A) => boolean, arg: A, now: number): Entry | undefined {
+  #find<A>(store: LruStore, key: string, variantOf: VariantKeyOf<A>, arg: A, now: number): Entry | undefined {
     const v = store.hit(key, now);
     if (v === undefined) return undefined;
-    const entries = v.entries;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      if (e.fence < this.#banBefore || now >= e.keepUntil) {
-        store.deleteEntry(e);
-        return this.#find(store, key, match, arg, now);
-      }
-      if (match(e, arg)) {
-        if (e.fence < this.#softBanBefore) e.softPurged = true;
-        return e;
-      }
+    let slot = v.plain;
+    const groups = v.groups;
+    // RFC 9111 §4.1: of several stored responses that match, the most recent one is used.
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i]!;
+      const s = g.byValues.get(variantOf(g.names, arg));
+      if (s !== undefined && (slot === undefined || s.storedSeq > slot.storedSeq)) slot = s;
     }
-    return undefined;
+    if (slot === undefined) return undefined;
+    const e = slot.entry;
+    if (e.fence < this.#banBefore || now >= e.keepUntil) {
+      store.deleteEntry(e);
+      // One variant fewer each time: an older matching variant may remain.
+      return this.#find(store, key, variantOf, arg, now);
+    }
+    slot.usedAt = now;
+    if (e.fence < this.#softBanBefore) e.softPurged = true;
+    return e;
   }
 
   /** Has an invalidation after `fence` matched this entry? Then it must not be stored. */
   isInvalidatedSince(entry: Entry): boolean {
-    const fence = entry.fence;
-    if (fence < this.#historyFloor || fence < this.#banBefore) return true;
-    if ((this.#urlSeq.get(entry.key) ?? 0) > fence) return true;
-    for (const t of entry.tags) if ((this.#tagSeq.get(t) ?? 0) > fence) return true;
-    for (const p of this.#prefixSeq) if (p.seq > fence && entry.key.startsWith(p.prefix)) return true;
-    return false;
+    return entry.fence < this.#banBefore || this.#history.matchesSince(entry);
   }
 
-  #remember(map: Map<string, number>, name: string, seq: number, soft: boolean): void {
-    map.delete(name);
-    map.set(name, seq);
-    if (map.size > HISTORY_MAX) {
-      const [, oldest] = map.entries().next().value as [string, number];
-      map.delete(map.keys().next().value as string);
-      this.#raiseFloor(oldest, soft);
-    }
+  /** Bytes held by the invalidation history (hard and soft), at most historyMaxBytes. */
+  get historyBytes(): number {
+    return this.#history.bytes + this.#softHistory.bytes;
   }
 
-  #raiseFloor(seq: number, soft: boolean): void {
-    if (soft) this.#softFloor = Math.max(this.#softFloor, seq);
-    else this.#historyFloor = Math.max(this.#historyFloor, seq);
+  /** Records forgotten so far to keep the history within its bytes. */
+  get historyForgotten(): number {
+    return this.#history.forgotten + this.#softHistory.forgotten;
   }
 
   #record(seq: number, inval: Invalidation): void {
-    const soft = inval.soft === true;
+    const h = inval.soft === true ? this.#softHistory : this.#history;
     switch (inval.kind) {
       case 'url':
-        for (const k of inval.keys) this.#remember(soft ? this.#softUrlSeq : this.#urlSeq, k, seq, soft);
-        return;
+        for (const k of inval.keys) h.rememberUrl(k, seq);
+        break;
       case 'tags':
-        for (const t of inval.tags) this.#remember(soft ? this.#softTagSeq : this.#tagSeq, t, seq, soft);
-        return;
-      case 'prefix': {
-        const list = soft ? this.#softPrefixSeq : this.#prefixSeq;
-        list.push({ prefix: inval.prefix, seq });
-        if (list.length > 10_000) {
-          const dropped = list.splice(0, list.length - 10_000);
-          this.#raiseFloor(dropped[dropped.length - 1]!.seq, soft);
-        }
-        return;
-      }
+        for (const t of inval.tags) h.rememberTag(t, seq);
+        break;
+      case 'prefix':
+        h.rememberPrefix(inval.prefix, seq);
+        break;
       case 'all':
         return;
+    }
+    // Over the bound, the oldest records go first, hard or soft: no invalidation is dropped
+    // (it was applied above), only the proof that a fill fenced before it is clean.
+    while (this.historyBytes > this.#historyMaxBytes) {
+      const hard = this.#history.oldestSeq();
+      const soft = this.#softHistory.oldestSeq();
+      if (hard === Infinity && soft === Infinity) break;
+      if (hard <= soft) this.#history.forgetOldest();
+      else this.#softHistory.forgetOldest();
     }
   }
 
   /** Has a soft purge after `fence` matched this entry? Then it may be kept, but not as fresh. */
   #isSoftPurgedSince(entry: Entry): boolean {
-    const fence = entry.fence;
-    if (fence < this.#softFloor || fence < this.#softBanBefore) return true;
-    if ((this.#softUrlSeq.get(entry.key) ?? 0) > fence) return true;
-    for (const t of entry.tags) if ((this.#softTagSeq.get(t) ?? 0) > fence) return true;
-    for (const p of this.#softPrefixSeq) if (p.seq > fence && entry.key.startsWith(p.prefix)) return true;
-    return false;
+    return entry.fence < this.#softBanBefore || this.#softHistory.matchesSince(entry);
   }
 
   /** Bumped by every flush: a fetch started in an older generation is never stored. */
@@ -215,16 +213,10 @@ export class Cache {
     this.#generation++;
     this.#banBefore = 0;
     this.#softBanBefore = 0;
-    this.#softFloor = 0;
     this.main.clear();
     this.hot.clear();
-    this.#urlSeq.clear();
-    this.#tagSeq.clear();
-    this.#prefixSeq = [];
-    this.#historyFloor = floorSeq;
-    this.#softUrlSeq.clear();
-    this.#softTagSeq.clear();
-    this.#softPrefixSeq = [];
+    this.#history.clear(floorSeq);
+    this.#softHistory.clear(0);
     return n;
   }
 }

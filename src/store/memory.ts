@@ -3,18 +3,70 @@
 // Hits read a plain Map of the same values and move their key up the LRU at most once per
 // PROMOTE_INTERVAL_MS, as Varnish does with lru_interval: the eviction order is then LRU to
 // within that interval, and a hit costs one Map lookup instead of lru-cache's get.
+// A key's variants are found by a map on their vary values, never by a scan, and a key
+// keeps at most maxVariants of them: the least recently used one goes first.
 import { LRUCache } from 'lru-cache';
-import type { CacheStore, Entry, StoreStats, Variants } from './types.js';
+import { DEFAULT_MAX_VARIANTS, variantKey } from './types.js';
+import type { CacheStore, Entry, Slot, StoreStats, Variants, VaryGroup } from './types.js';
 
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Same Vary names and the same variant key: one replaces the other. */
 function sameVariant(a: Entry, b: Entry): boolean {
   if (a.varyNames === null || b.varyNames === null) return a.varyNames === b.varyNames;
-  if (a.varyNames.join('\n') !== b.varyNames.join('\n')) return false;
-  for (let i = 0; i < a.varyValues.length; i++) if (a.varyValues[i] !== b.varyValues[i]) return false;
-  return true;
+  return sameNames(a.varyNames, b.varyNames) && variantKey(a.varyValues) === variantKey(b.varyValues);
+}
+
+/** The Variants value of `slots` (least recently stored first), with its lookup maps. */
+function variantsOf(key: string, slots: readonly Slot[], promotedAt: number): Variants {
+  const entries: Entry[] = new Array<Entry>(slots.length);
+  const groups: Array<{ readonly names: readonly string[]; readonly byValues: Map<string, Slot> }> = [];
+  let plain: Slot | undefined;
+  let size = 0;
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots[i]!;
+    const e = slot.entry;
+    entries[i] = e;
+    size += e.size;
+    if (e.varyNames === null) {
+      plain = slot;
+      continue;
+    }
+    let group = groups.find((g) => sameNames(g.names, e.varyNames!));
+    if (group === undefined) groups.push((group = { names: e.varyNames, byValues: new Map() }));
+    group.byValues.set(variantKey(e.varyValues), slot);
+  }
+  return { key, entries, slots, plain, groups: groups as readonly VaryGroup[], size, promotedAt };
+}
+
+/** The least recently used slot (ties: the least recently stored). */
+function lruIndex(slots: readonly Slot[]): number {
+  let at = 0;
+  for (let i = 1; i < slots.length; i++) {
+    const s = slots[i]!;
+    const best = slots[at]!;
+    if (s.usedAt < best.usedAt || (s.usedAt === best.usedAt && s.storedSeq < best.storedSeq)) at = i;
+  }
+  return at;
 }
 
 /** A hit moves its key to the LRU's tail when the last such move is older than this. */
 export const PROMOTE_INTERVAL_MS = 1000;
+
+export interface LruStoreOptions {
+  /** Called with what left the store to stay within its bounds (a key, or one variant). */
+  readonly onEvict?: (v: Variants) => void;
+  /** Entries holding about this many bytes left the store (evicted, deleted, replaced by a
+   *  variant with another body); see store/reclaim.ts. */
+  readonly onRelease?: (bytes: number) => void;
+  /** Variants kept per key (SIDECACHE_MAX_VARIANTS): each request header value a response
+   *  varies on can make one, so without a bound one URL could fill the budget. */
+  readonly maxVariants?: number;
+}
 
 export class LruStore implements CacheStore {
   readonly #lru: LRUCache<string, Variants>;
@@ -22,12 +74,16 @@ export class LruStore implements CacheStore {
   readonly #index = new Map<string, Variants>();
   readonly #tags = new Map<string, Set<string>>();
   #evictions = 0;
+  #storedSeq = 0;
+  readonly #maxVariants: number;
+  readonly #onEvict: ((v: Variants) => void) | undefined;
   readonly #onRelease: ((bytes: number) => void) | undefined;
 
-  /** `onRelease`: entries holding about this many bytes left the store (evicted, deleted,
-   *  replaced by a variant with another body); see store/reclaim.ts. */
-  constructor(maxBytes: number, onEvict?: (v: Variants) => void, onRelease?: (bytes: number) => void) {
-    this.#onRelease = onRelease;
+  constructor(maxBytes: number, opts: LruStoreOptions = {}) {
+    const onEvict = opts.onEvict;
+    this.#onEvict = onEvict;
+    this.#onRelease = opts.onRelease;
+    this.#maxVariants = Math.max(1, opts.maxVariants ?? DEFAULT_MAX_VARIANTS);
     this.#lru = new LRUCache<string, Variants>({
       maxSize: maxBytes,
       sizeCalculation: (v) => Math.max(1, v.size),
@@ -61,15 +117,27 @@ export class LruStore implements CacheStore {
 
   set(entry: Entry): void {
     const old = this.#lru.peek(entry.key);
-    const entries = old === undefined ? [entry] : [...old.entries.filter((e) => !sameVariant(e, entry)), entry];
-    if (old !== undefined && this.#onRelease !== undefined) {
+    const slot: Slot = { entry, usedAt: entry.freshness.storedAt, storedSeq: ++this.#storedSeq };
+    let slots: Slot[];
+    if (old === undefined) {
+      slots = [slot];
+    } else {
+      slots = [];
       let dropped = 0;
-      for (const e of old.entries) if (sameVariant(e, entry) && e.body !== entry.body) dropped += e.size;
-      if (dropped > 0) this.#onRelease(dropped);
+      for (const s of old.slots) {
+        if (!sameVariant(s.entry, entry)) slots.push(s);
+        else if (s.entry.body !== entry.body) dropped += s.entry.size;
+      }
+      while (slots.length >= this.#maxVariants) {
+        const [gone] = slots.splice(lruIndex(slots), 1) as [Slot];
+        dropped += gone.entry.size;
+        this.#evictions++;
+        this.#onEvict?.(variantsOf(entry.key, [gone], 0));
+      }
+      slots.push(slot);
+      if (dropped > 0) this.#onRelease?.(dropped);
     }
-    let size = 0;
-    for (const e of entries) size += e.size;
-    const v: Variants = { key: entry.key, entries, size, promotedAt: 0 };
+    const v = variantsOf(entry.key, slots, 0);
     // Replacing fires dispose for the old value; the index and tags are set again below.
     this.#lru.set(entry.key, v);
     this.#stored(v);
@@ -82,16 +150,14 @@ export class LruStore implements CacheStore {
   deleteEntry(entry: Entry): void {
     const v = this.#lru.peek(entry.key);
     if (v === undefined) return;
-    const entries = v.entries.filter((e) => e !== entry);
-    if (entries.length === v.entries.length) return;
-    if (entries.length === 0) {
+    const slots = v.slots.filter((s) => s.entry !== entry);
+    if (slots.length === v.slots.length) return;
+    if (slots.length === 0) {
       this.#lru.delete(entry.key);
       return;
     }
     this.#onRelease?.(entry.size);
-    let size = 0;
-    for (const e of entries) size += e.size;
-    const next: Variants = { key: v.key, entries, size, promotedAt: v.promotedAt };
+    const next = variantsOf(v.key, slots, v.promotedAt);
     this.#lru.set(v.key, next, { noUpdateTTL: true });
     this.#stored(next);
   }

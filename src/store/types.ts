@@ -34,14 +34,48 @@ export interface Entry {
   softPurged: boolean;
 }
 
-/** All stored variants of one primary key. */
+/** One stored variant, and when a hit last used it (ms since epoch; its storedAt until then):
+ *  past SIDECACHE_MAX_VARIANTS the least recently used variant of the key is evicted. */
+export interface Slot {
+  readonly entry: Entry;
+  usedAt: number;
+  /** Order of stores in this store: the most recent of several matching variants wins. */
+  readonly storedSeq: number;
+}
+
+/** The variants of one key that share a Vary field list, by variantKey of their values. */
+export interface VaryGroup {
+  readonly names: readonly string[];
+  readonly byValues: ReadonlyMap<string, Slot>;
+}
+
+/** All stored variants of one primary key. Replaced, never changed, by set and deleteEntry. */
 export interface Variants {
   readonly key: string;
-  entries: Entry[];
-  size: number;
+  /** Every variant, least recently stored first. */
+  readonly entries: readonly Entry[];
+  readonly slots: readonly Slot[];
+  /** The variant stored without Vary: a hit on it computes no secondary key. */
+  readonly plain: Slot | undefined;
+  /** Variants with Vary, one group per field list (an origin that changed its Vary has two). */
+  readonly groups: readonly VaryGroup[];
+  readonly size: number;
   /** When a hit last moved this key to the LRU's tail (ms since epoch; 0: not since stored). */
   promotedAt: number;
 }
+
+/** The string a variant is found by: its normalised vary values (RFC 9111 §4.1), joined by a
+ *  line feed, which no field value contains (RFC 9110 §5.5). A request selects the variant
+ *  whose key equals variantKey of its own values for the same field names. */
+export function variantKey(values: readonly string[]): string {
+  return values.length === 1 ? values[0]! : values.join('\n');
+}
+
+/** How a caller of lookup turns its request into the variant key for a list of Vary names. */
+export type VariantKeyOf<A> = (names: readonly string[], arg: A) => string;
+
+/** Variants each key keeps by default (SIDECACHE_MAX_VARIANTS). */
+export const DEFAULT_MAX_VARIANTS = 32;
 
 export interface StoreStats {
   readonly bytes: number;
@@ -54,7 +88,8 @@ export interface CacheStore {
   get(key: string): Variants | undefined;
   /** get() for a hit at `now`: moves the key up the LRU at most once per PROMOTE_INTERVAL_MS. */
   hit(key: string, now: number): Variants | undefined;
-  /** Adds or replaces the variant with the same vary values. */
+  /** Adds or replaces the variant with the same vary names and values; past the store's
+   *  bound on variants per key, drops the key's least recently used other variant. */
   set(entry: Entry): void;
   delete(key: string): boolean;
   /** Removes one variant; the key goes when its last variant does. */

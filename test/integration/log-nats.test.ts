@@ -273,6 +273,36 @@ t.test('gap - a member restarted after INVAL was purged reports the gap before l
   t.equal(a.log.stats.gaps, 0, 'A had applied everything: no gap for A');
 });
 
+t.test('gap - INVAL is bounded in bytes; a member behind what the bound kept reports the gap', async (t) => {
+  const cluster = uniqueCluster();
+  const invalMaxBytes = 64 * 1024;
+  const a = await startMember(t, cluster, 'A', { invalMaxBytes });
+  const b = await startMember(t, cluster, 'B', { invalMaxBytes });
+  const s1 = await a.log.invalidate({ kind: 'url', keys: ['k0'] });
+  await waitFor('B applied 1', () => b.log.appliedSeq === s1);
+  await b.log.close();
+
+  const nc = await admin(t);
+  const jsm = await jetstreamManager(nc);
+  const name = logNames(cluster).invalStream;
+  t.equal((await jsm.streams.info(name)).config.max_bytes, invalMaxBytes, 'the stream has the byte bound');
+  // A flood of long write invalidations: four times the bound.
+  const long = 'x'.repeat(2_000);
+  let last = 0;
+  for (let i = 0; i < 128; i++) last = await a.log.invalidate({ kind: 'url', keys: [`http://h/${long}/${i}`] });
+  const { state } = await jsm.streams.info(name);
+  t.ok(state.bytes <= invalMaxBytes, `the stream holds at most its bound (${state.bytes} bytes)`);
+  t.ok(state.first_seq > s1 + 1, `old invalidations were discarded (first seq ${state.first_seq})`);
+  t.equal(state.last_seq, last, 'the newest are all kept');
+
+  // B's cursor is below what the stream kept: never a silent loss, a gap (its cache is flushed).
+  const b2 = await startMember(t, cluster, 'B', { invalMaxBytes, initialAppliedSeq: s1 });
+  t.same(b2.gaps().map((g) => [g.from, g.to]), [[s1 + 1, state.first_seq - 1]], 'start reported the discarded range as a gap');
+  await waitFor('B2 applied the rest', () => b2.log.appliedSeq === last);
+  t.same(b2.invals().map((e) => e.seq), Array.from({ length: last - state.first_seq + 1 }, (_, i) => state.first_seq + i), 'then applied every kept invalidation');
+  t.equal(a.log.stats.gaps, 0, 'A had applied everything: no gap for A');
+});
+
 t.test('gap - a running member notices that INVAL was deleted and recreated; acks restart with it', async (t) => {
   const cluster = uniqueCluster();
   const a = await startMember(t, cluster, 'A', { gapCheckIntervalMs: 250 });
