@@ -17,6 +17,9 @@ export interface NatsOptions {
   readonly nodes: 1 | 3;
   /** Milliseconds to wait for each start and for JetStream to be ready. Default 30 s. */
   readonly readyTimeoutMs?: number;
+  /** Do not tell clients about the other servers of the cluster (`--no_advertise`): a client
+   *  then only ever connects to the URLs it was given, e.g. through a relay of a test's own. */
+  readonly noAdvertise?: boolean;
 }
 
 export interface NatsServers {
@@ -35,6 +38,8 @@ export interface NatsServers {
   isRunning(i: number): boolean;
   /** The last lines node i wrote to stderr (for assertion messages). */
   logs(i: number): string;
+  /** The PID of node i's process while it runs (to pause it with SIGSTOP, for instance). */
+  pid(i: number): number | undefined;
 }
 
 interface Node {
@@ -110,7 +115,7 @@ export async function startNats(opts: NatsOptions): Promise<NatsServers> {
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(opts.nodes, readyTimeoutMs);
+      return await startOnce(opts.nodes, readyTimeoutMs, opts.noAdvertise === true);
     } catch (err) {
       lastErr = err;
     }
@@ -118,7 +123,7 @@ export async function startNats(opts: NatsOptions): Promise<NatsServers> {
   throw lastErr;
 }
 
-async function startOnce(count: 1 | 3, readyTimeoutMs: number): Promise<NatsServers> {
+async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: boolean): Promise<NatsServers> {
   const root = mkdtempSync(join(tmpdir(), 'sidecache-nats-'));
   const ports = await freePorts(count * 2);
   const clusterName = `sc_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -146,6 +151,7 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number): Promise<NatsServ
         .map((o) => `nats://127.0.0.1:${o.clusterPort}`)
         .join(',');
       a.push('--cluster_name', clusterName, '--cluster', `nats://127.0.0.1:${n.clusterPort}`, '--routes', routes);
+      if (noAdvertise) a.push('--no_advertise=true');
     }
     return a;
   }
@@ -257,6 +263,9 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number): Promise<NatsServ
     },
     logs(i: number) {
       return nodes[i]!.log.join('\n');
+    },
+    pid(i: number) {
+      return servers.isRunning(i) ? nodes[i]!.proc!.pid : undefined;
     },
   };
 

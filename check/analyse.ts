@@ -1,0 +1,226 @@
+// Reads a history and finds where the cluster broke a promise:
+//
+// - read-your-purge: a read that starts after a purge returned, at a member the purge listed as
+//   acknowledged, gets a version the purge removed. A hard purge removes everything cached
+//   before it began; a fetch that began before it is never stored. So after it returns, an
+//   acknowledging member serves neither a version older than the one the origin held when the
+//   purge began (stale-read) nor a body whose origin request arrived before the purge began
+//   (fetched-before-purge: the fetch began no later than that). A soft purge only marks entries
+//   stale: after it, a member serves an old body only as stale (stale-while-revalidate,
+//   stale-if-error) or after the origin confirmed it again (soft-not-revalidated).
+//   Members the purge listed as missing are held to the same rule only from
+//   SIDECACHE_MAX_STALE_DETACHED + SIDECACHE_HEARTBEAT_TTL after it returned (a member cut off
+//   from NATS trusts its cache that long at most). Members in neither list (dropped from the
+//   view, joining, restarted) must revalidate until they have caught up: the strict rule.
+// - availability: a request that fails, or is not answered within SIDECACHE_PEER_TIMEOUT +
+//   SIDECACHE_HEADERS_TIMEOUT + 5 s, at a sidecar that was neither paused nor down meanwhile
+//   (the origin always answers, so something could always have answered).
+// - wrong body: a body naming another key, or another variant of a key that Vary's.
+//
+// Pure: the history in, the anomalies out (so a saved history can be analysed again).
+import type { Bump, ClientOp, FaultEvent, OriginResponse, Outage, PurgeOp, ReadOp, WriteOp } from './history.js';
+import { keysOfPurge, profile } from './origin.js';
+
+export interface HistoryData {
+  readonly ops: readonly ClientOp[];
+  readonly origin: readonly OriginResponse[];
+  readonly bumps: readonly Bump[];
+  readonly faults: readonly FaultEvent[];
+  readonly outages: readonly Outage[];
+}
+
+export interface Bounds {
+  /** After a purge returns, how long a member it listed as missing may still serve what it removed. */
+  readonly missingGraceMs: number;
+  /** Longest a request may take at a sidecar neither paused nor down. */
+  readonly answerWithinMs: number;
+}
+
+export const ANOMALY_KINDS = ['stale-read', 'fetched-before-purge', 'soft-not-revalidated', 'wrong-body', 'unavailable'] as const;
+export type AnomalyKind = (typeof ANOMALY_KINDS)[number];
+
+export interface Anomaly {
+  readonly kind: AnomalyKind;
+  readonly op: ReadOp | WriteOp;
+  readonly purge?: PurgeOp;
+  /** The origin response the served body came from. */
+  readonly fetch?: OriginResponse;
+  readonly message: string;
+  /** What else was going on: the faults and states that may explain it. */
+  readonly hints: string[];
+}
+
+type Membership = 'acknowledged' | 'missing' | 'not listed';
+
+function membership(p: PurgeOp, member: string): Membership {
+  if (p.acknowledged?.includes(member)) return 'acknowledged';
+  if (p.missing?.includes(member)) return 'missing';
+  return 'not listed';
+}
+
+const STALE_SERVE = /stale-while-revalidate|stale-if-error|detail="stale/;
+
+export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
+  const anomalies: Anomaly[] = [];
+  const fetches = new Map(h.origin.map((r) => [r.id, r]));
+  const bumpsByKey = new Map<string, Bump[]>();
+  for (const x of h.bumps) {
+    const list = bumpsByKey.get(x.key) ?? [];
+    list.push(x);
+    bumpsByKey.set(x.key, list);
+  }
+  const versionAt = (key: string, t: number): number => {
+    let v = 1;
+    for (const x of bumpsByKey.get(key) ?? []) if (x.at <= t) v = Math.max(v, x.version);
+    return v;
+  };
+  /** Did the origin vouch for `version` of `key` (a 200 carrying it or a 304 confirming it) in [from, to]? */
+  const confirmed = (key: string, version: number, from: number, to: number): boolean =>
+    h.origin.some((r) => r.key === key && r.version === version && (r.status === 200 || r.status === 304) &&
+      r.receivedAt >= from && r.sentAt !== undefined && r.sentAt <= to);
+
+  // Purges that returned, latest first: the most recent one a read breaks makes the smallest slice.
+  const purges = h.ops.filter((o): o is PurgeOp => o.type === 'purge' && o.status === 200 && o.end !== undefined && o.seq !== undefined)
+    .sort((x, y) => y.end! - x.end!);
+  const purgeKeys = new Map(purges.map((p) => [p.id, new Set(keysOfPurge(p.body as Parameters<typeof keysOfPurge>[0]))]));
+
+  for (const op of h.ops) {
+    if (op.type === 'purge' || op.end === undefined) continue;
+    const unavailable = availability(op, h.outages, b);
+    if (unavailable !== undefined) {
+      anomalies.push({ kind: 'unavailable', op, message: unavailable, hints: hintsAround(h, op.member, op.start, op.end) });
+      continue;
+    }
+    if (op.type !== 'read' || op.version === undefined || (op.status !== 200 && op.status !== 304)) continue;
+    const p = profile(op.key);
+    if (op.bodyKey !== undefined && op.bodyKey !== op.key) {
+      anomalies.push({ kind: 'wrong-body', op, message: `asked for ${op.key}, got the body of ${op.bodyKey}`, hints: [] });
+      continue;
+    }
+    if (p?.vary === true && op.bodyLang !== undefined && op.bodyLang !== op.lang) {
+      anomalies.push({ kind: 'wrong-body', op, message: `asked for ${op.key} in ${op.lang} (Vary: Accept-Language), got the ${op.bodyLang} variant`, hints: [] });
+      continue;
+    }
+    const fetch = op.fetchId === undefined ? undefined : fetches.get(op.fetchId);
+    const staleServe = STALE_SERVE.test(op.cacheStatus ?? '');
+    for (const purge of purges) {
+      if (purge.end! >= op.start || !purgeKeys.get(purge.id)!.has(op.key)) continue;
+      const mship = membership(purge, op.member);
+      if (mship === 'missing' && op.start < purge.end! + b.missingGraceMs) continue;
+      const removed = versionAt(op.key, purge.start);
+      const soft = purge.body.soft === true;
+      let kind: AnomalyKind | undefined;
+      let message = '';
+      if (op.version < removed && !(soft && staleServe)) {
+        kind = 'stale-read';
+        message = `v${op.version} of ${op.key} at ${op.member} (${mship} in purge #${purge.id}), which began when the origin held v${removed}`;
+      } else if (!soft && fetch !== undefined && fetch.receivedAt < purge.start) {
+        kind = 'fetched-before-purge';
+        message = `${op.key} at ${op.member} (${mship} in purge #${purge.id}) served the body of origin response f=${fetch.id}, requested before the purge began`;
+      } else if (soft && !staleServe && fetch !== undefined && fetch.receivedAt < purge.start && !confirmed(op.key, op.version, purge.start, op.end)) {
+        kind = 'soft-not-revalidated';
+        message = `${op.key} at ${op.member} (${mship} in soft purge #${purge.id}) served f=${fetch.id} as fresh; the origin has not confirmed v${op.version} since the purge began`;
+      }
+      if (kind !== undefined) {
+        anomalies.push({ kind, op, purge, ...(fetch !== undefined ? { fetch } : {}), message, hints: purgeHints(h, op, purge, fetch, mship) });
+        break;
+      }
+    }
+  }
+  return anomalies;
+}
+
+/** Why a request counts as failed or unanswered, or undefined when it does not. */
+function availability(op: ReadOp | WriteOp, outages: readonly Outage[], b: Bounds): string | undefined {
+  const took = op.end! - op.start;
+  let problem: string | undefined;
+  if (op.error !== undefined) problem = `failed after ${took.toFixed(0)} ms: ${op.error}`;
+  else if (took > b.answerWithinMs) problem = `answered after ${took.toFixed(0)} ms (bound ${b.answerWithinMs} ms)`;
+  else if (op.status !== undefined && !op.fromOrigin && ![200, 204, 206, 304].includes(op.status)) problem = `${op.status} from the sidecar, not from the origin`;
+  if (problem === undefined) return undefined;
+  // Excused while the sidecar asked could not answer: paused, or down (killed, restarting, joining).
+  const to = op.end!;
+  const excused = outages.some((o) => o.member === op.member && o.start <= to && (o.end ?? Infinity) >= op.start);
+  return excused ? undefined : problem;
+}
+
+function overlaps(f: { start: number; end?: number }, from: number, to: number): boolean {
+  return f.start <= to && (f.end ?? Infinity) >= from;
+}
+
+function purgeHints(h: HistoryData, op: ReadOp, purge: PurgeOp, fetch: OriginResponse | undefined, mship: Membership): string[] {
+  const hints: string[] = [];
+  if (STALE_SERVE.test(op.cacheStatus ?? '')) hints.push('served as stale (stale-while-revalidate or stale-if-error)');
+  if (/hot/.test(op.cacheStatus ?? '')) hints.push('served from the hot set (a copy a non-owner keeps)');
+  if (mship === 'not listed') hints.push(`${op.member} was in neither list of the purge (not an active member of its view)`);
+  const from = fetch?.receivedAt ?? purge.start - 10_000;
+  for (const f of h.faults) {
+    if (f.kind === 'lag' && overlaps(f, purge.start, purge.end!)) hints.push(`${f.target}'s NATS link lagged during the purge (fault #${f.id})`);
+    if (f.kind === 'inval-reset' && f.start >= from && f.start <= op.start) hints.push(`the INVAL stream was reset between the fetch and the read (fault #${f.id})`);
+  }
+  for (const o of h.outages) {
+    if (o.member !== op.member || !overlaps(o, from, op.start)) continue;
+    if (o.kind === 'paused') hints.push(`${op.member} was paused ${(((o.end ?? op.start) - o.start) / 1000).toFixed(1)} s between the fetch and the read`);
+    else hints.push(`${op.member} was restarted (joined again) between the fetch and the read`);
+  }
+  return [...new Set(hints)];
+}
+
+function hintsAround(h: HistoryData, member: string, from: number, to: number): string[] {
+  const hints = h.faults.filter((f) => overlaps(f, from - 2000, to)).map((f) => `fault #${f.id} ${f.kind} ${f.target}: ${f.note}`);
+  for (const o of h.outages) if (o.member !== member && overlaps(o, from, to)) hints.push(`${o.member} ${o.kind} meanwhile`);
+  return hints;
+}
+
+const at = (t: number): string => `+${(t / 1000).toFixed(3)}s`;
+
+function describeOp(op: ClientOp): string {
+  if (op.type === 'purge') {
+    const res = op.status === 200 ? `200 seq=${op.seq} acknowledged=[${op.acknowledged?.join(',')}] missing=[${op.missing?.join(',')}]` : `${op.status ?? '-'} ${op.error ?? ''}`;
+    return `purge #${op.id} at ${op.member} ${JSON.stringify(op.body)} -> ${res}`;
+  }
+  if (op.type === 'write') return `${op.client}: ${op.method} ${op.key} at ${op.member} -> ${op.status ?? op.error} v=${op.version ?? '-'}`;
+  const cond = op.ifNoneMatch !== undefined ? ` If-None-Match: ${op.ifNoneMatch}` : op.ifModifiedSince !== undefined ? ` If-Modified-Since: ${op.ifModifiedSince}` : '';
+  const got = op.error !== undefined ? `error ${op.error}` : `${op.status} v=${op.version ?? '-'} f=${op.fetchId ?? '-'} Cache-Status: ${op.cacheStatus ?? '-'}`;
+  return `${op.client}: ${op.method} ${op.key} (${op.lang})${cond} at ${op.member} -> ${got}`;
+}
+
+/** The smallest slice of the history that shows one anomaly: time-ordered lines. */
+export function slice(h: HistoryData, a: Anomaly): string[] {
+  const lines: Array<[number, string]> = [];
+  const op = a.op;
+  const from = a.fetch?.receivedAt ?? a.purge?.start ?? op.start;
+  const to = op.end ?? op.start;
+  if (a.fetch !== undefined) {
+    const f = a.fetch;
+    lines.push([f.receivedAt, `origin: ${f.method} ${f.key} received (f=${f.id}${f.conditional ? ', conditional' : ''}${f.via ? `, Via: ${f.via}` : ''})`]);
+    if (f.sentAt !== undefined) lines.push([f.sentAt, `origin: f=${f.id} answered ${f.status} v=${f.version}`]);
+  }
+  for (const x of h.bumps) if (x.key === op.key && x.at >= from - 1 && x.at <= to) lines.push([x.at, `origin: ${x.key} is now v${x.version} (${x.by})`]);
+  if (a.purge !== undefined) {
+    lines.push([a.purge.start, `purge #${a.purge.id} sent`]);
+    lines.push([a.purge.end!, describeOp(a.purge)]);
+  }
+  for (const f of h.faults) {
+    if (!overlaps(f, from, to)) continue;
+    lines.push([f.start, `fault #${f.id} ${f.kind} ${f.target} begins: ${f.note}`]);
+    if (f.end !== undefined && f.end <= to) lines.push([f.end, `fault #${f.id} ${f.kind} ${f.target} ends`]);
+  }
+  for (const o of h.outages) {
+    if (!overlaps(o, from, to)) continue;
+    lines.push([o.start, `${o.member} ${o.kind}`]);
+    if (o.end !== undefined && o.end <= to) lines.push([o.end, `${o.member} ${o.kind === 'paused' ? 'resumed' : 'ready again'}`]);
+  }
+  // Where the member got the copy again after the purge began: the first read there that served it.
+  if (a.purge !== undefined && op.type === 'read' && op.fetchId !== undefined) {
+    const first = h.ops.find((x): x is ReadOp => x.type === 'read' && x !== op && x.member === op.member &&
+      x.fetchId === op.fetchId && x.start >= a.purge!.start && x.start < op.start);
+    if (first !== undefined) {
+      lines.push([first.start, `${first.type} #${first.id} sent (the first read at ${op.member} after the purge began to get f=${op.fetchId})`]);
+      lines.push([first.end!, describeOp(first)]);
+    }
+  }
+  lines.push([op.start, `${op.type} #${op.id} sent`]);
+  lines.push([to, describeOp(op)]);
+  return lines.sort((x, y) => x[0] - y[0]).map(([t, s]) => `${at(t).padStart(10)}  ${s}`);
+}

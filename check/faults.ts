@@ -1,0 +1,169 @@
+// The seeded fault schedule and its execution. Faults run one after another (never two at
+// once), each healed before the next, so that the history says plainly which fault was in
+// force. The kinds are chosen to reach the windows the cluster's promises depend on: a member
+// whose NATS link lags while purges run (a peer may serve it a copy it has not purged yet), a
+// member paused past the heartbeat TTL (its peers drop it and purge without it), crashes and
+// restarts (a member that joins must catch up with the log before it serves), an INVAL stream
+// reset followed by a join, and NATS servers paused or killed.
+import type { History } from './history.js';
+import { Rng } from './prng.js';
+import { TIMING, type System } from './system.js';
+
+export const FAULT_KINDS = ['lag', 'cut', 'pause', 'kill', 'nats-pause', 'nats-kill', 'inval-reset', 'join'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface PlannedFault {
+  /** History time at which it starts (if the previous fault has ended by then). */
+  readonly at: number;
+  readonly kind: FaultKind;
+  /** Sidecar slot or NATS server index. */
+  readonly target: number;
+  readonly durationMs: number;
+  /** Relay delay for `lag`, and for `kill`/`join`/`inval-reset` when the (re)started member lags. */
+  readonly lagMs: number;
+}
+
+export interface ScheduleOptions {
+  readonly seed: number;
+  readonly startMs: number;
+  /** No fault starts after this time: the run ends with a quiet stretch. */
+  readonly endMs: number;
+  readonly sidecars: number;
+  readonly kinds: readonly FaultKind[];
+}
+
+/** The schedule for a seed: a pure function of its options. */
+export function planFaults(o: ScheduleOptions): PlannedFault[] {
+  const rng = Rng.fork(o.seed, 'faults');
+  const weights: Record<FaultKind, number> = { lag: 4, cut: 1, pause: 3, kill: 2, 'nats-pause': 1, 'nats-kill': 1, 'inval-reset': 2, join: 1 };
+  const allowed = Object.fromEntries(o.kinds.map((k) => [k, weights[k]])) as Record<FaultKind, number>;
+  const plan: PlannedFault[] = [];
+  let joined = false;
+  let at = o.startMs;
+  for (let n = 0; n < 1000 && at < o.endMs && o.kinds.length > 0; n++) {
+    let kind = rng.weighted(allowed);
+    if (kind === 'join' && joined) kind = 'lag';
+    if (kind === 'join') joined = true;
+    const natsFault = kind === 'nats-pause' || kind === 'nats-kill';
+    const target = rng.int(natsFault ? 3 : o.sidecars);
+    // Pauses either side of the heartbeat TTL: short ones the cluster rides out, long ones
+    // get the member dropped from the view.
+    const durationMs = kind === 'pause'
+      ? (rng.chance(0.6) ? rng.between(TIMING.heartbeatTtlMs + 1500, TIMING.heartbeatTtlMs + 4000) : rng.between(300, 1500))
+      : kind === 'lag' ? rng.between(4000, 9000)
+        : kind === 'cut' ? rng.between(2000, 6000)
+          : kind === 'kill' ? rng.between(200, 2000)
+            : kind === 'nats-pause' ? rng.between(1000, 6000)
+              : kind === 'nats-kill' ? rng.between(1000, 4000)
+                : rng.between(500, 2000);
+    const lagMs = kind === 'lag' ? rng.between(300, 1500) : rng.chance(0.6) ? rng.between(300, 1200) : 0;
+    plan.push({ at, kind, target, durationMs, lagMs });
+    at += durationMs + rng.between(1500, 4000);
+  }
+  return plan;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+/** Runs the plan against the system; returns when every fault has been applied and healed. */
+export async function runFaults(sys: System, history: History, plan: readonly PlannedFault[], endMs: number, onJoin: (slot: number) => void): Promise<void> {
+  for (const f of plan) {
+    await sleep(f.at - history.now());
+    if (history.now() >= endMs) break;
+    try {
+      await applyFault(sys, history, f, onJoin);
+    } catch (err) {
+      history.fault('error', f.kind, `fault failed: ${(err as Error).message.split('\n')[0]}`).end = history.now();
+      sys.healAll();
+    }
+  }
+}
+
+async function applyFault(sys: System, history: History, f: PlannedFault, onJoin: (slot: number) => void): Promise<void> {
+  const m = sys.members[f.target % sys.members.length]!;
+  switch (f.kind) {
+    case 'lag': {
+      const ev = history.fault('lag', m.id, `every NATS relay of ${m.id} delays ${f.lagMs} ms`);
+      m.lag(f.lagMs);
+      await sleep(f.durationMs);
+      m.heal();
+      ev.end = history.now();
+      return;
+    }
+    case 'cut': {
+      const ev = history.fault('cut', m.id, `every NATS relay of ${m.id} held`);
+      m.cut();
+      await sleep(f.durationMs);
+      m.heal();
+      ev.end = history.now();
+      return;
+    }
+    case 'pause': {
+      const ev = history.fault('pause', m.id, `SIGSTOP ${m.id} for ${f.durationMs} ms`);
+      m.pause();
+      await sleep(f.durationMs);
+      m.resume();
+      ev.end = history.now();
+      return;
+    }
+    case 'kill': {
+      const ev = history.fault('kill', m.id, `SIGKILL ${m.id}, restart after ${f.durationMs} ms${f.lagMs > 0 ? `, its NATS relays delaying ${f.lagMs} ms until 3 s after it is ready` : ''}`);
+      await restartLagging(m, f);
+      ev.end = history.now();
+      return;
+    }
+    case 'nats-pause': {
+      const pid = sys.nats.pid(f.target);
+      if (pid === undefined) return;
+      const ev = history.fault('nats-pause', `nats${f.target}`, `SIGSTOP nats-server ${f.target} for ${f.durationMs} ms`);
+      process.kill(pid, 'SIGSTOP');
+      sys.pausedNats.add(f.target);
+      await sleep(f.durationMs);
+      process.kill(pid, 'SIGCONT');
+      sys.pausedNats.delete(f.target);
+      ev.end = history.now();
+      return;
+    }
+    case 'nats-kill': {
+      const ev = history.fault('nats-kill', `nats${f.target}`, `SIGKILL nats-server ${f.target}, restart after ${f.durationMs} ms`);
+      sys.nats.kill(f.target);
+      await sleep(f.durationMs);
+      await sys.nats.restart(f.target);
+      ev.end = history.now();
+      return;
+    }
+    case 'inval-reset': {
+      const ev = history.fault('inval-reset', 'INVAL', '');
+      ev.note = await sys.resetInval();
+      await sleep(f.durationMs);
+      // A member that joins after the reset replays FILLS written before it.
+      ev.note += `; then SIGKILL and restart ${m.id}${f.lagMs > 0 ? ` with its NATS relays delaying ${f.lagMs} ms` : ''}`;
+      await restartLagging(m, { ...f, durationMs: 300 });
+      ev.end = history.now();
+      return;
+    }
+    case 'join': {
+      const ev = history.fault('join', `s${sys.members.length}`, `a new sidecar joins${f.lagMs > 0 ? `, its NATS relays delaying ${f.lagMs} ms until 3 s after it is ready` : ''}`);
+      const joined = await sys.addMember((gates) => { for (const g of gates) g.delay(f.lagMs); });
+      onJoin(sys.members.length - 1);
+      await sleep(3000);
+      joined.heal();
+      ev.end = history.now();
+      return;
+    }
+  }
+}
+
+async function restartLagging(m: System['members'][number], f: PlannedFault): Promise<void> {
+  await m.kill();
+  await sleep(f.durationMs);
+  m.lag(f.lagMs);
+  try {
+    await m.restart();
+    await sleep(3000);
+  } finally {
+    m.heal();
+  }
+}
