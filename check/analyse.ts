@@ -74,6 +74,14 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
     for (const x of bumpsByKey.get(key) ?? []) if (x.at <= t) v = Math.max(v, x.version);
     return v;
   };
+  // The version each purge removed, per key: asked for every read it covers, computed once.
+  const removedCache = new Map<string, number>();
+  const removedBy = (p: PurgeOp, key: string): number => {
+    const k = `${p.id} ${key}`;
+    let v = removedCache.get(k);
+    if (v === undefined) removedCache.set(k, (v = versionAt(key, p.start)));
+    return v;
+  };
   /** Did the origin vouch for `version` of `key` (a 200 carrying it or a 304 confirming it) in [from, to]? */
   const confirmed = (key: string, version: number, from: number, to: number): boolean =>
     h.origin.some((r) => r.key === key && r.version === version && (r.status === 200 || r.status === 304) &&
@@ -107,19 +115,26 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       if (purge.end! >= op.start || !purgeKeys.get(purge.id)!.has(op.key)) continue;
       const mship = membership(purge, op.member);
       if (mship === 'missing' && op.start < purge.end! + b.missingGraceMs) continue;
-      const removed = versionAt(op.key, purge.start);
+      const removed = removedBy(purge, op.key);
       const soft = purge.body.soft === true;
+      const acknowledged = mship === 'acknowledged';
+      // Only a member that applied a soft purge may serve what it marked as stale; one that
+      // did not apply it is in revalidate-every-hit mode, where a stale serve is no revalidation.
+      const exempt = soft && acknowledged && staleServe;
+      const before = fetch !== undefined && fetch.receivedAt < purge.start;
+      const revalidated = !staleServe && confirmed(op.key, op.version, purge.start, op.end);
       let kind: AnomalyKind | undefined;
       let message = '';
-      if (op.version < removed && !(soft && staleServe)) {
+      if (op.version < removed && !exempt) {
         kind = 'stale-read';
         message = `v${op.version} of ${op.key} at ${op.member} (${mship} in purge #${purge.id}), which began when the origin held v${removed}`;
-      } else if (!soft && fetch !== undefined && fetch.receivedAt < purge.start) {
+      } else if (before && !soft && acknowledged) {
         kind = 'fetched-before-purge';
-        message = `${op.key} at ${op.member} (${mship} in purge #${purge.id}) served the body of origin response f=${fetch.id}, requested before the purge began`;
-      } else if (soft && !staleServe && fetch !== undefined && fetch.receivedAt < purge.start && !confirmed(op.key, op.version, purge.start, op.end)) {
-        kind = 'soft-not-revalidated';
-        message = `${op.key} at ${op.member} (${mship} in soft purge #${purge.id}) served f=${fetch.id} as fresh; the origin has not confirmed v${op.version} since the purge began`;
+        message = `${op.key} at ${op.member} (acknowledged purge #${purge.id}) served the body of origin response f=${fetch.id}, requested before the purge began`;
+      } else if (before && !exempt && !revalidated) {
+        kind = soft ? 'soft-not-revalidated' : 'fetched-before-purge';
+        message = `${op.key} at ${op.member} (${mship} in ${soft ? 'soft ' : ''}purge #${purge.id}) served the body of origin response f=${fetch!.id}, ` +
+          `requested before the purge began, ${staleServe ? 'as stale' : 'as fresh'}; the origin has not confirmed v${op.version} since the purge began`;
       }
       if (kind !== undefined) {
         anomalies.push({ kind, op, purge, ...(fetch !== undefined ? { fetch } : {}), message, hints: purgeHints(h, op, purge, fetch, mship) });
@@ -152,6 +167,8 @@ function purgeHints(h: HistoryData, op: ReadOp, purge: PurgeOp, fetch: OriginRes
   const hints: string[] = [];
   if (STALE_SERVE.test(op.cacheStatus ?? '')) hints.push('served as stale (stale-while-revalidate or stale-if-error)');
   if (/hot/.test(op.cacheStatus ?? '')) hints.push('served from the hot set (a copy a non-owner keeps)');
+  if (/replica/.test(op.cacheStatus ?? '')) hints.push('served from a replica (a copy stored from FILLS)');
+  if (/fwd=stale; fwd-status=304/.test(op.cacheStatus ?? '')) hints.push('revalidated (304): the version may be current, but the entry outlived the purge');
   if (mship === 'not listed') hints.push(`${op.member} was in neither list of the purge (not an active member of its view)`);
   const from = fetch?.receivedAt ?? purge.start - 10_000;
   for (const f of h.faults) {
@@ -195,6 +212,12 @@ export function slice(h: HistoryData, a: Anomaly): string[] {
     const f = a.fetch;
     lines.push([f.receivedAt, `origin: ${f.method} ${f.key} received (f=${f.id}${f.conditional ? ', conditional' : ''}${f.via ? `, Via: ${f.via}` : ''})`]);
     if (f.sentAt !== undefined) lines.push([f.sentAt, `origin: f=${f.id} answered ${f.status} v=${f.version}`]);
+  }
+  // What the origin answered for this key while the read was in flight (a failure behind a stale serve).
+  for (const r of h.origin) {
+    if (r.key === op.key && r !== a.fetch && r.receivedAt >= op.start && r.receivedAt <= to) {
+      lines.push([r.receivedAt, `origin: ${r.method} ${r.key} answered ${r.status ?? '-'}${r.version !== undefined ? ` v=${r.version}` : ''} (f=${r.id}${r.conditional ? ', conditional' : ''})`]);
+    }
   }
   for (const x of h.bumps) if (x.key === op.key && x.at >= from - 1 && x.at <= to) lines.push([x.at, `origin: ${x.key} is now v${x.version} (${x.by})`]);
   if (a.purge !== undefined) {

@@ -3,10 +3,10 @@
 // (check/workload.ts, check/faults.ts), then reads the history for broken promises
 // (check/analyse.ts). Exit 0 only when no seed found an anomaly; 1 when one did; 2 when the
 // checker itself could not run. See check/README.md.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyse, ANOMALY_KINDS, slice, type Anomaly, type Bounds } from './analyse.js';
+import { analyse, ANOMALY_KINDS, slice, type Anomaly, type Bounds, type HistoryData } from './analyse.js';
 import { FAULT_KINDS, planFaults, runFaults, type FaultKind } from './faults.js';
 import { History } from './history.js';
 import { startSystem, TIMING, type System } from './system.js';
@@ -19,7 +19,8 @@ const USAGE = `usage: npm run check -- [--seed=N | --seeds=N,N,...] [--duration=
   --clients        clients per sidecar (default 2)
   --faults         the fault kinds the schedule may use (default all)
   --show           slices printed per kind of anomaly and seed (default 3)
-  --history-dir    where each seed's history is saved as JSON (default a new temporary directory)`;
+  --history-dir    where each seed's history is saved as JSON (default a new temporary directory)
+  --analyse=FILE   analyse a saved history again (no cluster is started)`;
 
 interface Options {
   seeds: number[];
@@ -28,6 +29,7 @@ interface Options {
   faults: FaultKind[];
   show: number;
   historyDir: string | undefined;
+  analyse: string | undefined;
 }
 
 class UsageError extends Error {}
@@ -45,7 +47,7 @@ function parseSeed(v: string): number {
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { seeds: [1, 2, 3], durationMs: 35_000, clients: 2, faults: [...FAULT_KINDS], show: 3, historyDir: undefined };
+  const o: Options = { seeds: [1, 2, 3], durationMs: 35_000, clients: 2, faults: [...FAULT_KINDS], show: 3, historyDir: undefined, analyse: undefined };
   for (const arg of argv) {
     const m = /^--([a-z-]+)=(.*)$/.exec(arg);
     if (arg === '--help' || arg === '-h') throw new UsageError('');
@@ -70,6 +72,7 @@ function parseArgs(argv: readonly string[]): Options {
       }
       case 'show': o.show = Math.max(0, Math.min(100, Number(value) || 0)); break;
       case 'history-dir': o.historyDir = value; break;
+      case 'analyse': o.analyse = value; break;
       default: throw new UsageError(`unknown option --${name}`);
     }
   }
@@ -129,7 +132,7 @@ function count<T>(items: readonly T[], key: (t: T) => string): string {
   return [...m].map(([k, n]) => `${k} ${n}`).join(', ');
 }
 
-function report(seed: number, h: History, anomalies: Anomaly[], o: Options, file: string, seconds: number): void {
+function report(seed: number, h: HistoryData, anomalies: Anomaly[], o: Options, file: string, seconds: number): void {
   const ops = h.ops;
   const reads = ops.filter((x) => x.type === 'read').length;
   const writes = ops.filter((x) => x.type === 'write').length;
@@ -166,6 +169,12 @@ async function main(): Promise<number> {
       return err.message === '' ? 0 : 2;
     }
     throw err;
+  }
+  if (o.analyse !== undefined) {
+    const saved = JSON.parse(readFileSync(o.analyse, 'utf8')) as HistoryData & { seed: number; durationMs: number };
+    const anomalies = analyse(saved, BOUNDS);
+    report(saved.seed, saved, anomalies, { ...o, durationMs: saved.durationMs }, o.analyse, 0);
+    return anomalies.length === 0 ? 0 : 1;
   }
   const dir = o.historyDir ?? mkdtempSync(join(tmpdir(), 'sidecache-check-'));
   console.log(`check: seeds ${o.seeds.join(',')}, ${o.durationMs / 1000} s of traffic each, ${o.clients} clients per sidecar, faults ${o.faults.join(',') || 'none'}`);
