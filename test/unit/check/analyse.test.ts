@@ -1,0 +1,78 @@
+// The cluster checker's analysis (check/analyse.ts) on hand-made histories: what counts as a
+// broken promise and what does not. Pure: no processes, fixed times in milliseconds.
+import t from 'tap';
+import { analyse, type Bounds, type HistoryData } from '../../../check/analyse.js';
+import type { Bump, ClientOp, OriginResponse, Outage, PurgeOp, ReadOp } from '../../../check/history.js';
+
+const BOUNDS: Bounds = { missingGraceMs: 5_000, answerWithinMs: 12_000 };
+const KEY = '/k/a/1';
+let nextId = 1000;
+
+function fetched(id: number, at: number, version: number, status = 200, conditional = false): OriginResponse {
+  return { id, key: KEY, method: 'GET', receivedAt: at, sentAt: at + 1, status, version, conditional, via: '' };
+}
+
+/** A GET of KEY at `member` from `start` to `start + 5` that got the body of origin response `fetchId`. */
+function read(member: string, start: number, version: number, fetchId: number | undefined, cacheStatus = 'sidecache; hit', over: Partial<ReadOp> = {}): ReadOp {
+  return {
+    type: 'read', id: nextId++, client: 'c', member, method: 'GET', key: KEY, lang: 'en', start, end: start + 5,
+    status: 200, version, ...(fetchId !== undefined ? { fetchId } : {}), bodyKey: KEY, bodyLang: '-', cacheStatus, fromOrigin: true, ...over,
+  };
+}
+
+/** A purge of KEY sent at 200, returned at 300, acknowledged by s0 and s1, s2 missing. */
+function purge(soft = false): PurgeOp {
+  return { type: 'purge', id: 1, member: 's0', body: { url: [KEY], ...(soft ? { soft: true } : {}) }, start: 200, end: 300, status: 200, seq: 5, acknowledged: ['s0', 's1'], missing: ['s2'] };
+}
+
+function history(ops: ClientOp[], origin: OriginResponse[] = [fetched(1, 100, 1)], bumps: Bump[] = [], outages: Outage[] = []): HistoryData {
+  return { ops, origin, bumps, faults: [], outages };
+}
+
+const kinds = (h: HistoryData) => analyse(h, BOUNDS).map((a) => a.kind);
+
+t.test('analyse - a body fetched before a hard purge, served after it by an acknowledging member', async (t) => {
+  t.same(kinds(history([purge(), read('s0', 400, 1, 1)])), ['fetched-before-purge']);
+  t.same(kinds(history([purge(), read('s0', 250, 1, 1)])), [], 'a read that began before the purge returned is not held to it');
+  t.same(kinds(history([purge(), read('s0', 400, 1, 2)], [fetched(1, 100, 1), fetched(2, 210, 1)])), [], 'a fetch that began after the purge began');
+});
+
+t.test('analyse - a version older than the one the origin held when the purge began', async (t) => {
+  const bump: Bump = { key: KEY, at: 150, version: 2, by: 'operator' };
+  t.same(kinds(history([purge(), read('s1', 400, 1, undefined, 'sidecache; hit', { status: 304 })], [fetched(1, 100, 1)], [bump])), ['stale-read']);
+  const late: Bump = { key: KEY, at: 250, version: 2, by: 'write' };
+  t.same(kinds(history([purge(), read('s1', 400, 1, undefined, 'sidecache; hit', { status: 304 })], [fetched(1, 100, 1)], [late])), [],
+    'a version written after the purge began was not removed by it');
+});
+
+t.test('analyse - members the purge listed as missing are held to the bound for detached members', async (t) => {
+  t.same(kinds(history([purge(), read('s2', 400, 1, 1)])), [], 'within SIDECACHE_MAX_STALE_DETACHED + TTL of the purge');
+  t.same(kinds(history([purge(), read('s2', 5_400, 1, 1)])), ['fetched-before-purge'], 'after it');
+});
+
+t.test('analyse - members in neither list must revalidate: a 304 is fine, a stale-while-revalidate hit is not', async (t) => {
+  const revalidation = fetched(3, 401, 1, 304, true);
+  t.same(kinds(history([purge(), read('s3', 400, 1, 1, 'sidecache; fwd=stale; fwd-status=304; stored')], [fetched(1, 100, 1), revalidation])), []);
+  t.same(kinds(history([purge(), read('s3', 400, 1, 1, 'sidecache; hit; detail="stale-while-revalidate"')])), ['fetched-before-purge']);
+});
+
+t.test('analyse - after a soft purge, an acknowledging member serves the old body only as stale or revalidated', async (t) => {
+  t.same(kinds(history([purge(true), read('s0', 400, 1, 1, 'sidecache; hit; detail="stale-while-revalidate"')])), []);
+  t.same(kinds(history([purge(true), read('s0', 400, 1, 1, 'sidecache; hit')])), ['soft-not-revalidated']);
+  const revalidation = fetched(3, 401, 1, 304, true);
+  t.same(kinds(history([purge(true), read('s0', 400, 1, 1, 'sidecache; fwd=stale; fwd-status=304')], [fetched(1, 100, 1), revalidation])), []);
+});
+
+t.test('analyse - a request failing at a sidecar that was neither paused nor down', async (t) => {
+  const failed = read('s0', 400, 1, undefined, undefined, { error: 'socket hang up' });
+  t.same(kinds(history([failed])), ['unavailable']);
+  t.same(kinds(history([failed], [], [], [{ member: 's0', kind: 'paused', start: 300, end: 402 }])), [], 'excused while it was paused');
+  t.same(kinds(history([read('s0', 400, 1, undefined, undefined, { status: 503, fromOrigin: true })])), [], 'the origin\'s own 503');
+  t.same(kinds(history([read('s0', 400, 1, undefined, undefined, { status: 502, fromOrigin: false })])), ['unavailable'], 'a 502 made by the sidecar');
+  t.same(kinds(history([read('s0', 400, 1, 1, 'sidecache; hit', { end: 400 + 12_001 })])), ['unavailable'], 'an answer later than the bound');
+});
+
+t.test('analyse - a body for another variant', async (t) => {
+  const wrong = { ...read('s0', 400, 1, 1), key: '/k/a/2', bodyKey: '/k/a/2', lang: 'en', bodyLang: 'fr' };
+  t.same(kinds(history([wrong])), ['wrong-body']);
+});
