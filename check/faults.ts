@@ -75,8 +75,19 @@ export async function runFaults(sys: System, history: History, plan: readonly Pl
     try {
       await applyFault(sys, history, f, onJoin);
     } catch (err) {
-      history.fault('error', f.kind, `fault failed: ${(err as Error).message.split('\n')[0]}`).end = history.now();
+      // Kept in the history (a member that cannot rejoin is worth a look), then healed so the
+      // run goes on with every slot up.
+      const msg = (err as Error).message;
+      history.fault('error', f.kind, `fault failed: ${msg.split('\n')[0]}; the process said: ${msg.slice(-600).replace(/\s+/g, ' ')}`).end = history.now();
       sys.healAll();
+      for (const m of sys.members) {
+        if (m.state !== 'down') continue;
+        try {
+          await m.restart();
+        } catch (again) {
+          history.fault('error', m.id, `restart without faults failed too: ${(again as Error).message.split('\n')[0]}`).end = history.now();
+        }
+      }
     }
   }
 }

@@ -69,7 +69,7 @@ export class Member {
   async restart(): Promise<void> {
     const port = (u: string) => Number(new URL(u).port);
     this.sc = await startSidecar({
-      env: this.sc.env, timeoutMs: 60_000,
+      env: this.sc.env, timeoutMs: 30_000,
       ports: { listen: port(this.sc.url), admin: port(this.sc.adminUrl), peer: port(this.sc.peerUrl) },
     });
     this.state = 'up';
