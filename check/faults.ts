@@ -121,7 +121,7 @@ async function applyFault(sys: System, history: History, f: PlannedFault, onJoin
     }
     case 'kill': {
       const ev = history.fault('kill', m.id, `SIGKILL ${m.id}, restart after ${f.durationMs} ms${f.lagMs > 0 ? `, its NATS relays delaying ${f.lagMs} ms until 3 s after it is ready` : ''}`);
-      await restartLagging(m, f);
+      await restartLagging(m, f, ev);
       ev.end = history.now();
       return;
     }
@@ -151,13 +151,23 @@ async function applyFault(sys: System, history: History, f: PlannedFault, onJoin
       await sleep(f.durationMs);
       // A member that joins after the reset replays FILLS written before it.
       ev.note += `; then SIGKILL and restart ${m.id}${f.lagMs > 0 ? ` with its NATS relays delaying ${f.lagMs} ms` : ''}`;
-      await restartLagging(m, { ...f, durationMs: 300 });
+      await restartLagging(m, { ...f, durationMs: 300 }, ev);
       ev.end = history.now();
       return;
     }
     case 'join': {
       const ev = history.fault('join', `s${sys.members.length}`, `a new sidecar joins${f.lagMs > 0 ? `, its NATS relays delaying ${f.lagMs} ms until 3 s after it is ready` : ''}`);
-      const joined = await sys.addMember((gates) => { for (const g of gates) g.delay(f.lagMs); });
+      let lagging: readonly { delay(ms: number): void }[] = [];
+      const lift = setTimeout(() => {
+        for (const g of lagging) g.delay(0);
+        ev.note += `; lag lifted ${LAG_WHILE_JOINING_MAX_MS / 1000} s into the join, before it was ready`;
+      }, LAG_WHILE_JOINING_MAX_MS);
+      let joined;
+      try {
+        joined = await sys.addMember((gates) => { lagging = gates; for (const g of gates) g.delay(f.lagMs); });
+      } finally {
+        clearTimeout(lift);
+      }
       onJoin(sys.members.length - 1);
       await sleep(3000);
       joined.heal();
@@ -167,14 +177,26 @@ async function applyFault(sys: System, history: History, f: PlannedFault, onJoin
   }
 }
 
-async function restartLagging(m: System['members'][number], f: PlannedFault): Promise<void> {
+/** SIGKILL, wait, restart with the member's NATS link lagging `lagMs` until 3 s after it is
+ *  ready. A member whose link lags by most of a second may not get ready within the restart
+ *  timeout at all, so the lag is lifted after LAG_WHILE_JOINING_MAX_MS whatever happens (and
+ *  the history says so): the replay and catch-up then finish at full speed. */
+const LAG_WHILE_JOINING_MAX_MS = 10_000;
+
+async function restartLagging(m: System['members'][number], f: PlannedFault, ev: { note: string }): Promise<void> {
   await m.kill();
   await sleep(f.durationMs);
   m.lag(f.lagMs);
+  const lift = f.lagMs === 0 ? undefined : setTimeout(() => {
+    if (m.state !== 'down') return;
+    m.heal();
+    ev.note += `; lag lifted ${LAG_WHILE_JOINING_MAX_MS / 1000} s into the restart, before it was ready`;
+  }, LAG_WHILE_JOINING_MAX_MS);
   try {
     await m.restart();
     await sleep(3000);
   } finally {
+    clearTimeout(lift);
     m.heal();
   }
 }
