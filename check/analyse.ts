@@ -168,7 +168,14 @@ function purgeHints(h: HistoryData, op: ReadOp, purge: PurgeOp, fetch: OriginRes
   if (STALE_SERVE.test(op.cacheStatus ?? '')) hints.push('served as stale (stale-while-revalidate or stale-if-error)');
   if (/hot/.test(op.cacheStatus ?? '')) hints.push('served from the hot set (a copy a non-owner keeps)');
   if (/replica/.test(op.cacheStatus ?? '')) hints.push('served from a replica (a copy stored from FILLS)');
-  if (/fwd=stale; fwd-status=304/.test(op.cacheStatus ?? '')) hints.push('revalidated (304): the version may be current, but the entry outlived the purge');
+  if (/fwd=stale; fwd-status=304/.test(op.cacheStatus ?? '')) {
+    const during = h.origin.filter((r) => r.key === op.key && r.receivedAt >= op.start && r.receivedAt <= op.end!);
+    if (during.some((r) => (r.status ?? 0) >= 500) && !during.some((r) => r.status === 304)) {
+      hints.push('shown as revalidated (304), but the origin answered 5xx meanwhile: a stale-if-error copy passed on as a 304?');
+    } else {
+      hints.push('revalidated (304): the version may be current, but the entry outlived the purge');
+    }
+  }
   if (mship === 'not listed') hints.push(`${op.member} was in neither list of the purge (not an active member of its view)`);
   const from = fetch?.receivedAt ?? purge.start - 10_000;
   for (const f of h.faults) {

@@ -6,10 +6,12 @@
 // restarts (a member that joins must catch up with the log before it serves), an INVAL stream
 // reset followed by a join, and NATS servers paused or killed.
 import type { History } from './history.js';
+import { KEYS } from './origin.js';
+import { httpRequest } from './workload.js';
 import { Rng } from './prng.js';
 import { TIMING, type System } from './system.js';
 
-export const FAULT_KINDS = ['lag', 'cut', 'pause', 'kill', 'nats-pause', 'nats-kill', 'inval-reset', 'join'] as const;
+export const FAULT_KINDS = ['lag', 'cut', 'pause', 'kill', 'nats-pause', 'nats-kill', 'inval-reset', 'inval-flood', 'join'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface PlannedFault {
@@ -35,7 +37,7 @@ export interface ScheduleOptions {
 /** The schedule for a seed: a pure function of its options. */
 export function planFaults(o: ScheduleOptions): PlannedFault[] {
   const rng = Rng.fork(o.seed, 'faults');
-  const weights: Record<FaultKind, number> = { lag: 4, cut: 1, pause: 3, kill: 2, 'nats-pause': 1, 'nats-kill': 1, 'inval-reset': 2, join: 1 };
+  const weights: Record<FaultKind, number> = { lag: 4, cut: 1, pause: 3, kill: 2, 'nats-pause': 1, 'nats-kill': 1, 'inval-reset': 2, 'inval-flood': 2, join: 1 };
   const allowed = Object.fromEntries(o.kinds.map((k) => [k, weights[k]])) as Record<FaultKind, number>;
   const plan: PlannedFault[] = [];
   let joined = false;
@@ -155,6 +157,15 @@ async function applyFault(sys: System, history: History, f: PlannedFault, onJoin
       ev.end = history.now();
       return;
     }
+    case 'inval-flood': {
+      // A long log to catch up with: a member that joins must apply it before it serves.
+      const ev = history.fault('inval-flood', m.id, '');
+      const n = await floodInval(sys, history, FLOOD_WRITES, FLOOD_MAX_MS);
+      ev.note = `${n} writes through the sidecars (one invalidation each), then SIGKILL and restart ${m.id}${f.lagMs > 0 ? ` with its NATS relays delaying ${f.lagMs} ms` : ''}`;
+      await restartLagging(m, { ...f, durationMs: 300 }, ev);
+      ev.end = history.now();
+      return;
+    }
     case 'join': {
       const ev = history.fault('join', `s${sys.members.length}`, `a new sidecar joins${f.lagMs > 0 ? `, its NATS relays delaying ${f.lagMs} ms until 3 s after it is ready` : ''}`);
       let lagging: readonly { delay(ms: number): void }[] = [];
@@ -199,4 +210,29 @@ async function restartLagging(m: System['members'][number], f: PlannedFault, ev:
     clearTimeout(lift);
     m.heal();
   }
+}
+
+const FLOOD_WRITES = 1500;
+const FLOOD_MAX_MS = 15_000;
+const FLOOD_CONCURRENCY = 16;
+
+/** POSTs to URLs with a query (resources of their own at the origin, no version) through the
+ *  sidecars that are up, `count` at most and for `maxMs` at most; resolves with how many got a 2xx. */
+async function floodInval(sys: System, history: History, count: number, maxMs: number): Promise<number> {
+  const until = history.now() + maxMs;
+  let next = 0;
+  let ok = 0;
+  const worker = async (w: number) => {
+    while (next < count && history.now() < until) {
+      const i = next++;
+      const m = sys.members.filter((x) => x.state === 'up')[(i + w) % 3];
+      if (m === undefined) return;
+      try {
+        const a = await httpRequest(`${m.url}${KEYS[i % KEYS.length]}?flood=${i}`, 'POST', {}, 'x', 5_000);
+        if (a.status < 300) ok++;
+      } catch { /* a member that goes away meanwhile: the flood is only a means */ }
+    }
+  };
+  await Promise.all(Array.from({ length: FLOOD_CONCURRENCY }, (_, w) => worker(w)));
+  return ok;
 }

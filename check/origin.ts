@@ -131,7 +131,14 @@ export async function startVersionedOrigin(history: History, seed: number): Prom
   }
 
   const server: Server = createServer((req, res) => {
-    const key = (req.url ?? '/').split('?')[0]!;
+    if ((req.url ?? '').includes('?')) {
+      // A URL with a query is another resource, written only by the fault that floods INVAL
+      // (each write is an invalidation in the log); it has no version and is not recorded.
+      req.resume();
+      res.writeHead(204, { 'x-origin': '1' }).end();
+      return;
+    }
+    const key = req.url ?? '/';
     const rec: OriginResponse = {
       id: history.id(), key, method: req.method ?? '?', receivedAt: history.now(),
       conditional: req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined,
