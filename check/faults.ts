@@ -225,8 +225,9 @@ async function floodInval(sys: System, history: History, count: number, maxMs: n
   const worker = async (w: number) => {
     while (next < count && history.now() < until) {
       const i = next++;
-      const m = sys.members.filter((x) => x.state === 'up')[(i + w) % 3];
-      if (m === undefined) return;
+      const up = sys.members.filter((x) => x.state === 'up');
+      if (up.length === 0) return;
+      const m = up[(i + w) % up.length]!;
       try {
         const a = await httpRequest(`${m.url}${KEYS[i % KEYS.length]}?flood=${i}`, 'POST', {}, 'x', 5_000);
         if (a.status < 300) ok++;

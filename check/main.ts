@@ -14,8 +14,8 @@ import { clientLoop, purgerLoop, type WorkloadOptions } from './workload.js';
 
 const USAGE = `usage: npm run check -- [--seed=N | --seeds=N,N,...] [--duration=40s] [--clients=2]
        [--faults=${FAULT_KINDS.join(',')}] [--show=3] [--history-dir=DIR]
-  --seed, --seeds  seeds to run, one after another (default 1,2,3)
-  --duration       client traffic per seed (ms, s or m; default 35s); setup and analysis come on top
+  --seed, --seeds  seeds to run, one after another (default 1,2)
+  --duration       client traffic per seed (ms, s or m; default 40s); setup and analysis come on top
   --clients        clients per sidecar (default 2)
   --faults         the fault kinds the schedule may use (default all)
   --show           slices printed per kind of anomaly and seed (default 3)
@@ -47,7 +47,7 @@ function parseSeed(v: string): number {
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { seeds: [1, 2, 3], durationMs: 35_000, clients: 2, faults: [...FAULT_KINDS], show: 3, historyDir: undefined, analyse: undefined };
+  const o: Options = { seeds: [1, 2], durationMs: 40_000, clients: 2, faults: [...FAULT_KINDS], show: 3, historyDir: undefined, analyse: undefined };
   for (const arg of argv) {
     const m = /^--([a-z-]+)=(.*)$/.exec(arg);
     if (arg === '--help' || arg === '-h') throw new UsageError('');
@@ -117,6 +117,10 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     const anomalies = analyse(history, BOUNDS);
     const file = join(historyDir, `seed-${seed}.json`);
     writeFileSync(file, JSON.stringify({ seed, durationMs: o.durationMs, plan, bounds: BOUNDS, ...history.toJSON() }));
+    // One line per anomaly, for tools: kind, when it was seen, where, and the hints.
+    writeFileSync(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies.map((a) => JSON.stringify({
+      kind: a.kind, at: a.op.end, op: a.op.id, member: a.op.member, key: a.op.key, purge: a.purge?.id, message: a.message, hints: a.hints,
+    })).join('\n') + (anomalies.length > 0 ? '\n' : ''));
     report(seed, history, anomalies, o, file, (performance.now() - began) / 1000);
     return { seed, anomalies, seconds: (performance.now() - began) / 1000 };
   } finally {
