@@ -181,6 +181,9 @@ function purgeHints(h: HistoryData, op: ReadOp, purge: PurgeOp, fetch: OriginRes
   for (const f of h.faults) {
     if (f.kind === 'lag' && overlaps(f, purge.start, purge.end!)) hints.push(`${f.target}'s NATS link lagged during the purge (fault #${f.id})`);
     if (f.kind === 'inval-reset' && f.start >= from && f.start <= op.start) hints.push(`the INVAL stream was reset between the fetch and the read (fault #${f.id})`);
+    else if (f.kind === 'inval-reset' && f.start < purge.start) {
+      hints.push(`the INVAL stream was reset before the purge (fault #${f.id} at +${(f.start / 1000).toFixed(1)} s): the purge's seq ${purge.seq} counts from the new stream`);
+    }
   }
   for (const o of h.outages) {
     if (o.member !== op.member || !overlaps(o, from, op.start)) continue;

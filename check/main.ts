@@ -117,10 +117,7 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     const anomalies = analyse(history, BOUNDS);
     const file = join(historyDir, `seed-${seed}.json`);
     writeFileSync(file, JSON.stringify({ seed, durationMs: o.durationMs, plan, bounds: BOUNDS, ...history.toJSON() }));
-    // One line per anomaly, for tools: kind, when it was seen, where, and the hints.
-    writeFileSync(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies.map((a) => JSON.stringify({
-      kind: a.kind, at: a.op.end, op: a.op.id, member: a.op.member, key: a.op.key, purge: a.purge?.id, message: a.message, hints: a.hints,
-    })).join('\n') + (anomalies.length > 0 ? '\n' : ''));
+    writeAnomalies(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies);
     report(seed, history, anomalies, o, file, (performance.now() - began) / 1000);
     return { seed, anomalies, seconds: (performance.now() - began) / 1000 };
   } finally {
@@ -128,6 +125,13 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     sys.healAll();
     await sys.shutdown();
   }
+}
+
+/** One line per anomaly, for tools: kind, when it was seen, where, and the hints. */
+function writeAnomalies(file: string, anomalies: readonly Anomaly[]): void {
+  writeFileSync(file, anomalies.map((a) => JSON.stringify({
+    kind: a.kind, at: a.op.end, op: a.op.id, member: a.op.member, key: a.op.key, purge: a.purge?.id, message: a.message, hints: a.hints,
+  })).join('\n') + (anomalies.length > 0 ? '\n' : ''));
 }
 
 function count<T>(items: readonly T[], key: (t: T) => string): string {
@@ -177,6 +181,7 @@ async function main(): Promise<number> {
   if (o.analyse !== undefined) {
     const saved = JSON.parse(readFileSync(o.analyse, 'utf8')) as HistoryData & { seed: number; durationMs: number };
     const anomalies = analyse(saved, BOUNDS);
+    writeAnomalies(o.analyse.replace(/(\.json)?$/, '.anomalies.jsonl'), anomalies);
     report(saved.seed, saved, anomalies, { ...o, durationMs: saved.durationMs }, o.analyse, 0);
     return anomalies.length === 0 ? 0 : 1;
   }
