@@ -168,14 +168,14 @@ async function applyFault(sys: System, history: History, f: PlannedFault, onJoin
     }
     case 'join': {
       const ev = history.fault('join', `s${sys.members.length}`, `a new sidecar joins${f.lagMs > 0 ? `, its NATS relays delaying ${f.lagMs} ms until 3 s after it is ready` : ''}`);
-      let lagging: readonly { delay(ms: number): void }[] = [];
+      let lagging: readonly { lag(ms: number): void }[] = [];
       const lift = setTimeout(() => {
-        for (const g of lagging) g.delay(0);
+        for (const g of lagging) g.lag(0);
         ev.note += `; lag lifted ${LAG_WHILE_JOINING_MAX_MS / 1000} s into the join, before it was ready`;
       }, LAG_WHILE_JOINING_MAX_MS);
       let joined;
       try {
-        joined = await sys.addMember((gates) => { lagging = gates; for (const g of gates) g.delay(f.lagMs); });
+        joined = await sys.addMember((gates) => { lagging = gates; for (const g of gates) g.lag(f.lagMs); });
       } finally {
         clearTimeout(lift);
       }

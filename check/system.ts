@@ -77,10 +77,10 @@ export class Member {
   }
 
   /** Every relay of this sidecar lags by `ms` (0: none). */
-  lag(ms: number): void { for (const g of this.gates) g.delay(ms); }
+  lag(ms: number): void { for (const g of this.gates) g.lag(ms); }
   cut(): void { for (const g of this.gates) g.hold(); }
   heal(): void {
-    for (const g of this.gates) { g.release(); g.delay(0); }
+    for (const g of this.gates) { g.release(); g.lag(0); }
   }
 
   #endOutage(): void {
