@@ -22,6 +22,8 @@ import type { Bump, ClientOp, FaultEvent, OriginResponse, Outage, PurgeOp, ReadO
 import { keysOfPurge, profile } from './origin.js';
 
 export interface HistoryData {
+  /** When the clients started; absent in histories saved before it was recorded. */
+  readonly trafficStart?: number;
   readonly ops: readonly ClientOp[];
   readonly origin: readonly OriginResponse[];
   readonly bumps: readonly Bump[];

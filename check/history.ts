@@ -121,6 +121,8 @@ export class History {
   readonly bumps: Bump[] = [];
   readonly faults: FaultEvent[] = [];
   readonly outages: Outage[] = [];
+  /** When the clients started (after the cluster was up): "found after N s" counts from here. */
+  trafficStart = 0;
 
   now(): number {
     return performance.now() - this.#t0;
@@ -150,6 +152,6 @@ export class History {
   }
 
   toJSON(): object {
-    return { ops: this.ops, origin: this.origin, bumps: this.bumps, faults: this.faults, outages: this.outages };
+    return { trafficStart: this.trafficStart, ops: this.ops, origin: this.origin, bumps: this.bumps, faults: this.faults, outages: this.outages };
   }
 }

@@ -100,6 +100,7 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
   current = sys;
   try {
     const startAt = history.now();
+    history.trafficStart = startAt;
     const until = startAt + o.durationMs;
     const plan = planFaults({ seed, startMs: startAt + 3_000, endMs: until - 8_000, sidecars: 3, kinds: o.faults });
     const w: WorkloadOptions = { history, members: sys.members, origin: sys.origin, seed, until, requestTimeoutMs: BOUNDS.answerWithinMs + 5_000 };
@@ -117,7 +118,7 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     const anomalies = analyse(history, BOUNDS);
     const file = join(historyDir, `seed-${seed}.json`);
     writeFileSync(file, JSON.stringify({ seed, durationMs: o.durationMs, plan, bounds: BOUNDS, ...history.toJSON() }));
-    writeAnomalies(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies);
+    writeAnomalies(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies, history.trafficStart);
     report(seed, history, anomalies, o, file, (performance.now() - began) / 1000);
     return { seed, anomalies, seconds: (performance.now() - began) / 1000 };
   } finally {
@@ -128,9 +129,9 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
 }
 
 /** One line per anomaly, for tools: kind, when it was seen, where, and the hints. */
-function writeAnomalies(file: string, anomalies: readonly Anomaly[]): void {
+function writeAnomalies(file: string, anomalies: readonly Anomaly[], trafficStart: number): void {
   writeFileSync(file, anomalies.map((a) => JSON.stringify({
-    kind: a.kind, at: a.op.end, op: a.op.id, member: a.op.member, key: a.op.key, purge: a.purge?.id, message: a.message, hints: a.hints,
+    kind: a.kind, at: a.op.end, afterTrafficStartMs: a.op.end! - trafficStart, op: a.op.id, member: a.op.member, key: a.op.key, purge: a.purge?.id, message: a.message, hints: a.hints,
   })).join('\n') + (anomalies.length > 0 ? '\n' : ''));
 }
 
@@ -151,8 +152,8 @@ function report(seed: number, h: HistoryData, anomalies: Anomaly[], o: Options, 
   for (const kind of ANOMALY_KINDS) {
     const of = anomalies.filter((a) => a.kind === kind).sort((x, y) => x.op.end! - y.op.end!);
     if (of.length === 0) continue;
-    const first = of[0]!.op.end!;
-    console.log(`\n  ${kind}: ${of.length}, first found at +${(first / 1000).toFixed(1)} s of the run (members: ${count(of, (a) => a.op.member)})`);
+    const first = of[0]!.op.end! - (h.trafficStart ?? 0);
+    console.log(`\n  ${kind}: ${of.length}, the first ${(first / 1000).toFixed(1)} s after the clients started (members: ${count(of, (a) => a.op.member)})`);
     // One slice per distinct (member, purge) first: different causes before repeats of one.
     const shown = new Set<string>();
     const pick = [...of.filter((a) => { const k = `${a.op.member}/${a.purge?.id ?? a.op.id}`; if (shown.has(k)) return false; shown.add(k); return true; })].slice(0, o.show);
@@ -179,9 +180,11 @@ async function main(): Promise<number> {
     throw err;
   }
   if (o.analyse !== undefined) {
-    const saved = JSON.parse(readFileSync(o.analyse, 'utf8')) as HistoryData & { seed: number; durationMs: number };
+    const read = JSON.parse(readFileSync(o.analyse, 'utf8')) as HistoryData & { seed: number; durationMs: number };
+    // Histories saved before the clients' start was recorded: their first operation is close.
+    const saved = { ...read, trafficStart: read.trafficStart ?? Math.min(...read.ops.map((x) => x.start)) };
     const anomalies = analyse(saved, BOUNDS);
-    writeAnomalies(o.analyse.replace(/(\.json)?$/, '.anomalies.jsonl'), anomalies);
+    writeAnomalies(o.analyse.replace(/(\.json)?$/, '.anomalies.jsonl'), anomalies, saved.trafficStart);
     report(saved.seed, saved, anomalies, { ...o, durationMs: saved.durationMs }, o.analyse, 0);
     return anomalies.length === 0 ? 0 : 1;
   }
