@@ -34,6 +34,26 @@ const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const decoder = new TextDecoder();
 
+/** A stored entry's fill meta, as published. It carries the entry's secondary key (credentials
+ *  only as keyed hashes) and its policy, whose request head is that secondary key and nothing
+ *  else (http/storable.ts policyRequestOf): no client header leaves in a fill. */
+export function fillMetaOf(entry: Entry): Uint8Array {
+  const meta: FillMeta = {
+    v: 1,
+    key: entry.key,
+    varyNames: entry.varyNames,
+    varyValues: entry.varyValues,
+    status: entry.status,
+    headers: entry.headers,
+    policy: entry.policy.toObject(),
+    freshness: entry.freshness,
+    keepUntil: entry.keepUntil,
+    tags: entry.tags,
+    fence: entry.fence,
+  };
+  return encoder.encode(JSON.stringify(meta));
+}
+
 /** Subject token of one variant: two independent 32-bit hashes, hex. */
 export function variantSubjectKey(key: string, varyValues: readonly string[]): string {
   const s = varyValues.length === 0 ? key : `${key}\n${varyValues.join('\n')}`;
@@ -128,23 +148,10 @@ export class ClusterNode implements Router {
     // Only owners publish; a non-owner's degraded fetch stays local.
     if (owners === undefined || (owners.length > 0 && !owners.includes(this.#self))) return;
     if (entry.body.length > this.#d.config.fillMaxBytes) return;
-    const meta: FillMeta = {
-      v: 1,
-      key: entry.key,
-      varyNames: entry.varyNames,
-      varyValues: entry.varyValues,
-      status: entry.status,
-      headers: entry.headers,
-      policy: entry.policy.toObject(),
-      freshness: entry.freshness,
-      keepUntil: entry.keepUntil,
-      tags: entry.tags,
-      fence: entry.fence,
-    };
     const record: FillRecord = {
       partition: p,
       subjectKey: variantSubjectKey(entry.key, entry.varyValues),
-      meta: encoder.encode(JSON.stringify(meta)),
+      meta: fillMetaOf(entry),
       body: entry.body,
     };
     this.#d.log.publishFill(record);
@@ -198,7 +205,7 @@ export class ClusterNode implements Router {
       lastModified: rawGet(meta.headers, 'last-modified'),
       source: EntrySource.replica,
       fillSeq: seq,
-      size: entrySize(meta.key, meta.headers, heldBytes(body)),
+      size: entrySize(meta.key, meta.headers, heldBytes(body), meta.varyNames, meta.varyValues),
       softPurged: false,
     };
     if (!this.#d.cache.store(entry)) {

@@ -51,29 +51,59 @@ export function toRawHeaders(headers: HeaderObject, drop: ReadonlySet<string>): 
   return raw;
 }
 
+/** Is request field `name` forwarded upstream as it came? Not when hop-by-hop or listed in
+ *  Connection (RFC 9110 §7.6.1), Host (the client's is not ours to pass), a request-line
+ *  override, or Expect (answered by node:http at this hop, and undici refuses it), nor when
+ *  in `drop` (ours). */
+function isForwarded(name: string, listed: ReadonlySet<string> | undefined, drop: ReadonlySet<string> | undefined): boolean {
+  return !HOP_BY_HOP.has(name) && name !== 'host' && name !== 'expect' && !REQUEST_LINE_OVERRIDES.has(name) &&
+    (listed === undefined || !listed.has(name)) && (drop === undefined || !drop.has(name));
+}
+
+function viaOf(headers: IncomingHttpHeaders): string {
+  return headers.via === undefined ? VIA : `${headers.via}, ${VIA}`;
+}
+
+function forwardedForOf(headers: IncomingHttpHeaders, clientIp: string): string {
+  const xff = headers['x-forwarded-for'];
+  return xff === undefined ? clientIp : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${clientIp}`;
+}
+
 /** Request headers to send upstream: hop-by-hop and request-line overrides removed, Via and X-Forwarded-For added. */
 export function upstreamRequestHeaders(
   headers: IncomingHttpHeaders,
   clientIp: string | undefined,
   drop?: ReadonlySet<string>,
 ): Record<string, string | string[]> {
-  const extra = connectionTokens(headers.connection);
+  const listed = connectionTokens(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || name === 'host' || (extra !== undefined && extra.has(name))) continue;
-    if (REQUEST_LINE_OVERRIDES.has(name)) continue;
-    // Expect: 100-continue was answered by node:http at this hop (and undici refuses it).
-    if (name === 'expect') continue;
-    if (drop !== undefined && drop.has(name)) continue;
+    if (!isForwarded(name, listed, drop)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }
-  out.via = headers.via === undefined ? VIA : `${headers.via}, ${VIA}`;
-  if (clientIp !== undefined) {
-    const xff = headers['x-forwarded-for'];
-    out['x-forwarded-for'] = xff === undefined ? clientIp : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${clientIp}`;
-  }
+  out.via = viaOf(headers);
+  if (clientIp !== undefined) out['x-forwarded-for'] = forwardedForOf(headers, clientIp);
   return out;
+}
+
+/**
+ * The value of one request field as upstreamRequestHeaders would send it (undefined: not
+ * sent), without building the whole head: a request's secondary key (RFC 9111 §4.1) is made
+ * of what the origin receives, and a hit must match it without the cost of a fetch's head.
+ */
+export function upstreamValue(
+  headers: IncomingHttpHeaders,
+  name: string,
+  clientIp: string | undefined,
+  drop?: ReadonlySet<string>,
+): string | string[] | undefined {
+  if (name === 'via') return viaOf(headers);
+  if (name === 'x-forwarded-for' && clientIp !== undefined) return forwardedForOf(headers, clientIp);
+  const value = headers[name];
+  // Connection is parsed only for a field that is there to be removed.
+  if (value === undefined || !isForwarded(name, connectionTokens(headers.connection), drop)) return undefined;
+  return value;
 }
 
 /**

@@ -69,20 +69,72 @@ export function admit(policy: CachePolicy, res: PolicyResponse, now: number, def
 /** Fields that describe the stored body: a 304 never changes them (RFC 9111 §3.2). */
 const KEPT_ON_UPDATE: ReadonlySet<string> = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'content-range']);
 
+/** Fields this cache never stores (admit refuses a response carrying them), so an update never
+ *  adds or replaces them either (§3.2: fields excepted from storage are excepted from updates). */
+const NEVER_STORED: ReadonlySet<string> = new Set(['set-cookie']);
+
+/** The request a stored response's policy is built from: its secondary key (names, values as
+ *  in Entry) and nothing else. http-cache-semantics keeps the request head it is given for Vary
+ *  matching and publishes it in toObject(); the client's other fields (cookies, API keys, a
+ *  peer's signature) must neither be held nor leave in a fill. Requests with Authorization or
+ *  `Cache-Control: no-store`, the request fields its storable() reads, never get this far. */
+export function policyRequestOf(path: string, names: readonly string[] | null, values: readonly string[]): PolicyRequest {
+  const headers: Record<string, string> = {};
+  if (names !== null) for (let i = 0; i < names.length; i++) if (values[i] !== '') headers[names[i]!] = values[i]!;
+  // HEAD is fetched as GET so the body can be stored for later GETs.
+  return { method: 'GET', url: path, headers };
+}
+
+function isWeak(etag: string): boolean {
+  return etag.trimStart().startsWith('W/');
+}
+
+function opaque(etag: string): string {
+  const t = etag.trim();
+  return t.startsWith('W/') ? t.slice(2) : t;
+}
+
+/**
+ * RFC 9111 §4.3.4: is a 304 an update for the stored response with these validators? A strong
+ * ETag must equal the stored one (strong comparison); a weak one match it weakly; without an
+ * ETag, a Last-Modified must equal the stored one; with no validator at all, only a stored
+ * response without validators is selected. Otherwise the 304 speaks of another representation.
+ */
+export function isUpdateFor(stored: { readonly etag: string | undefined; readonly lastModified: string | undefined }, res: PolicyResponse): boolean {
+  const etag = res.headers.etag;
+  if (typeof etag === 'string' && etag.trim() !== '') {
+    if (stored.etag === undefined) return false;
+    if (!isWeak(etag)) return !isWeak(stored.etag) && stored.etag.trim() === etag.trim();
+    return opaque(stored.etag) === opaque(etag);
+  }
+  const lm = res.headers['last-modified'];
+  if (typeof lm === 'string' && lm.trim() !== '') return stored.lastModified !== undefined && stored.lastModified.trim() === lm.trim();
+  return stored.etag === undefined && stored.lastModified === undefined;
+}
+
 /**
  * The stored response updated by a 304 (RFC 9111 §4.3.4): its fields replace the stored
  * ones and fields it adds are added (§3.2). http-cache-semantics replaces only the fields
  * the stored response already had, so a 304 adding, say, Cache-Control would be lost.
+ * Fields never stored (Set-Cookie) are neither: they are for the client the 304 answered.
  */
 export function revalidatedPolicy(policy: CachePolicy, req: PolicyRequest, res: PolicyResponse): { policy: CachePolicy; modified: boolean } {
-  const r = policy.revalidatedPolicy(req, res);
+  let update = res;
+  for (const name in res.headers) {
+    if (!NEVER_STORED.has(name)) continue;
+    const headers = { ...res.headers };
+    for (const n of NEVER_STORED) delete headers[n];
+    update = { ...res, headers };
+    break;
+  }
+  const r = policy.revalidatedPolicy(req, update);
   if (r.modified || !r.matches) return r;
   const headers = { ...r.policy.toObject().resh };
-  const listed = connectionTokens(res.headers.connection);
+  const listed = connectionTokens(update.headers.connection);
   let added = false;
-  for (const name in res.headers) {
+  for (const name in update.headers) {
     if (name in headers || KEPT_ON_UPDATE.has(name) || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    headers[name] = res.headers[name];
+    headers[name] = update.headers[name];
     added = true;
   }
   if (!added) return { policy: r.policy, modified: false };

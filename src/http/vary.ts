@@ -1,5 +1,14 @@
 // Secondary keys (RFC 9111 §4.1): the request header values a stored response varies on.
+// The values are those the origin received (headers.ts upstreamValue), never the client's
+// raw fields: a field this hop removed did not select the response. Credentials are kept
+// only as a keyed hash, so entries and the fills published to the log hold no secrets.
+import { createHmac, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+
+/** Fields every stored response is keyed on, Vary or not: an origin may reflect the forwarded
+ *  host or scheme into its answer (links, redirects), so an answer to one value must never be
+ *  served to a request with another (cache poisoning). */
+export const IMPLICIT_VARY: readonly string[] = ['x-forwarded-host', 'x-forwarded-proto'];
 
 /** Lower-cased, sorted field names of a Vary value; null when the response has no Vary. */
 export function varyNames(vary: string | string[] | undefined): readonly string[] | null {
@@ -9,21 +18,64 @@ export function varyNames(vary: string | string[] | undefined): readonly string[
   return names.length === 0 ? null : names;
 }
 
-/** The values of those fields in a request, normalised (§4.1: whitespace, combined lines). */
-export function varyValues(names: readonly string[], headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): string[] {
-  const out: string[] = new Array(names.length);
-  for (let i = 0; i < names.length; i++) {
-    const v = headers[names[i]!];
-    out[i] = v === undefined ? '' : (Array.isArray(v) ? v.join(', ') : v).replace(/\s*,\s*/g, ', ').trim();
-  }
-  return out;
+/** The names of a response's secondary key: its Vary plus IMPLICIT_VARY, sorted. */
+export function secondaryKeyNames(vary: string | string[] | undefined): readonly string[] {
+  const names = varyNames(vary);
+  if (names === null) return IMPLICIT_VARY;
+  return [...new Set([...names, ...IMPLICIT_VARY])].sort();
 }
 
-export function varyMatches(names: readonly string[], values: readonly string[], headers: IncomingHttpHeaders): boolean {
-  for (let i = 0; i < names.length; i++) {
-    const v = headers[names[i]!];
-    const norm = v === undefined ? '' : (Array.isArray(v) ? v.join(', ') : v).replace(/\s*,\s*/g, ', ').trim();
-    if (norm !== values[i]) return false;
+/** Fields whose values are credentials: Cookie, Authorization and API-key-like names. */
+export function isCredentialField(name: string): boolean {
+  return name === 'cookie' || name.includes('auth') || name.includes('api-key') || name.includes('apikey') ||
+    name.includes('token') || name.includes('secret') || name.includes('session') || name.includes('password') ||
+    name.startsWith('x-sidecache-');
+}
+
+/** One field of a request as sent upstream (undefined: not sent). */
+export type FieldView<A> = (arg: A, name: string) => string | string[] | undefined;
+
+/** A view of a plain header object (the head of a fetch, as sent). */
+export const objectView: FieldView<IncomingHttpHeaders | Record<string, string | string[] | undefined>> = (h, name) => h[name];
+
+/** §4.1: combined lines, whitespace around commas. */
+function normalise(v: string | string[] | undefined): string {
+  return v === undefined ? '' : (Array.isArray(v) ? v.join(', ') : v).replace(/\s*,\s*/g, ', ').trim();
+}
+
+/** The key of credential hashes: derived from the cluster secret (every member computes the same
+ *  values, so replicas match), or random for a standalone sidecar whose entries die with it. */
+export function secondaryKeySecret(clusterSecret: string | undefined): Buffer {
+  if (clusterSecret === undefined || clusterSecret === '') return randomBytes(32);
+  // A key of its own, not the peer-signing secret itself.
+  return createHmac('sha256', clusterSecret).update('sidecache secondary key v1').digest();
+}
+
+/** Computes and matches secondary keys; credentials as HMAC-SHA256 under `secret`. */
+export class SecondaryKey {
+  readonly #secret: Buffer;
+
+  constructor(secret: Buffer) {
+    this.#secret = secret;
   }
-  return true;
+
+  /** Absent stays '' (absent never matches present); a credential becomes `hmac:<base64url>`. */
+  #value(name: string, v: string | string[] | undefined): string {
+    const norm = normalise(v);
+    if (norm === '' || !isCredentialField(name)) return norm;
+    return `hmac:${createHmac('sha256', this.#secret).update(name).update('\n').update(norm).digest('base64url')}`;
+  }
+
+  values<A>(names: readonly string[], view: FieldView<A>, arg: A): string[] {
+    const out: string[] = new Array(names.length);
+    for (let i = 0; i < names.length; i++) out[i] = this.#value(names[i]!, view(arg, names[i]!));
+    return out;
+  }
+
+  matches<A>(names: readonly string[], values: readonly string[], view: FieldView<A>, arg: A): boolean {
+    for (let i = 0; i < names.length; i++) {
+      if (this.#value(names[i]!, view(arg, names[i]!)) !== values[i]) return false;
+    }
+    return true;
+  }
 }

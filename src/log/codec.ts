@@ -7,7 +7,11 @@
 // Wire formats (all JSON is UTF-8):
 //   Invalidation  {"v":1,"kind":"url","keys":[..],"soft"?:bool} | {"v":1,"kind":"prefix","prefix":".."}
 //                 | {"v":1,"kind":"tags","tags":[..]} | {"v":1,"kind":"all"}
-//   Fill          payload = [u8 version=1][u32 big-endian meta length][meta][body]; no headers.
+//   Fill          payload = [u8 version=2][u32 big-endian meta length][meta][body]; no headers.
+//                 Version 2: the meta's secondary key is what the origin received, with the
+//                 implicit forwarded-host/-proto fields and credentials as keyed hashes, and its
+//                 policy holds no request head beyond that key. A version-1 fill would key its
+//                 entry differently (and carry client headers): refused, never misread.
 //   Tombstone     empty payload with header `SC-Op: del` (NATS-2.9.md §4: stored and replayed
 //                 as is by last_per_subject).
 //   View          {"v":1,"epoch":n,"prevRevision":r,"members":[{"id","peerUrl","state","partitions"}]}
@@ -22,7 +26,7 @@ import { ErrorCode, SidecacheError } from '../errors.js';
 import type { FillRecord, Invalidation, Member, MemberState, View } from './types.js';
 
 export const CODEC_VERSION = 1;
-export const FILL_VERSION = 1;
+export const FILL_VERSION = 2;
 /** Header marking a tombstone on a fill subject. */
 export const FILL_OP_HEADER = 'SC-Op';
 export const FILL_OP_DELETE = 'del';
@@ -150,7 +154,7 @@ export function decodeFill(
     throw codecError(what, `expected at least ${FILL_HEADER_BYTES} bytes, got ${data.length}`);
   }
   if (data[0] !== FILL_VERSION) {
-    throw codecError(what, `expected version ${FILL_VERSION}, got ${data[0]}`);
+    throw codecError(what, `expected version ${FILL_VERSION}, got version ${data[0]} (published by a sidecar of another version)`);
   }
   const metaLength = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1, false);
   if (metaLength > data.length - FILL_HEADER_BYTES) {

@@ -111,15 +111,18 @@ export function peerTagHeaders(tags: readonly string[]): string[] {
 }
 
 /** Serves a stored entry: 200/304/206/416, with Age and Cache-Status. Synchronous.
- *  `toPeer`: the request came from a peer, which must learn the entry's tags. */
-export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false): void {
+ *  `toPeer`: the request came from a peer, which must learn the entry's tags. `extra`: header
+ *  pairs for this response only (a 304's Set-Cookie for the client it answered). */
+export function deliverEntry(
+  req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false, extra: readonly string[] = NO_HEADERS,
+): void {
   const age = String(Math.floor(ageSec(entry.freshness, now)));
   if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
     const h: string[] = [];
     for (let i = 0; i < entry.headers.length; i += 2) {
       if (NOT_MODIFIED_KEEP.has(entry.headers[i]!)) h.push(entry.headers[i]!, entry.headers[i + 1]!);
     }
-    h.push('age', age, 'cache-status', status);
+    h.push('age', age, 'cache-status', status, ...extra);
     res.writeHead(304, h);
     res.end();
     return;
@@ -130,13 +133,13 @@ export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: E
     if (r.kind === 'partial') {
       const h = entry.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
       h.push('content-range', `bytes ${r.start}-${r.end}/${entry.body.length}`, 'content-length', String(r.end - r.start + 1),
-        'age', age, 'cache-status', status);
+        'age', age, 'cache-status', status, ...extra);
       res.writeHead(206, h);
       res.end(entry.body.subarray(r.start, r.end + 1));
       return;
     }
     if (r.kind === 'unsatisfiable') {
-      res.writeHead(416, ['content-range', `bytes */${entry.body.length}`, 'content-length', '0', 'cache-status', status]);
+      res.writeHead(416, ['content-range', `bytes */${entry.body.length}`, 'content-length', '0', 'cache-status', status, ...extra]);
       res.end();
       return;
     }
@@ -146,6 +149,11 @@ export function deliverEntry(req: IncomingMessage, res: ServerResponse, entry: E
   const base = entry.headers;
   const n = base.length;
   const tagHeaders = toPeer ? peerTagHeaders(entry.tags) : NO_HEADERS;
+  if (extra.length > 0) {
+    res.writeHead(entry.status, [...base, 'age', age, 'cache-status', status, ...tagHeaders, ...extra]);
+    res.end(entry.body);
+    return;
+  }
   const h = scratch[n + 4 + tagHeaders.length] ??= [];
   for (let i = 0; i < n; i++) h[i] = base[i]!;
   h[n] = 'age';

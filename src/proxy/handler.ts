@@ -7,14 +7,14 @@ import { SidecacheError } from '../errors.js';
 import { errors as undiciErrors } from 'undici';
 import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
-import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
+import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
-import { admit, CachePolicy, freshnessOf, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, type PolicyRequest } from '../http/storable.js';
-import { varyMatches, varyNames, varyValues } from '../http/vary.js';
+import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, policyRequestOf, POLICY_OPTIONS, revalidatedPolicy } from '../http/storable.js';
+import { objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
 import type { ClusterLog } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
 import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
@@ -74,14 +74,17 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
   return out;
 }
 
-/** The variant key a request selects among stored responses that vary on `names` (RFC 9111 §4.1). */
-function requestVariant(names: readonly string[], headers: IncomingMessage['headers']): string {
-  return variantKey(varyValues(names, headers));
-}
+/** A request's fields as a cacheable fetch sends them upstream: what its secondary key is made
+ *  of (RFC 9111 §4.1), on a hit as on the fetch that stored the entry. */
+const asFetched: FieldView<IncomingMessage> = (req, name) =>
+  upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
 
-function policyRequest(req: IncomingMessage, path: string): PolicyRequest {
-  // HEAD is fetched as GET so the body can be stored for later GETs.
-  return { method: 'GET', url: path, headers: req.headers as Record<string, string> };
+/** Header pairs of a 304's Set-Cookie, for the one client whose request drew it. */
+function setCookiePairs(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  for (const v of Array.isArray(value) ? value : [value]) out.push('set-cookie', v);
+  return out;
 }
 
 function tagsOf(headers: HeaderObject): string[] {
@@ -117,6 +120,12 @@ class FlightFetch implements OriginSink {
   policy: CachePolicy | undefined;
   admission: ReturnType<typeof admit> | undefined;
   storable = false;
+  /** The request head as sent (before our validators): the secondary key is taken from it. */
+  upstream: Record<string, string | string[]> = {};
+  /** Owners to ask, in order; undefined: the origin. */
+  peers: readonly string[] | undefined;
+  /** Our validators went with the request: a 304 may refresh `stale`. */
+  conditional = false;
 
   constructor(
     readonly host: FetchHost,
@@ -189,6 +198,9 @@ export class ProxyHandler {
   readonly #fetchHost: FetchHost;
   readonly #hitIndex: number;
   readonly #writes: WriteInvalidations;
+  readonly #secondary: SecondaryKey;
+  /** cache.lookup's variant key of a request, made once: no closure per request. */
+  readonly #variantOf: VariantKeyOf<IncomingMessage>;
   #inFlight = 0;
 
   constructor(s: Services) {
@@ -231,6 +243,9 @@ export class ProxyHandler {
       },
     };
     this.#hitIndex = s.metrics.requests.indexOf(CacheOutcome.hit);
+    const secondary = new SecondaryKey(secondaryKeySecret(s.config.clusterSecret));
+    this.#secondary = secondary;
+    this.#variantOf = (names, req) => variantKey(secondary.values(names, asFetched, req));
   }
 
   get flights(): Flights {
@@ -273,7 +288,7 @@ export class ProxyHandler {
         req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = Date.now();
-      const entry = this.#s.cache.lookup(key, requestVariant, req.headers, now);
+      const entry = this.#s.cache.lookup(key, this.#variantOf, req, now);
       if (entry !== undefined && this.#verdict(entry, now, undefined) === Verdict.fresh) {
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
         this.#s.metrics.requests.observeAt(this.#hitIndex, (performance.now() - startedAt) / 1000);
@@ -342,7 +357,7 @@ export class ProxyHandler {
 
     // lookup
     const now = lookedAt ?? Date.now();
-    const entry = looked === undefined ? this.#s.cache.lookup(key, requestVariant, req.headers, now) : looked ?? undefined;
+    const entry = looked === undefined ? this.#s.cache.lookup(key, this.#variantOf, req, now) : looked ?? undefined;
     if (entry !== undefined) {
       const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {
@@ -420,18 +435,37 @@ export class ProxyHandler {
   ): void {
     const s = this.#s;
     const flight = this.#flights.start(key, s.log.appliedSeq, s.cache.generation, collapse);
-    const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
-    if (stale !== undefined && stale.freshness.hasValidators) {
-      if (stale.etag !== undefined) headers['if-none-match'] = stale.etag;
-      else if (stale.lastModified !== undefined) headers['if-modified-since'] = stale.lastModified;
-    }
-    const request: OriginRequest = { origin: target.origin, path: target.path, method: 'GET', headers };
     const peers = ctx.fromPeer ? undefined : s.router.peersFor(key);
     setOutcome(peers === undefined ? (stale === undefined ? CacheOutcome.miss : CacheOutcome.revalidated) : CacheOutcome.forwarded);
     const fetch = new FlightFetch(this.#fetchHost, flight, req, res, target, key, stale, stale === undefined ? 'uri-miss' : 'stale',
       peers !== undefined, ctx.fromPeer, s.config.maxEntryBytes);
-    if (peers === undefined) this.#fromOrigin(request, fetch);
-    else void this.#fromPeers(peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request, fetch);
+    // Computed once: what is sent is what the secondary key is made of.
+    fetch.upstream = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+    fetch.peers = peers;
+    this.#dispatch(fetch, stale !== undefined && stale.freshness.hasValidators);
+  }
+
+  /** Sends a flight's fetch to the owners or the origin; `conditional`: with the stale entry's validators. */
+  #dispatch(fetch: FlightFetch, conditional: boolean): void {
+    const { req, target, stale } = fetch;
+    let headers = fetch.upstream;
+    if (conditional && stale !== undefined && (stale.etag !== undefined || stale.lastModified !== undefined)) {
+      headers = { ...headers };
+      if (stale.etag !== undefined) headers['if-none-match'] = stale.etag;
+      else headers['if-modified-since'] = stale.lastModified!;
+      fetch.conditional = true;
+    }
+    const request: OriginRequest = { origin: target.origin, path: target.path, method: 'GET', headers };
+    if (fetch.peers === undefined) this.#fromOrigin(request, fetch);
+    else void this.#fromPeers(fetch.peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request, fetch);
+  }
+
+  /** The flight's fetch again, without validators (a 304 that was not for the stored response). */
+  #refetch(f: FlightFetch): void {
+    const again = new FlightFetch(this.#fetchHost, f.flight, f.req, f.res, f.target, f.key, f.stale, f.fwd, f.viaPeer, f.toPeer, f.maxBytes);
+    again.upstream = f.upstream;
+    again.peers = f.peers;
+    this.#dispatch(again, false);
   }
 
   #fromOrigin(r: OriginRequest, fetch: FlightFetch): void {
@@ -463,13 +497,23 @@ export class ProxyHandler {
     const { flight, req, res, target, stale, fwd, viaPeer, toPeer } = f;
     const s = this.#s;
     const now = Date.now();
-    const preq = policyRequest(req, target.path);
     if (stale !== undefined && status === 304) {
-      body.resume();
-      const { policy, modified } = revalidatedPolicy(stale.policy, preq, { status: 304, headers: headers as Record<string, string> });
-      if (!modified) {
+      const update = { status: 304, headers: headers as Record<string, string> };
+      if (isUpdateFor(stale, update)) {
+        body.resume();
+        const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues);
+        const { policy } = revalidatedPolicy(stale.policy, preq, update);
         const refreshed = this.#refresh(stale, policy, flight, now);
-        this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true }, toPeer);
+        // The entry is refreshed without the 304's Set-Cookie (revalidatedPolicy); the client
+        // whose request drew it gets it, waiters and later clients never do.
+        this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true }, toPeer, setCookiePairs(headers['set-cookie']));
+        return;
+      }
+      if (f.conditional) {
+        // RFC 9111 §4.3.4: a 304 for another representation updates nothing, and its body
+        // is not the one we hold: ask again, unconditionally.
+        body.resume();
+        this.#refetch(f);
         return;
       }
     }
@@ -480,12 +524,13 @@ export class ProxyHandler {
     }
 
     const upstreamStatus = headers['cache-status'];
-    const policy = new CachePolicy(preq, { status, headers: headers as Record<string, string> }, POLICY_OPTIONS);
+    const names = secondaryKeyNames(headers.vary);
+    const values = this.#secondary.values(names, objectView, f.upstream);
+    const policy = new CachePolicy(policyRequestOf(target.path, names, values), { status, headers: headers as Record<string, string> }, POLICY_OPTIONS);
     const admission = admit(policy, { status, headers: headers as Record<string, string> }, now, s.config.defaultTtlMs);
     const cl = headers['content-length'];
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
     const storable = admission.storable && !tooBig;
-    const names = varyNames(headers.vary);
     const tags = tagsOf(headers);
     // Age is always ours here (added per response from the policy's age): never the origin's too.
     const raw = toRawHeaders(headers, this.#dropOnStore);
@@ -495,7 +540,7 @@ export class ProxyHandler {
       headers: raw,
       shareable: storable,
       varyNames: names,
-      varyValues: names === null ? [] : varyValues(names, req.headers),
+      varyValues: values,
       tags,
       initialAgeSec: policy.age(),
       receivedAt: now,
@@ -541,11 +586,14 @@ export class ProxyHandler {
   }
 
   /** A flight that ends in a stored entry (304 or stale-if-error): leader and waiters serve it. */
-  #settle(flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, entry: Entry, now: number, parts: StatusParts, toPeer: boolean): void {
+  #settle(
+    flight: Flight, req: IncomingMessage, res: ServerResponse | undefined, entry: Entry, now: number, parts: StatusParts, toPeer: boolean,
+    leaderOnly?: readonly string[],
+  ): void {
     const status = cacheStatus(this.#statusCtx, parts);
     flight.settle(entry, cacheStatus(this.#statusCtx, { ...parts, collapsed: true }));
     this.#flights.finish(flight);
-    if (res !== undefined) deliverEntry(req, res, entry, now, status, toPeer);
+    if (res !== undefined) deliverEntry(req, res, entry, now, status, toPeer, leaderOnly);
   }
 
   #onFailure(
@@ -586,7 +634,7 @@ export class ProxyHandler {
         sendError(res, status, err?.message ?? 'origin failed', cacheStatus(this.#statusCtx, { fwd: 'uri-miss', collapsed: true }));
         return;
       }
-      const varyOk = head.varyNames === null || varyMatches(head.varyNames, head.varyValues, req.headers);
+      const varyOk = head.varyNames === null || this.#secondary.matches(head.varyNames, head.varyValues, asFetched, req);
       if (!head.shareable || !flight.capturing || !varyOk) {
         // Not shareable with this request: it gets a fetch of its own.
         this.#startFlight(req, res, target, key, stale, ctx, setOutcome, false);
@@ -623,7 +671,7 @@ export class ProxyHandler {
       lastModified: rawGet(headers, 'last-modified'),
       source,
       fillSeq: 0,
-      size: entrySize(key, headers, heldBytes(body)),
+      size: entrySize(key, headers, heldBytes(body), head.varyNames, head.varyValues),
       softPurged: false,
     };
   }
@@ -645,7 +693,7 @@ export class ProxyHandler {
       fence: Math.max(flight.fence, stale.fence),
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, withLength, heldBytes(stale.body)),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;

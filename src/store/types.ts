@@ -9,7 +9,9 @@ export type EntrySource = (typeof EntrySource)[keyof typeof EntrySource];
 export interface Entry {
   /** Primary key (proxy/key.ts). */
   readonly key: string;
-  /** Vary field names (sorted, lower-case) and the request's values for them; null: no Vary. */
+  /** Secondary key (http/vary.ts): field names (sorted, lower-case; the response's Vary plus the
+   *  implicit ones) and the values the origin received for them, credentials as keyed hashes.
+   *  null: no secondary key. */
   readonly varyNames: readonly string[] | null;
   readonly varyValues: readonly string[];
   readonly status: number;
@@ -116,8 +118,14 @@ export function heldBytes(body: Buffer): number {
   return parent !== body.length && mayKeepParent(body.length, parent) ? parent : body.length;
 }
 
-export function entrySize(key: string, headers: readonly string[], bodyBytes: number): number {
+/** Bytes charged for an entry: its key, headers and secondary key, body and overhead. The
+ *  secondary key's strings are held twice, in the entry and in its policy's request head. */
+export function entrySize(key: string, headers: readonly string[], bodyBytes: number, varyNames: readonly string[] | null = null,
+  varyValues: readonly string[] = []): number {
   let h = 0;
   for (const s of headers) h += s.length + 16;
-  return ENTRY_OVERHEAD_BYTES + key.length * 2 + h * 2 + bodyBytes;
+  let v = 0;
+  if (varyNames !== null) for (const s of varyNames) v += s.length + 16;
+  for (const s of varyValues) v += s.length + 16;
+  return ENTRY_OVERHEAD_BYTES + key.length * 2 + h * 2 + v * 4 + bodyBytes;
 }

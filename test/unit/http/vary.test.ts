@@ -1,12 +1,24 @@
 // Secondary keys (RFC 9111 §4.1).
+import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { varyMatches, varyNames, varyValues } from '../../../src/http/vary.js';
+import { upstreamRequestHeaders, upstreamValue } from '../../../src/http/headers.js';
+import { IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, varyNames } from '../../../src/http/vary.js';
+
+const keys = new SecondaryKey(randomBytes(32));
+const varyValues = (names: readonly string[], h: Record<string, string | string[] | undefined>) => keys.values(names, objectView, h);
+const varyMatches = (names: readonly string[], values: readonly string[], h: Record<string, string | string[] | undefined>) =>
+  keys.matches(names, values, objectView, h);
 
 t.test('vary - names are lower-cased, de-duplicated and sorted', async (t) => {
   t.same(varyNames('Accept-Encoding, accept-language ,ACCEPT-ENCODING'), ['accept-encoding', 'accept-language']);
   t.same(varyNames(['Origin', 'Accept']), ['accept', 'origin']);
   t.equal(varyNames(undefined), null);
   t.equal(varyNames(' , '), null, 'empty Vary: no secondary key');
+});
+
+t.test('vary - the secondary key always holds the forwarded host and scheme', async (t) => {
+  t.same(secondaryKeyNames(undefined), IMPLICIT_VARY);
+  t.same(secondaryKeyNames('Accept-Encoding, X-Forwarded-Host'), ['accept-encoding', 'x-forwarded-host', 'x-forwarded-proto']);
 });
 
 t.test('vary - values are normalised: combined lines, whitespace around commas', async (t) => {
@@ -24,4 +36,33 @@ t.test('vary - matching', async (t) => {
   const none = varyValues(names, {});
   t.ok(varyMatches(names, none, {}), 'absent matches absent');
   t.notOk(varyMatches(names, none, { 'accept-encoding': 'gzip' }));
+});
+
+t.test('vary - credentials are kept only as a keyed hash that still matches', async (t) => {
+  const names = ['authorization', 'cookie', 'x-api-key'];
+  const req = { cookie: 'sid=s3cret-cookie', 'x-api-key': 'k3y-value', authorization: 'Bearer t0ken' };
+  const stored = varyValues(names, req);
+  for (const v of stored) {
+    t.match(v, /^hmac:[A-Za-z0-9_-]{43}$/);
+    t.notMatch(v, /s3cret|k3y|t0ken/);
+  }
+  t.ok(varyMatches(names, stored, req), 'the same credentials match');
+  t.notOk(varyMatches(names, stored, { ...req, cookie: 'sid=other' }), 'another cookie does not');
+  const other = new SecondaryKey(randomBytes(32));
+  t.notOk(other.matches(names, stored, objectView, req), 'without the key the values are useless');
+  const a = new SecondaryKey(secondaryKeySecret('cluster-secret-0123456789'));
+  const b = new SecondaryKey(secondaryKeySecret('cluster-secret-0123456789'));
+  t.ok(b.matches(names, a.values(names, objectView, req), objectView, req), 'members of one cluster compute the same values');
+});
+
+t.test('vary - a field this hop does not forward keys as absent', async (t) => {
+  const req = { 'accept-language': 'de', connection: 'accept-language', origin: 'https://a.example', host: 'h' };
+  const sent = upstreamRequestHeaders(req, '10.0.0.1');
+  t.equal(sent['accept-language'], undefined);
+  t.equal(upstreamValue(req, 'accept-language', '10.0.0.1'), undefined, 'the per-field view agrees with the head sent');
+  t.equal(upstreamValue(req, 'origin', '10.0.0.1'), 'https://a.example');
+  t.equal(upstreamValue(req, 'x-forwarded-for', '10.0.0.1'), sent['x-forwarded-for']);
+  t.equal(upstreamValue(req, 'via', '10.0.0.1'), sent.via);
+  t.equal(upstreamValue(req, 'host', '10.0.0.1'), undefined);
+  t.equal(upstreamValue({ range: 'bytes=0-1' }, 'range', undefined, new Set(['range'])), undefined, 'dropped fields too');
 });
