@@ -1,7 +1,9 @@
 // Admission (RFC 9111 §3) and the freshness lifetime an admitted response gets (§4.2),
 // with http-cache-semantics' clock pinned to a fixed `now`.
 import t from 'tap';
-import { admit, CachePolicy, keepUntilOf, POLICY_OPTIONS, revalidatedPolicy, REVALIDATION_KEEP_MS, type PolicyRequest } from '../../../src/http/storable.js';
+import {
+  admit, CachePolicy, isUpdateFor, keepUntilOf, policyRequestOf, POLICY_OPTIONS, revalidatedPolicy, REVALIDATION_KEEP_MS, type PolicyRequest,
+} from '../../../src/http/storable.js';
 
 const NOW = Date.UTC(2024, 0, 10, 12, 0, 0);
 const DATE = new Date(NOW).toUTCString();
@@ -144,4 +146,39 @@ t.test('storable - a 304 replaces stored fields and adds new ones, never the bod
   t.equal(r.policy.storable(), true);
   const changed = revalidatedPolicy(stored, req, { status: 200, headers: { etag: '"w"' } });
   t.equal(changed.modified, true, 'a 200 is a new response');
+});
+
+t.test('storable - a 304 never adds Set-Cookie to the stored response (§3.2)', async (t) => {
+  const req: PolicyRequest = { method: 'GET', url: '/x', headers: {} };
+  const stored = new CachePolicy(req, { status: 200, headers: { etag: '"v"', 'cache-control': 'max-age=0', date: new Date().toUTCString() } }, POLICY_OPTIONS);
+  const r = revalidatedPolicy(stored, req, {
+    status: 304,
+    headers: { etag: '"v"', 'cache-control': 'max-age=60', 'set-cookie': 'sid=1' } as Record<string, string>,
+  });
+  const h = r.policy.responseHeaders();
+  t.equal(h['set-cookie'], undefined, 'not added');
+  t.equal(h['cache-control'], 'max-age=60', 'the other fields still update it');
+  t.equal(JSON.stringify(r.policy.toObject()).includes('sid=1'), false);
+});
+
+t.test('storable - a 304 updates a stored response only when its validator matches (§4.3.4)', async (t) => {
+  const both = { etag: '"a"', lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT' };
+  const upd = (headers: Record<string, string>) => ({ status: 304, headers });
+  t.ok(isUpdateFor(both, upd({ etag: '"a"' })), 'the same strong ETag');
+  t.notOk(isUpdateFor(both, upd({ etag: '"b"' })), 'another strong ETag');
+  t.notOk(isUpdateFor({ etag: 'W/"a"', lastModified: undefined }, upd({ etag: '"a"' })), 'a strong ETag never matches a weak one');
+  t.ok(isUpdateFor({ etag: '"a"', lastModified: undefined }, upd({ etag: 'W/"a"' })), 'a weak ETag matches weakly');
+  t.notOk(isUpdateFor({ etag: undefined, lastModified: both.lastModified }, upd({ etag: '"a"' })), 'an ETag where none is stored');
+  t.ok(isUpdateFor(both, upd({ 'last-modified': both.lastModified })), 'no ETag: Last-Modified decides');
+  t.notOk(isUpdateFor(both, upd({ 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT' })));
+  t.notOk(isUpdateFor(both, upd({})), 'no validator: not for a stored response that has one');
+  t.ok(isUpdateFor({ etag: undefined, lastModified: undefined }, upd({})), 'no validator on either side: the one stored response');
+});
+
+t.test('storable - the policy request holds the secondary key and nothing else', async (t) => {
+  const r = policyRequestOf('/p', ['accept-language', 'cookie', 'x-forwarded-host'], ['de', 'hmac:abc', '']);
+  t.same(r, { method: 'GET', url: '/p', headers: { 'accept-language': 'de', cookie: 'hmac:abc' } });
+  const policy = new CachePolicy(r, { status: 200, headers: { vary: 'Accept-Language, Cookie', 'cache-control': 'max-age=60' } }, POLICY_OPTIONS);
+  t.same(policy.toObject().reqh, { 'accept-language': 'de', cookie: 'hmac:abc' });
+  t.equal(policy.storable(), true);
 });

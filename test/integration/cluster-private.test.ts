@@ -1,0 +1,59 @@
+// Nothing private leaves in the log (DESIGN invariant 9): a fill published for a Vary
+// response carries no client credential and no peer signature, read back from a real NATS.
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { signRequest } from '../../src/cluster/peer-auth.js';
+import { logNames } from '../../src/log/subjects.js';
+import { CLUSTER_SECRET, startCluster } from '../helpers/cluster.js';
+import { startNats } from '../helpers/nats-server.js';
+import { startOrigin } from '../helpers/origin.js';
+import { httpCall } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/sidecar.js';
+
+const nats = await startNats({ nodes: 1 });
+t.teardown(() => nats.stop());
+const origin = await startOrigin({
+  '/private/*': (req, res, n) => {
+    res.writeHead(200, { vary: 'Cookie, X-Api-Key, Accept-Language', 'cache-control': 'public, max-age=60' });
+    res.end(`${req.url} #${n}`);
+  },
+});
+t.teardown(() => origin.close());
+
+t.test('fills - a Vary response\'s fill holds no cookie, API key or peer signature', async (t) => {
+  const { cluster, sidecars } = await startCluster(1, { natsUrls: nats.urls, upstream: origin.url });
+  t.teardown(() => Promise.all(sidecars.map((s) => s.stop())));
+  const sc = sidecars[0]!;
+  const client = { cookie: 'sid=COOKIE-SECRET-1', 'x-api-key': 'APIKEY-SECRET-2', 'accept-language': 'de' };
+  const direct = await httpCall(`${sc.url}/private/direct`, { headers: client });
+  t.equal(direct.status, 200);
+  // A request a peer forwarded (the only member owns every key, so it stores and publishes).
+  const signed = signRequest(CLUSTER_SECRET, { cluster, from: 'member-elsewhere', epoch: 1 }, 'GET', '/private/forwarded');
+  const forwarded = await httpCall(`${sc.peerUrl}/private/forwarded`, { headers: { ...client, ...signed } });
+  t.equal(forwarded.status, 200);
+
+  const nc = await connect({ servers: [...nats.urls] });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  const stream = logNames(cluster).fillsStream;
+  await waitFor(async () => (await jsm.streams.info(stream)).state.messages >= 2, 10_000, 'both fills in FILLS');
+  const { first_seq: first, last_seq: last } = (await jsm.streams.info(stream)).state;
+  const payloads: string[] = [];
+  for (let seq = first; seq <= last; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (m !== null) payloads.push(Buffer.from(m.data).toString('latin1'));
+  }
+  t.equal(payloads.length, 2);
+  for (const p of payloads) {
+    for (const secret of ['COOKIE-SECRET-1', 'APIKEY-SECRET-2', signed['x-sidecache-signature']!, signed['x-sidecache-nonce']!, 'member-elsewhere', 'x-sidecache']) {
+      t.equal(p.includes(secret), false, `no ${secret} in a fill`);
+    }
+    t.equal(p.includes('"de"'), true, 'the Accept-Language variant is published as sent');
+  }
+  // The keyed values still select the variant: the same client hits, another cookie misses.
+  const again = await httpCall(`${sc.url}/private/direct`, { headers: client });
+  t.match(String(again.headers['cache-status']), /hit/);
+  const other = await httpCall(`${sc.url}/private/direct`, { headers: { ...client, cookie: 'sid=another' } });
+  t.equal(other.body.toString(), '/private/direct #2', 'another cookie is another variant');
+});
