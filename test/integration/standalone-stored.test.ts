@@ -3,8 +3,8 @@
 // not match (§4.3.4), and the forwarded host and scheme an origin may reflect.
 import t from 'tap';
 import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { httpCall } from '../helpers/raw-http.js';
-import { startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { httpCall, RawSocket } from '../helpers/raw-http.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
 
 let origin: TestOrigin;
 let sc: SidecarProcess;
@@ -51,6 +51,42 @@ t.test('set-cookie on a 304 - the client that caused it gets its cookie, the sto
   const d = await call('/stored/cookie-304');
   t.equal(d.headers['set-cookie'], undefined, 'nor does a later client without one');
   t.equal(origin.count('/stored/cookie-304'), 2);
+});
+
+t.test('set-cookie on a 304 - a collapsed waiter gets the refreshed entry without the cookie', async (t) => {
+  let release: (() => void) | undefined;
+  origin.route('/stored/cookie-collapse', (req, res, n) => {
+    if (req.headers['if-none-match'] === '"k1"') {
+      release = () => {
+        res.writeHead(304, { etag: '"k1"', 'cache-control': 'public, max-age=60', 'set-cookie': 'sid=leader-only' });
+        res.end();
+      };
+      return;
+    }
+    res.writeHead(200, { etag: '"k1"', 'cache-control': 'public, max-age=0' });
+    res.end(`collapse body #${n}`);
+  });
+  // The probe is pipelined behind the waiter: node:http hands the sidecar the waiter's request
+  // first, so when the probe reaches the origin the waiter has joined the leader's flight.
+  origin.route('/stored/probe', (_req, res) => {
+    release!();
+    res.writeHead(200, { 'cache-control': 'no-store', 'content-length': '5' });
+    res.end('probe');
+  });
+  t.equal((await call('/stored/cookie-collapse')).text, 'collapse body #1');
+  const leader = call('/stored/cookie-collapse');
+  await waitFor(() => release !== undefined, 5_000, 'the leader revalidating');
+  const sock = await RawSocket.open(Number(new URL(sc.url).port));
+  t.teardown(() => sock.close());
+  sock.write('GET /stored/cookie-collapse HTTP/1.1\r\nHost: app\r\n\r\nGET /stored/probe HTTP/1.1\r\nHost: app\r\n\r\n');
+  const waiter = await sock.readResponse();
+  t.match(waiter.headers['cache-status'], /collapsed/, 'the waiter joined the revalidation');
+  t.equal(waiter.body.toString(), 'collapse body #1');
+  t.equal(waiter.headers['set-cookie'], undefined, 'the waiter gets no cookie');
+  t.equal((await sock.readResponse()).body.toString(), 'probe');
+  const l = await leader;
+  t.same(l.headers['set-cookie'], ['sid=leader-only'], 'the leader gets its cookie');
+  t.equal((await call('/stored/cookie-collapse')).headers['set-cookie'], undefined, 'a later client none');
 });
 
 t.test('vary - a field listed in Connection (not sent upstream) keys the variant as absent', async (t) => {
