@@ -97,10 +97,14 @@ function opaque(etag: string): string {
 /**
  * RFC 9111 §4.3.4: is a 304 an update for the stored response with these validators? A strong
  * ETag must equal the stored one (strong comparison); a weak one match it weakly; without an
- * ETag, a Last-Modified must equal the stored one; with no validator at all, only a stored
- * response without validators is selected. Otherwise the 304 speaks of another representation.
+ * ETag, a Last-Modified must equal the stored one. Any other validator speaks of another
+ * representation. A 304 with no validator at all is an update when it answered the validators
+ * of this very response (`asked`; RFC 9110 §15.4.5 lets a server leave Last-Modified out, and
+ * we revalidate one stored response at a time), or when the stored response has none either.
  */
-export function isUpdateFor(stored: { readonly etag: string | undefined; readonly lastModified: string | undefined }, res: PolicyResponse): boolean {
+export function isUpdateFor(
+  stored: { readonly etag: string | undefined; readonly lastModified: string | undefined }, res: PolicyResponse, asked: boolean,
+): boolean {
   const etag = res.headers.etag;
   if (typeof etag === 'string' && etag.trim() !== '') {
     if (stored.etag === undefined) return false;
@@ -109,7 +113,7 @@ export function isUpdateFor(stored: { readonly etag: string | undefined; readonl
   }
   const lm = res.headers['last-modified'];
   if (typeof lm === 'string' && lm.trim() !== '') return stored.lastModified !== undefined && stored.lastModified.trim() === lm.trim();
-  return stored.etag === undefined && stored.lastModified === undefined;
+  return asked || (stored.etag === undefined && stored.lastModified === undefined);
 }
 
 /**

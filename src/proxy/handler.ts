@@ -499,7 +499,7 @@ export class ProxyHandler {
     const now = Date.now();
     if (stale !== undefined && status === 304) {
       const update = { status: 304, headers: headers as Record<string, string> };
-      if (isUpdateFor(stale, update)) {
+      if (isUpdateFor(stale, update, f.conditional)) {
         body.resume();
         const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues);
         const { policy } = revalidatedPolicy(stale.policy, preq, update);

@@ -164,15 +164,16 @@ t.test('storable - a 304 never adds Set-Cookie to the stored response (§3.2)', 
 t.test('storable - a 304 updates a stored response only when its validator matches (§4.3.4)', async (t) => {
   const both = { etag: '"a"', lastModified: 'Mon, 01 Jan 2024 00:00:00 GMT' };
   const upd = (headers: Record<string, string>) => ({ status: 304, headers });
-  t.ok(isUpdateFor(both, upd({ etag: '"a"' })), 'the same strong ETag');
-  t.notOk(isUpdateFor(both, upd({ etag: '"b"' })), 'another strong ETag');
-  t.notOk(isUpdateFor({ etag: 'W/"a"', lastModified: undefined }, upd({ etag: '"a"' })), 'a strong ETag never matches a weak one');
-  t.ok(isUpdateFor({ etag: '"a"', lastModified: undefined }, upd({ etag: 'W/"a"' })), 'a weak ETag matches weakly');
-  t.notOk(isUpdateFor({ etag: undefined, lastModified: both.lastModified }, upd({ etag: '"a"' })), 'an ETag where none is stored');
-  t.ok(isUpdateFor(both, upd({ 'last-modified': both.lastModified })), 'no ETag: Last-Modified decides');
-  t.notOk(isUpdateFor(both, upd({ 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT' })));
-  t.notOk(isUpdateFor(both, upd({})), 'no validator: not for a stored response that has one');
-  t.ok(isUpdateFor({ etag: undefined, lastModified: undefined }, upd({})), 'no validator on either side: the one stored response');
+  t.ok(isUpdateFor(both, upd({ etag: '"a"' }), true), 'the same strong ETag');
+  t.notOk(isUpdateFor(both, upd({ etag: '"b"' }), true), 'another strong ETag');
+  t.notOk(isUpdateFor({ etag: 'W/"a"', lastModified: undefined }, upd({ etag: '"a"' }), true), 'a strong ETag never matches a weak one');
+  t.ok(isUpdateFor({ etag: '"a"', lastModified: undefined }, upd({ etag: 'W/"a"' }), true), 'a weak ETag matches weakly');
+  t.notOk(isUpdateFor({ etag: undefined, lastModified: both.lastModified }, upd({ etag: '"a"' }), true), 'an ETag where none is stored');
+  t.ok(isUpdateFor(both, upd({ 'last-modified': both.lastModified }), true), 'no ETag: Last-Modified decides');
+  t.notOk(isUpdateFor(both, upd({ 'last-modified': 'Tue, 02 Jan 2024 00:00:00 GMT' }), true));
+  t.ok(isUpdateFor({ etag: undefined, lastModified: both.lastModified }, upd({}), true), 'no validator: the answer to the validators we sent');
+  t.notOk(isUpdateFor(both, upd({}), false), 'no validator, none asked: not for a stored response that has one');
+  t.ok(isUpdateFor({ etag: undefined, lastModified: undefined }, upd({}), false), 'no validator on either side: the one stored response');
 });
 
 t.test('storable - the policy request holds the secondary key and nothing else', async (t) => {
