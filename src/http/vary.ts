@@ -54,6 +54,11 @@ export function secondaryKeySecret(clusterSecret: string | undefined): Buffer {
 /** Computes and matches secondary keys; credentials as HMAC-SHA256 under `secret`. */
 export class SecondaryKey {
   readonly #secret: Buffer;
+  /** The last hash made: a lookup compares one request's credential with every variant of a
+   *  key, and hashes it once. */
+  #lastName = '';
+  #lastValue = '';
+  #lastHash = '';
 
   constructor(secret: Buffer) {
     this.#secret = secret;
@@ -63,7 +68,12 @@ export class SecondaryKey {
   #value(name: string, v: string | string[] | undefined): string {
     const norm = normalise(v);
     if (norm === '' || !isCredentialField(name)) return norm;
-    return `hmac:${createHmac('sha256', this.#secret).update(name).update('\n').update(norm).digest('base64url')}`;
+    if (name === this.#lastName && norm === this.#lastValue) return this.#lastHash;
+    const hash = `hmac:${createHmac('sha256', this.#secret).update(name).update('\n').update(norm).digest('base64url')}`;
+    this.#lastName = name;
+    this.#lastValue = norm;
+    this.#lastHash = hash;
+    return hash;
   }
 
   values<A>(names: readonly string[], view: FieldView<A>, arg: A): string[] {
