@@ -5,7 +5,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { signRequest } from '../../src/cluster/peer-auth.js';
 import { logNames } from '../../src/log/subjects.js';
-import { CLUSTER_SECRET, startCluster } from '../helpers/cluster.js';
+import { CLUSTER_SECRET, clusterInfo, startCluster } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
 import { httpCall } from '../helpers/raw-http.js';
@@ -56,4 +56,24 @@ t.test('fills - a Vary response\'s fill holds no cookie, API key or peer signatu
   t.match(String(again.headers['cache-status']), /hit/);
   const other = await httpCall(`${sc.url}/private/direct`, { headers: { ...client, cookie: 'sid=another' } });
   t.equal(other.body.toString(), '/private/direct #2', 'another cookie is another variant');
+});
+
+t.test('fills - a replica matches the keyed credential of a Vary: Cookie entry', async (t) => {
+  const { sidecars } = await startCluster(2, { natsUrls: nats.urls, upstream: origin.url });
+  t.teardown(() => Promise.all(sidecars.map((s) => s.stop())));
+  const [a, b] = sidecars as [typeof sidecars[0], typeof sidecars[0]];
+  const client = { cookie: 'sid=REPLICA-COOKIE', 'accept-language': 'fr' };
+  const paths = Array.from({ length: 8 }, (_, i) => `/private/replica-${i}`);
+  for (const p of paths) t.equal((await httpCall(`${a.url}${p}`, { headers: client })).status, 200);
+  // With two members both own every partition: B holds each entry, as the primary A forwarded
+  // to, or as the replica of A's fill.
+  await waitFor(async () => (await clusterInfo(b)).entries >= paths.length, 10_000, 'B to hold every entry');
+  const before = origin.count();
+  for (const p of paths) {
+    const r = await httpCall(`${b.url}${p}`, { headers: client });
+    t.match(String(r.headers['cache-status']), /^sidecache; hit/, `${p}: the same cookie is a hit at B`);
+    const other = await httpCall(`${b.url}${p}`, { headers: { ...client, cookie: 'sid=someone-else' } });
+    t.notMatch(String(other.headers['cache-status']), /^sidecache; hit/, `${p}: another cookie is not`);
+  }
+  t.equal(origin.count() - before, paths.length, 'only the other cookie\'s requests reached the origin');
 });
