@@ -122,4 +122,24 @@ export const MUTANTS = [
     }],
     tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'INVAL is bounded' }],
   },
+  {
+    name: 'set-cookie-kept-on-304',
+    promise: 'nothing private is shared: a 304 that sets a cookie refreshes the stored entry without it',
+    edits: [{
+      file: 'src/http/storable.ts',
+      find: "const NEVER_STORED: ReadonlySet<string> = new Set(['set-cookie']);",
+      replace: 'const NEVER_STORED: ReadonlySet<string> = new Set<string>();',
+    }],
+    tests: [{ file: 'test/integration/standalone-stored.test.ts', grep: 'set-cookie on a 304' }],
+  },
+  {
+    name: 'request-head-in-fills',
+    promise: 'nothing private is shared: no client credential or peer signature is published in a fill',
+    edits: [{
+      file: 'src/proxy/handler.ts',
+      find: 'new CachePolicy(policyRequestOf(target.path, names, values),',
+      replace: "new CachePolicy({ method: 'GET', url: target.path, headers: req.headers as Record<string, string> },",
+    }],
+    tests: [{ file: 'test/integration/cluster-private.test.ts', grep: 'holds no cookie' }],
+  },
 ];
