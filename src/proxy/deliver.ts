@@ -1,7 +1,7 @@
 // deliver: status, headers, Age, Cache-Status (RFC 9211), body, for every way a response
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ageSec } from '../http/freshness.js';
+import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { parseRange } from '../http/range.js';
 import { EntrySource, type Entry } from '../store/types.js';
 
@@ -117,7 +117,11 @@ export function deliverEntry(
   req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false, extra: readonly string[] = NO_HEADERS,
 ): void {
   const age = String(Math.floor(ageSec(entry.freshness, now)));
-  if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry)) {
+  // A peer's conditional request is its own revalidation: a 304 would refresh its copy as if
+  // the origin had confirmed it. A copy that is stale here (served under stale-if-error or
+  // stale-while-revalidate) goes whole, with its Age, so the peer sees it is stale.
+  if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry) &&
+      !(toPeer && verdictOf(entry.freshness, now) !== Verdict.fresh)) {
     const h: string[] = [];
     for (let i = 0; i < entry.headers.length; i += 2) {
       if (NOT_MODIFIED_KEEP.has(entry.headers[i]!)) h.push(entry.headers[i]!, entry.headers[i + 1]!);

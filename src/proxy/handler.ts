@@ -624,8 +624,15 @@ export class ProxyHandler {
     setOutcome: (o: CacheOutcome) => void,
   ): void {
     flight.whenHead((head) => {
-      if (flight.entry !== undefined) {
-        deliverEntry(req, res, flight.entry, Date.now(), flight.entryStatus!, ctx.fromPeer);
+      const settled = flight.entry;
+      if (settled !== undefined) {
+        // A revalidation settles the variant it was started for; the flight is keyed by the
+        // primary key only, so a waiter for another variant fetches its own.
+        if (settled.varyNames === null || this.#secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {
+          deliverEntry(req, res, settled, Date.now(), flight.entryStatus!, ctx.fromPeer);
+        } else {
+          this.#startFlight(req, res, target, key, stale, ctx, setOutcome, false);
+        }
         return;
       }
       if (head === undefined) {
