@@ -209,7 +209,8 @@ export class Sidecar {
       invalidation: (seq, inval) => {
         applyInvalidation(this.cache, this.handler.flights, this.metrics, seq, inval, this.node === undefined ? undefined : (e) => this.node!.onRemoved(e));
       },
-      fill: (record, seq) => { this.node?.onFill(record, seq); },
+      fill: (record, seq, replay) => { this.node?.onFill(record, seq, replay); },
+      horizon: (seq) => this.cache.raiseHistoryFloor(seq),
       gap: (reason, from, to) => applyGap(this.cache, this.handler.flights, this.metrics, this.logger, reason, from, to),
       view: (view) => this.node?.onView(view),
       attached: (on) => {

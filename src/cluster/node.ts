@@ -158,7 +158,10 @@ export class ClusterNode implements Router {
   }
 
   /** An invalidation removed an entry here: the primary also removes it from the compacted
-   *  FILLS log (a tombstone), so a sidecar replaying later does not bring it back. */
+   *  FILLS log (a tombstone). Only to keep FILLS small: correctness does not rest on it, since
+   *  every member applies INVAL itself and a replaying member checks each fill against the
+   *  retained invalidations (refusing fills fenced before them), so a lost or unsent
+   *  tombstone costs a refused replay, never a stale read. */
   onRemoved(entry: Entry): void {
     const p = partitionOf(entry.key, this.#partitions);
     if (this.#table.owners[p]?.[0] !== this.#self) return;
@@ -236,9 +239,15 @@ export class ClusterNode implements Router {
 
   // ---- lifecycle -------------------------------------------------------------------------
 
-  /** Join: register warming, replay what we will own, then become active (handoff before cutover). */
+  /** Join: register warming, apply the retained invalidations, replay what we will own, then
+   *  become active (handoff before cutover). Fills are replayed only once every invalidation
+   *  the log held at that moment is applied: each is then checked against all of them as it
+   *  is stored, so none that a retained invalidation removed is ever stored, let alone served.
+   *  Invalidations after that point remove replayed entries as they are applied. */
   async join(): Promise<void> {
     await this.#d.log.setState('warming');
+    const caughtUp = await this.#d.log.catchUp();
+    this.#d.logger.info({ seq: caughtUp }, 'retained invalidations applied');
     const view = this.#d.log.view;
     const future = this.#d.picker.place(placedMembers(view, this.#self), view.epoch);
     const gaining = ownedPartitions(future, this.#self);

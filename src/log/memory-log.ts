@@ -15,6 +15,7 @@ export class MemoryLog implements ClusterLog {
 
   async start(handlers: LogHandlers): Promise<void> {
     this.#handlers = handlers;
+    handlers.horizon(this.#seq);
     handlers.view(this.#view);
     handlers.attached(true);
   }
@@ -31,6 +32,10 @@ export class MemoryLog implements ClusterLog {
     const seq = ++this.#seq;
     this.#handlers?.invalidation(seq, inval);
     return Promise.resolve(seq);
+  }
+
+  catchUp(): Promise<number> {
+    return Promise.resolve(this.#seq);
   }
 
   waitApplied(): Promise<PurgeAcks> {

@@ -230,6 +230,8 @@ export class NatsLog implements ClusterLog {
   /** Nats-Msg-Id of the message at appliedSeq, to recognise the stream (#isSameStream). */
   #appliedMsgId: string | undefined;
   #invalOps: Promise<void> = Promise.resolve();
+  /** Resets of the INVAL stream seen (seqs restarted): a catchUp target of the old numbering is void. */
+  #resets = 0;
   #ackScheduled = false;
   /** Member id -> latest applied seq it reported (ack or heartbeat). */
   readonly #acks = new Map<string, Applied>();
@@ -296,6 +298,12 @@ export class NatsLog implements ClusterLog {
 
   get view(): View {
     return this.#view;
+  }
+
+  /** Member ids this log holds state for (acks, heartbeats seen): bounded by the view and the
+   *  members heartbeating now, however many have come and gone. */
+  get trackedMembers(): number {
+    return new Set([...this.#acks.keys(), ...this.#lastSeen.keys(), ...this.#hbKeyToId.values()]).size;
   }
 
   /** Live counters; read them, do not write them. */
@@ -597,6 +605,8 @@ export class NatsLog implements ClusterLog {
       // A new sidecar holds nothing an older invalidation could concern, except the fills
       // it is about to replay: with replayRetainedInvalidations it reads the history too.
       this.#appliedSeq = this.#opts.replayRetainedInvalidations ? Math.max(0, state.first_seq - 1) : state.last_seq;
+      // Invalidations at or below it are not ours to know: fills fenced before it are unprovable.
+      this.#handlers!.horizon(this.#appliedSeq);
     } else {
       this.#appliedSeq = initial;
       this.#checkGapWith(info, true, 'start');
@@ -733,6 +743,7 @@ export class NatsLog implements ClusterLog {
       this.#incarnation = incarnation;
       // Applied seqs of the old stream mean nothing in the new one.
       this.#acks.clear();
+      this.#resets++;
       this.#gap(
         `INVAL stream ${this.#names.invalStream} was reset (incarnation ${incarnation || '?'}, was ${old || '?'}; ` +
           `last seq ${lastSeq}, we had applied ${this.#appliedSeq}) [${when}]`,
@@ -845,8 +856,40 @@ export class NatsLog implements ClusterLog {
     try {
       await this.#jsm!.streams.purge(this.#names.fillsStream);
     } catch (err) {
-      this.#log.warn({ err: describeError(err) }, 'purge-all: could not empty the FILLS stream; replays rely on fences');
+      // Replays refuse those fills anyway (their fences are below the ban, or below the
+      // retained log once the ban has aged out); emptying FILLS keeps them from being
+      // replayed and refused by every joiner until FILLS' max_age. A later purge also takes
+      // fills stored after the ban: those replicas miss once.
+      this.#log.warn({ err: describeError(err) }, 'purge-all: could not empty the FILLS stream; retrying');
+      this.#retryLater(async () => {
+        await this.#jsm!.streams.purge(this.#names.fillsStream);
+        this.#log.info('purge-all: FILLS stream emptied after a retry');
+      }, 'empty FILLS after a purge-all');
     }
+  }
+
+  async catchUp(): Promise<number> {
+    if (!this.#running || this.#closing) throw logError('catchUp: the NATS log is not running');
+    const info = await this.#retrying(`read the state of ${this.#names.invalStream}`, () =>
+      this.#jsm!.streams.info(this.#names.invalStream),
+    );
+    const target = info.state.last_seq;
+    const resets = this.#resets;
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      const waiter: Waiter = {
+        seq: target,
+        settle: (final) => {
+          if (!final && this.#appliedSeq < target && this.#resets === resets) return;
+          this.#waiters.delete(waiter);
+          resolve();
+        },
+      };
+      this.#waiters.add(waiter);
+      waiter.settle(this.#closing);
+    });
+    this.#log.info({ target, appliedSeq: this.#appliedSeq, ms: Date.now() - started }, 'caught up with the retained invalidations');
+    return target;
   }
 
   // ---- acks and waitApplied -------------------------------------------------------------
@@ -992,7 +1035,7 @@ export class NatsLog implements ClusterLog {
       return false;
     }
     try {
-      this.#handlers!.fill(record, m.seq);
+      this.#handlers!.fill(record, m.seq, partitions !== undefined);
     } catch (err) {
       this.#log.error({ err, seq: m.seq }, 'fill handler threw');
       return false;
@@ -1187,6 +1230,11 @@ export class NatsLog implements ClusterLog {
       if (!this.#inViewSince.has(m.id)) this.#inViewSince.set(m.id, now);
     }
     for (const id of [...this.#inViewSince.keys()]) if (!ids.has(id)) this.#inViewSince.delete(id);
+    // What we track per member ends with its membership, or members churning grow it forever.
+    // A member not yet registered is forgotten too: its next heartbeat or ack brings it back.
+    for (const id of [...this.#acks.keys()]) if (!ids.has(id)) this.#acks.delete(id);
+    for (const id of [...this.#lastSeen.keys()]) if (!ids.has(id)) this.#lastSeen.delete(id);
+    for (const [key, id] of [...this.#hbKeyToId]) if (!ids.has(id)) this.#hbKeyToId.delete(key);
     this.#view = view;
     this.#log.info({ epoch: view.epoch, members: view.members.map((m) => `${m.id}:${m.state}`) }, 'new view');
     try {

@@ -58,8 +58,13 @@ export interface LogHandlers {
    *  sidecar's own invalidations. */
   invalidation(seq: number, inval: Invalidation): void;
   /** A fill (or tombstone) from FILLS. May arrive more than once and in any order
-   *  relative to INVAL; the cache applies it idempotently. `seq` is the FILLS seq. */
-  fill(record: FillRecord, seq: number): void;
+   *  relative to INVAL; the cache applies it idempotently. `seq` is the FILLS seq; `replay`:
+   *  it comes from replayFills (handoff), not from the live consumer. */
+  fill(record: FillRecord, seq: number, replay: boolean): void;
+  /** Called once at start, before any invalidation: the log delivers the invalidations after
+   *  `seq` and no earlier ones, so a fill whose fence is below `seq` cannot be checked against
+   *  what it missed and must not be trusted (DESIGN invariant 2). */
+  horizon(seq: number): void;
   /** The INVAL messages after appliedSeq are no longer in the stream (or the stream was
    *  reset): the cache must flush what it cannot prove fresh. `appliedSeq` then jumps to
    *  toSeq; after a stream reset the numbering restarts, so toSeq < fromSeq and later
@@ -81,6 +86,10 @@ export interface ClusterLog {
   /** Append an invalidation; resolves with its seq once the log stored it. Rejects with
    *  SC_ERR_LOG when the log is unreachable. */
   invalidate(inval: Invalidation): Promise<number>;
+  /** Reads the log's last INVAL seq and resolves with it once this sidecar has applied it
+   *  (or a reset of the log made it meaningless). A joining member awaits it before it
+   *  replays and serves fills: they are checked against every retained invalidation. */
+  catchUp(): Promise<number>;
   /** Resolves once every active or warming member (and this sidecar) has applied `seq`,
    *  or when timeoutMs passes. */
   waitApplied(seq: number, timeoutMs: number): Promise<PurgeAcks>;

@@ -106,6 +106,12 @@ export class Cache {
     return this.#history.forgotten + this.#softHistory.forgotten;
   }
 
+  /** Fences below `seq` cannot be checked: the invalidations up to it are unknown here (the log
+   *  starts after them). Fills fenced before it are refused (DESIGN invariant 2). */
+  raiseHistoryFloor(seq: number): void {
+    this.#history.raiseFloor(seq);
+  }
+
   #record(seq: number, inval: Invalidation): void {
     const h = inval.soft === true ? this.#softHistory : this.#history;
     switch (inval.kind) {

@@ -113,6 +113,12 @@ export class InvalHistory {
     return false;
   }
 
+  /** Invalidations up to `floor` are unknown here (the log began after them): fences below it
+   *  cannot be proven clean. Never lowers the floor. */
+  raiseFloor(floor: number): void {
+    if (floor > this.#floor) this.#floor = floor;
+  }
+
   /** Forgets everything; fences below `floor` cannot be proven clean. */
   clear(floor: number): void {
     this.#urls.clear();

@@ -74,6 +74,7 @@ async function startMember(
   const handlers: LogHandlers = {
     invalidation: (seq, inval) => events.push({ type: 'inval', seq, inval }),
     fill: (record, seq) => fills.push({ record, seq }),
+    horizon: () => undefined,
     gap: (reason, from, to) => events.push({ type: 'gap', reason, from, to }),
     view: (view) => views.push(view),
     attached: (attached) => events.push({ type: 'attached', attached }),
