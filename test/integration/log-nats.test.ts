@@ -390,6 +390,28 @@ t.test('view - join, state change, heartbeat expiry agreed by the survivors, lea
   t.equal(new Set(epochs).size, epochs.length, 'each epoch once');
 });
 
+t.test('view - what a member keeps about its peers ends when they leave the view (left or crashed)', async (t) => {
+  const cluster = uniqueCluster();
+  const fast = { heartbeatIntervalMs: 200, heartbeatTtlMs: 1_500 };
+  const a = await startMember(t, cluster, 'A', fast);
+  await a.log.setState('active');
+  for (let round = 0; round < 2; round++) {
+    const leaving = await startMember(t, cluster, `L${round}`, fast);
+    const crashing = await startMember(t, cluster, `C${round}`, fast);
+    await Promise.all([leaving.log.setState('active'), crashing.log.setState('active')]);
+    await waitFor(`A sees round ${round}'s members`, () => a.log.view.members.length === 3);
+    // Acks too: a purge acknowledged by both.
+    const seq = await a.log.invalidate({ kind: 'url', keys: [`http://h/${round}`] });
+    t.same((await a.log.waitApplied(seq, 5_000)).missing, [], `round ${round}: acknowledged by all`);
+    t.equal(a.log.trackedMembers, 3, `round ${round}: A tracks itself and the two members`);
+    await leaving.log.leave();
+    await leaving.log.close();
+    await crashing.log.close();
+    await waitFor(`A drops round ${round}'s members`, () => ids(a.log.view).join() === 'A', 10_000);
+  }
+  t.equal(a.log.trackedMembers, 1, 'A tracks only itself after four members came and went');
+});
+
 t.test('view - concurrent joins: equal epochs hold equal member lists everywhere', async (t) => {
   // nats-server 2.9 lets two concurrent compare-and-set writes with the same revision both
   // succeed on R3 (nats-server#4320); the log must still agree on one view per epoch.
