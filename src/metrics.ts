@@ -181,6 +181,8 @@ export class Metrics {
     fills: () => { published: number; dropped: number };
     /** The invalidation history: its bytes and the records it forgot to stay within them. */
     history?: () => { bytes: number; forgotten: number };
+    /** Write invalidations waiting for the log (log/write-queue.ts). */
+    writesPending?: () => number;
   }, options: { gcDurations?: boolean } = {}) {
     const r = this.registry;
     registerProcessMetrics(r, options.gcDurations ?? false);
@@ -203,7 +205,7 @@ export class Metrics {
     this.replicaFillsApplied = counter('sidecache_replica_fills_applied_total', 'Fills from the log stored as replica entries');
     this.handoffKeysReplayed = counter('sidecache_handoff_keys_replayed_total', 'Fills replayed from the log for gained partitions');
     this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused, by reason: missing, wrong-cluster, stale, bad-signature, replay', ['reason']);
-    this.writeInvalidationsCoalesced = counter('sidecache_write_invalidations_coalesced_total', 'Writes whose invalidation was coalesced into a soft one of their parent path or host (over SIDECACHE_WRITE_INVAL_RATE)');
+    this.writeInvalidationsCoalesced = counter('sidecache_write_invalidations_coalesced_total', 'Writes whose invalidation was coalesced into a soft one of their parent path or host (over SIDECACHE_WRITE_INVAL_RATE), or of their host while waiting for the log past the queue bound');
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
     gauge('sidecache_cache_bytes', 'Bytes held by the owned store', sources.bytes);
@@ -227,5 +229,6 @@ export class Metrics {
         this.inc(history().forgotten);
       },
     });
+    gauge('sidecache_write_invalidations_pending', 'Write invalidations waiting for the log to take them', () => sources.writesPending?.() ?? 0);
   }
 }

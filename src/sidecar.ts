@@ -7,6 +7,7 @@ import { AdminServer } from './admin/server.js';
 import type { Config, Listen } from './config.js';
 import { applyGap, applyInvalidation } from './log/apply.js';
 import { MemoryLog } from './log/memory-log.js';
+import { WriteQueue } from './log/write-queue.js';
 import { NatsLog } from './log/nats-log.js';
 import { ClusterNode } from './cluster/node.js';
 import { PeerVerifier } from './cluster/peer-auth.js';
@@ -64,6 +65,7 @@ export class Sidecar {
   readonly admin: AdminServer;
   readonly node: ClusterNode | undefined;
   readonly peerServer: Server | undefined;
+  readonly writeQueue: WriteQueue;
   #ready = false;
   #detachedSince: number | undefined;
   readonly #sockets = new Set<Socket>();
@@ -112,6 +114,7 @@ export class Sidecar {
         ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped }
         : { published: 0, dropped: 0 }),
       history: () => ({ bytes: this.cache.historyBytes, forgotten: this.cache.historyForgotten }),
+      writesPending: () => this.writeQueue.pending,
     }, { gcDurations: this.config.gcMetrics });
     if (this.log instanceof NatsLog) {
       const peers = new PeerClient({
@@ -128,6 +131,11 @@ export class Sidecar {
         picker: new HashRingPicker(config.partitions, config.replicas),
       });
     }
+    this.writeQueue = new WriteQueue({
+      log: this.log,
+      logger,
+      onCoalesced: (n) => this.metrics.writeInvalidationsCoalesced.inc(n),
+    });
     this.origin = new OriginClient(config);
     const node = this.node;
     this.handler = new ProxyHandler({
@@ -138,6 +146,7 @@ export class Sidecar {
       router: node ?? NoPeers,
       metrics: this.metrics,
       logger,
+      writeQueue: this.writeQueue,
       ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
       // Detached from NATS for too long, or dropped from the view or about to be (see
       // NatsLog.mustRevalidate): purges may have gone by without us, so every entry is
@@ -214,8 +223,12 @@ export class Sidecar {
       gap: (reason, from, to) => applyGap(this.cache, this.handler.flights, this.metrics, this.logger, reason, from, to),
       view: (view) => this.node?.onView(view),
       attached: (on) => {
-        if (on) this.#detachedSince = undefined;
-        else this.#detachedSince ??= Date.now();
+        if (on) {
+          this.#detachedSince = undefined;
+          this.writeQueue.flush();
+        } else {
+          this.#detachedSince ??= Date.now();
+        }
       },
     };
   }
@@ -260,6 +273,7 @@ export class Sidecar {
     }
     await new Promise<void>((resolve) => this.admin.server.close(() => resolve()));
     this.admin.server.closeAllConnections();
+    this.writeQueue.close();
     await this.log.close();
     await this.origin.close();
   }

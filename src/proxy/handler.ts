@@ -11,7 +11,7 @@ import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, upstre
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, policyRequestOf, POLICY_OPTIONS, revalidatedPolicy } from '../http/storable.js';
 import { objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
-import type { ClusterLog } from '../log/types.js';
+import type { ClusterLog, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
@@ -35,6 +35,8 @@ export interface Services {
   readonly onStored?: (entry: Entry) => void;
   /** True while the sidecar may not trust its cache without revalidation (detached too long). */
   readonly mustRevalidateAll?: () => boolean;
+  /** Where write invalidations go: to the log, queued while it cannot take them. */
+  readonly writeQueue: { submit(inval: Invalidation): void };
 }
 
 /** Headers of ours or the client's that must not reach the origin on a cacheable fetch:
@@ -218,11 +220,7 @@ export class ProxyHandler {
       ratePerSec: s.config.writeInvalRate,
       flushIntervalMs: WRITE_FLUSH_INTERVAL_MS,
       maxPrefixes: WRITE_MAX_PREFIXES,
-      publish: (inval) => {
-        s.log.invalidate(inval).catch((err: unknown) => {
-          s.logger.warn({ inval, err: (err as Error).message }, 'invalidation after a write could not reach the log');
-        });
-      },
+      publish: (inval) => s.writeQueue.submit(inval),
       onCoalesced: (n) => s.metrics.writeInvalidationsCoalesced.inc(n),
     });
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];

