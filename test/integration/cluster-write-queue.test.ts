@@ -3,12 +3,13 @@
 // stop serving the written URI; a FILLS purge after a purge-all that fails is tried again.
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
 import { startTcpGate } from '../helpers/tcp-gate.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { logNames } from '../../src/log/subjects.js';
 
 const nats = await startNats({ nodes: 1 });
 t.teardown(() => nats.stop());
@@ -66,4 +67,28 @@ t.test('writes - an invalidation the log could not take is kept and reaches the 
   await waitFor(async () => (await bodyAt(other, '/w/a')) === `/w/a v${version}`, 30_000, 'the other member to drop /w/a');
   t.pass('the write invalidation reached the other member');
   await waitFor(async () => (await metric(writer, 'sidecache_write_invalidations_pending')) === 0, 10_000, 'the queue to empty');
+});
+
+t.test('purge-all - a FILLS purge that fails is tried again until FILLS holds none of the purged fills', async (t) => {
+  const gate = await startTcpGate(natsPort);
+  t.teardown(() => gate.close());
+  const cluster = uniqueCluster('w');
+  const fillsStream = logNames(cluster).fillsStream;
+  const a = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url }, cluster) });
+  t.teardown(() => a.kill());
+  const nc = await connect({ servers: [...nats.urls] });
+  t.teardown(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  t.equal(await bodyAt(a, '/w/p'), `/w/p v${version}`);
+  await waitFor(async () => (await jsm.streams.info(fillsStream)).state.messages === 1, 10_000, 'the fill in FILLS');
+  // The purge of FILLS never reaches the server: its request is lost with the connection.
+  const lost = gate.holdWhenSent(`$JS.API.STREAM.PURGE.${fillsStream}`);
+  const purged = purge(a, { all: true });
+  await lost;
+  gate.cut();
+  gate.release();
+  const r = await purged;
+  t.equal(r.status, 200, 'the purge-all itself was logged and applied');
+  await waitFor(async () => (await jsm.streams.info(fillsStream)).state.messages === 0, 30_000, 'FILLS to be emptied');
+  t.pass('FILLS emptied after the failed purge');
 });
