@@ -133,3 +133,34 @@ t.test('join - a fill that lands in FILLS after a purge-all, with a fence before
   t.ok(metric(await metrics(joined), 'sidecache_fills_rejected_total') >= 1, 'it refused the replayed fill');
   t.equal(await bodyAt(a, '/j/ban'), `/j/ban v${version}`, 'nor does the member that purged');
 });
+
+t.test('join - a tag purge larger than the tombstone bound leaves nothing a joiner would serve', async (t) => {
+  // The primary's tombstones for a purge of 600 entries pass SIDECACHE_FILL_MAX_IN_FLIGHT (256)
+  // and most are dropped: FILLS keeps the purged fills. A joiner applies the tag purge itself
+  // before it replays, so it refuses them: tombstones only keep FILLS small.
+  const cluster = uniqueCluster('j');
+  origin.route('/tagged/*', (req, res) => {
+    res.writeHead(200, { 'cache-control': 'public, max-age=300', 'surrogate-key': 'bulk', 'content-type': 'text/plain' });
+    res.end(`${req.url} v${version}`);
+  });
+  const a = await member(cluster);
+  const paths = Array.from({ length: 600 }, (_, k) => `/tagged/${k}`);
+  for (let i = 0; i < paths.length; i += 16) {
+    await Promise.all(paths.slice(i, i + 16).map(async (p) => t.equal(await bodyAt(a, p), `${p} v${version}`)));
+  }
+  await waitFor(async () => (await fillsHeld(cluster)) === paths.length, 20_000, 'every fill in the log');
+  version++;
+  const r = await purge(a, { tags: ['bulk'] });
+  t.equal(r.status, 200);
+  const dropped = ((await clusterInfo(a)) as unknown as { logStats: { fillsDropped: number } }).logStats.fillsDropped;
+  t.ok(dropped >= 300, `the primary dropped tombstones past the bound (${dropped})`);
+  t.equal(await fillsHeld(cluster), paths.length, 'FILLS still holds a message per key, most of them the purged fills');
+  const joined = await member(cluster);
+  let old = 0;
+  for (let i = 0; i < paths.length; i += 16) {
+    const got = await Promise.all(paths.slice(i, i + 16).map((p) => bodyAt(joined, p)));
+    old += got.filter((b, k) => b !== `${paths[i + k]} v${version}`).length;
+  }
+  t.equal(old, 0, 'the joiner serves none of the purged bodies');
+  t.ok(metric(await metrics(joined), 'sidecache_fills_rejected_total') >= 300, 'it refused the purged fills it replayed');
+});
