@@ -55,6 +55,15 @@ t.test('cache - no resurrection for prefix and tag invalidations', async (t) => 
   t.ok(c.store(entry('http://h/p/x', { fence: 4 })), 'fenced after both');
 });
 
+t.test('cache - a fill fenced before the history horizon is refused: no invalidation left to check it against', async (t) => {
+  const c = newCache();
+  c.raiseHistoryFloor(5);
+  t.notOk(c.store(entry('a', { fence: 4 })), 'invalidations 5 and earlier are unknown here');
+  t.ok(c.store(entry('b', { fence: 5 })), 'every invalidation after its fence is known');
+  c.raiseHistoryFloor(3);
+  t.notOk(c.store(entry('c', { fence: 4 })), 'the horizon never moves back');
+});
+
 t.test('cache - purge-all is a ban by seq', async (t) => {
   const c = newCache();
   c.store(entry('a', { fence: 0 }));
