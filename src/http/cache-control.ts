@@ -4,16 +4,44 @@ export type Directives = ReadonlyMap<string, string>;
 
 const EMPTY: Directives = new Map();
 
+/**
+ * `#cache-directive` (§5.2): `token [ "=" ( token / quoted-string ) ]`. A comma inside a
+ * quoted-string (RFC 9110 §5.6.4) belongs to the value: `no-cache="a, max-age=9"` names
+ * fields, it does not add a max-age. Quoted-pairs are unescaped. A quoted-string left open
+ * runs to the end of the field.
+ */
 export function parseCacheControl(value: string | string[] | undefined): Directives {
   if (value === undefined || value === '') return EMPTY;
   const text = Array.isArray(value) ? value.join(',') : value;
   const out = new Map<string, string>();
-  for (const part of text.split(',')) {
-    const eq = part.indexOf('=');
-    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    while (j < n && text[j] !== ',' && text[j] !== '=') j++;
+    const name = text.slice(i, j).trim().toLowerCase();
+    let v = '';
+    if (j < n && text[j] === '=') {
+      j++;
+      while (j < n && (text[j] === ' ' || text[j] === '\t')) j++;
+      if (j < n && text[j] === '"') {
+        j++;
+        while (j < n && text[j] !== '"') {
+          if (text[j] === '\\' && j + 1 < n) j++;
+          v += text[j];
+          j++;
+        }
+        j++;
+        // Anything between the closing quote and the next comma is not part of the grammar.
+        while (j < n && text[j] !== ',') j++;
+      } else {
+        const start = j;
+        while (j < n && text[j] !== ',') j++;
+        v = text.slice(start, j).trim();
+      }
+    }
+    i = j + 1;
     if (name === '') continue;
-    let v = eq === -1 ? '' : part.slice(eq + 1).trim();
-    if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
     // RFC 9111 §4.2.1: with a duplicated directive, the first wins.
     if (!out.has(name)) out.set(name, v);
   }
