@@ -51,6 +51,10 @@ export function secondaryKeySecret(clusterSecret: string | undefined): Buffer {
   return createHmac('sha256', clusterSecret).update('sidecache secondary key v1').digest();
 }
 
+/** Prefix of the value of a Vary "*": random per process, then a counter. */
+const UNMATCHABLE = `*${randomBytes(9).toString('base64url')}:`;
+let unmatched = 0;
+
 /** Computes and matches secondary keys; credentials as HMAC-SHA256 under `secret`. */
 export class SecondaryKey {
   readonly #secret: Buffer;
@@ -64,8 +68,10 @@ export class SecondaryKey {
     this.#secret = secret;
   }
 
-  /** Absent stays '' (absent never matches present); a credential becomes `hmac:<base64url>`. */
+  /** Absent stays '' (absent never matches present); a credential becomes `hmac:<base64url>`;
+   *  "*" a value no other computation returns, here or on a peer (§4.1: it never matches). */
   #value(name: string, v: string | string[] | undefined): string {
+    if (name === '*') return `${UNMATCHABLE}${(unmatched++).toString(36)}`;
     const norm = normalise(v);
     if (norm === '' || !isCredentialField(name)) return norm;
     if (name === this.#lastName && norm === this.#lastValue) return this.#lastHash;
@@ -82,7 +88,10 @@ export class SecondaryKey {
     return out;
   }
 
+  /** Does a request select the stored response (§4.1)? Never when its Vary lists "*", whatever
+   *  admitted it: a replica, hot copy or flight head is held to the rule too. */
   matches<A>(names: readonly string[], values: readonly string[], view: FieldView<A>, arg: A): boolean {
+    if (names.includes('*')) return false;
     for (let i = 0; i < names.length; i++) {
       if (this.#value(names[i]!, view(arg, names[i]!)) !== values[i]) return false;
     }
