@@ -18,8 +18,10 @@ export function parseRange(header: string, size: number): RangeAnswer {
     return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  // §14.1.1: last-pos below first-pos makes the header invalid, whatever the size: it is
+  // ignored (§14.2), before first-pos is compared with the size.
+  if (m[2] !== '' && Number(m[2]) < start) return { kind: 'full' };
   if (start >= size) return { kind: 'unsatisfiable' };
-  if (end < start) return { kind: 'full' };
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   return { kind: 'partial', start, end };
 }
