@@ -5,12 +5,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { SidecacheError } from '../errors.js';
-import type { ClusterLog, Invalidation } from '../log/types.js';
+import type { ClusterLog } from '../log/types.js';
 import type { Metrics } from '../metrics.js';
-import { canonicalTarget, originOf, parseAbsolute } from '../proxy/key.js';
+import { BadRequest, parsePurgeBody } from './purge-body.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
-const MAX_ITEMS = 1000;
 
 export interface AdminDeps {
   readonly config: Config;
@@ -22,14 +21,6 @@ export interface AdminDeps {
   readonly ready: () => boolean;
   /** Extra state for GET /cluster. */
   readonly clusterState: () => object;
-}
-
-class BadRequest extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.status = status;
-  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -105,7 +96,7 @@ export class AdminServer {
     }
     if (req.method === 'POST' && path === '/purge') {
       this.#authorize(req);
-      const inval = this.#parsePurge(await readBody(req));
+      const inval = parsePurgeBody(await readBody(req), d.config.upstream, d.keyOf);
       const started = Date.now();
       let seq: number;
       try {
@@ -131,73 +122,6 @@ export class AdminServer {
     const given = m ? Buffer.from(m[1]!.trim()) : Buffer.alloc(0);
     if (given.length !== this.#token.length || !timingSafeEqual(given, this.#token)) {
       throw new BadRequest('missing or wrong bearer token', 401);
-    }
-  }
-
-  /** A purge body -> an Invalidation of primary keys, or a 400 saying what is wrong. */
-  #parsePurge(text: string): Invalidation {
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new BadRequest('body is not JSON: expected {"url"}, {"prefix"}, {"tags"} or {"all": true}');
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequest('expected a JSON object');
-    const b = body as Record<string, unknown>;
-    const kinds = ['url', 'prefix', 'tags', 'all'].filter((k) => b[k] !== undefined);
-    if (kinds.length !== 1) throw new BadRequest('expected exactly one of "url", "prefix", "tags", "all"');
-    const unknown = Object.keys(b).filter((k) => !['url', 'prefix', 'tags', 'all', 'soft'].includes(k));
-    if (unknown.length > 0) throw new BadRequest(`unknown field ${unknown.map((k) => `"${k}"`).join(', ')}`);
-    if (b.soft !== undefined && typeof b.soft !== 'boolean') throw new BadRequest('"soft" must be true or false');
-    const soft = b.soft === true ? { soft: true } : {};
-    if (b.url !== undefined) {
-      const urls = Array.isArray(b.url) ? b.url : [b.url];
-      if (urls.length === 0 || urls.length > MAX_ITEMS || !urls.every((u) => typeof u === 'string')) {
-        throw new BadRequest(`"url" must be a URL string or a list of 1-${MAX_ITEMS} of them`);
-      }
-      const keys = (urls as string[]).map((u) => {
-        const r = this.#resolve(u, '"url"');
-        return this.#d.keyOf(r.keyOrigin, r.target);
-      });
-      return { kind: 'url', keys: [...new Set(keys)], ...soft };
-    }
-    if (b.prefix !== undefined) {
-      if (typeof b.prefix !== 'string' || b.prefix === '') throw new BadRequest('"prefix" must be a non-empty string');
-      // A prefix is matched on the key's text: its target is canonical as keys' are (a partial
-      // percent-encoding at its end is a 400), but a partial query is not sorted or filtered.
-      const r = this.#resolve(b.prefix, '"prefix"');
-      return { kind: 'prefix', prefix: r.keyOrigin + r.target, ...soft };
-    }
-    if (b.tags !== undefined) {
-      const tags = typeof b.tags === 'string' ? [b.tags] : b.tags;
-      if (!Array.isArray(tags) || tags.length === 0 || tags.length > MAX_ITEMS || !tags.every((t) => typeof t === 'string' && t !== '' && t.length <= 256)) {
-        throw new BadRequest(`"tags" must be a list of 1-${MAX_ITEMS} non-empty strings`);
-      }
-      return { kind: 'tags', tags: [...new Set(tags as string[])], ...soft };
-    }
-    if (b.all !== true) throw new BadRequest('"all" must be true');
-    return { kind: 'all', ...soft };
-  }
-
-  /** Absolute URL, or in reverse mode a path on the upstream: its key origin and canonical
-   *  target, split and normalised exactly as a request for it would be (proxy/recv.ts). */
-  #resolve(value: string, field: string): { keyOrigin: string; target: string } {
-    const up = this.#d.config.upstream;
-    const upKeyOrigin = up === undefined ? '' : originOf(up.protocol.slice(0, -1), up.host);
-    const base = up === undefined || up.pathname === '/' ? '' : canonicalTarget(up.pathname).replace(/\/$/, '');
-    try {
-      if (value.startsWith('/')) {
-        if (up === undefined) throw new BadRequest(`${field}: a path needs reverse mode; in forward mode give an absolute URL`);
-        return { keyOrigin: upKeyOrigin, target: base + canonicalTarget(value) };
-      }
-      const a = parseAbsolute(value);
-      if (a === undefined) throw new BadRequest(`${field}: expected an http(s) URL`);
-      // Reverse mode keys are the upstream's: a URL of the sidecar itself names the same path there.
-      if (up !== undefined && a.keyOrigin !== upKeyOrigin) return { keyOrigin: upKeyOrigin, target: base + a.target };
-      return a;
-    } catch (err) {
-      if (!(err instanceof SidecacheError)) throw err;
-      throw new BadRequest(`${field}: ${err.message}; expected an absolute http(s) URL or a path starting with /, got "${value.slice(0, 200)}"`);
     }
   }
 }
