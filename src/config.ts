@@ -142,18 +142,42 @@ const KNOWN = new Set(VARIABLES.map((v) => v.name));
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
 const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** Largest size accepted: byte counts stay exact integers. */
+const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+/** Longest timer Node honours (2^31-1 ms, about 24.8 days): a longer setTimeout fires after
+ *  1 ms, so a timeout set too long would act as one far too short. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest stream age: JetStream takes it in nanoseconds, as a JSON integer in an int64. */
+const MAX_STREAM_AGE_MS = 10 * 365 * 24 * 3_600_000;
+
 export const parseSize: Parser<number> = (raw) => {
   const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(raw.trim());
   const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined) throw new Error(`expected a size in bytes, KiB, MiB or GiB (e.g. 64MiB), got "${raw}"`);
-  return Math.floor(Number(m[1]) * unit);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!(bytes <= MAX_SIZE)) throw new Error(`expected a size up to ${MAX_SIZE} bytes, got "${raw}"`);
+  return bytes;
 };
 
-export const parseDuration: Parser<number> = (raw) => {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
-  if (!m) throw new Error(`expected a duration in ms, s, m or h (e.g. 5s), got "${raw}"`);
-  if (m[2] === undefined && m[1] !== '0') throw new Error(`expected a duration with a unit ms, s, m or h (e.g. 5s), got "${raw}"`);
-  return Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? 'ms']!);
+function durationUpTo(maxMs: number, maxText: string): Parser<number> {
+  return (raw) => {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+    if (!m) throw new Error(`expected a duration in ms, s, m or h (e.g. 5s), got "${raw}"`);
+    if (m[2] === undefined && m[1] !== '0') throw new Error(`expected a duration with a unit ms, s, m or h (e.g. 5s), got "${raw}"`);
+    const ms = Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? 'ms']!);
+    if (!(ms <= maxMs)) throw new Error(`expected a duration up to ${maxText}, got "${raw}"`);
+    return ms;
+  };
+}
+
+/** A duration used as a timer: at most MAX_TIMER_MS. */
+export const parseDuration: Parser<number> = durationUpTo(MAX_TIMER_MS, '596h (2^31-1 ms)');
+const parseStreamAge: Parser<number> = durationUpTo(MAX_STREAM_AGE_MS, '87600h (10 years)');
+
+const positiveSize: Parser<number> = (raw, name) => {
+  const bytes = parseSize(raw, name);
+  if (bytes <= 0) throw new Error(`expected a size above 0 (e.g. 64MiB), got "${raw}"`);
+  return bytes;
 };
 
 const positiveDuration: Parser<number> = (raw, name) => {
@@ -195,7 +219,7 @@ function parseHttpUrl(raw: string): URL {
     throw new Error(`expected an http(s) URL, got "${redactCredentials(raw)}"`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s) URL, got "${redactCredentials(raw)}"`);
-  if (url.search || url.hash || url.username) throw new Error(`expected an origin URL without query, fragment or credentials, got "${redactCredentials(raw)}"`);
+  if (url.search || url.hash || url.username || url.password) throw new Error(`expected an origin URL without query, fragment or credentials, got "${redactCredentials(raw)}"`);
   return url;
 }
 
@@ -252,7 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (upstreamRaw === undefined && allowHosts?.length === 0) {
     errors.push(new ConfigError('SIDECACHE_UPSTREAM', 'set SIDECACHE_UPSTREAM (reverse mode) or SIDECACHE_ALLOW_HOSTS (forward mode); both are empty'));
   }
-  const maxBytes = get('SIDECACHE_MAX_BYTES', parseSize);
+  const maxBytes = get('SIDECACHE_MAX_BYTES', positiveSize);
   const maxEntryBytes = get('SIDECACHE_MAX_ENTRY_BYTES', parseSize);
   if (maxBytes !== undefined && maxEntryBytes !== undefined && maxEntryBytes > maxBytes) {
     const given = env.SIDECACHE_MAX_ENTRY_BYTES === undefined || env.SIDECACHE_MAX_ENTRY_BYTES === '' ? `the default ${maxEntryBytes}` : `"${env.SIDECACHE_MAX_ENTRY_BYTES}"`;
@@ -296,7 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         return raw;
       });
   const streamReplicasRaw = optional('SIDECACHE_STREAM_REPLICAS');
-  const heartbeatIntervalMs = get('SIDECACHE_HEARTBEAT_INTERVAL', parseDuration);
+  const heartbeatIntervalMs = get('SIDECACHE_HEARTBEAT_INTERVAL', positiveDuration);
   const heartbeatTtlMs = get('SIDECACHE_HEARTBEAT_TTL', parseDuration);
   if (heartbeatIntervalMs !== undefined && heartbeatTtlMs !== undefined && heartbeatTtlMs < 2 * heartbeatIntervalMs) {
     errors.push(new ConfigError('SIDECACHE_HEARTBEAT_TTL', `must be at least twice SIDECACHE_HEARTBEAT_INTERVAL (${heartbeatIntervalMs} ms), got "${env.SIDECACHE_HEARTBEAT_TTL ?? '15s'}"`));
@@ -350,8 +374,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fillMaxBytes: get('SIDECACHE_FILL_MAX_BYTES', parseSize),
     fillMaxInFlight: get('SIDECACHE_FILL_MAX_IN_FLIGHT', intIn(1, 100_000)),
     fillsMaxBytes: get('SIDECACHE_FILLS_MAX_BYTES', parseSize),
-    fillsMaxAgeMs: get('SIDECACHE_FILLS_MAX_AGE', parseDuration),
-    invalMaxAgeMs: get('SIDECACHE_INVAL_MAX_AGE', parseDuration),
+    fillsMaxAgeMs: get('SIDECACHE_FILLS_MAX_AGE', parseStreamAge),
+    invalMaxAgeMs: get('SIDECACHE_INVAL_MAX_AGE', parseStreamAge),
     invalMaxBytes: get('SIDECACHE_INVAL_MAX_BYTES', sizeAtLeast(1024 * 1024)),
     writeInvalRate: get('SIDECACHE_WRITE_INVAL_RATE', intIn(1, 1_000_000)),
     peerTimeoutMs: get('SIDECACHE_PEER_TIMEOUT', parseDuration),
