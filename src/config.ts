@@ -29,6 +29,9 @@ export interface Config {
   readonly invalHistoryBytes: number;
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
+  readonly maxConnections: number;
+  readonly clientHeadersTimeoutMs: number;
+  readonly clientRequestTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
@@ -95,6 +98,9 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_INVAL_HISTORY_BYTES', def: '32MiB', help: 'memory for recent invalidations that late fills are checked against; past it the oldest are forgotten and fills fetched before them are not stored (refetched)' },
   { name: 'SIDECACHE_MAX_HEADER_BYTES', def: '16KiB', help: 'largest request head (request line and headers); larger gets 431' },
   { name: 'SIDECACHE_MAX_URL_BYTES', def: '8KiB', help: 'longest request target; longer gets 414' },
+  { name: 'SIDECACHE_MAX_CONNECTIONS', def: '10000', help: 'client connections held open at once; more are closed as they arrive' },
+  { name: 'SIDECACHE_CLIENT_HEADERS_TIMEOUT', def: '30s', help: 'a client that has not sent a whole request head this long after it began gets 408 and is closed (slow clients)' },
+  { name: 'SIDECACHE_CLIENT_REQUEST_TIMEOUT', def: '60s', help: 'a client that has not sent a whole request (head and body) this long gets 408 and is closed; at least SIDECACHE_CLIENT_HEADERS_TIMEOUT' },
   { name: 'SIDECACHE_CONNECT_TIMEOUT', def: '5s', help: 'origin connect timeout' },
   { name: 'SIDECACHE_HEADERS_TIMEOUT', def: '30s', help: 'time to wait for the origin\'s response headers' },
   { name: 'SIDECACHE_BODY_TIMEOUT', def: '30s', help: 'longest pause between two chunks of an origin body' },
@@ -282,6 +288,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const given = env.SIDECACHE_MAX_ENTRY_BYTES === undefined || env.SIDECACHE_MAX_ENTRY_BYTES === '' ? `the default ${maxEntryBytes}` : `"${env.SIDECACHE_MAX_ENTRY_BYTES}"`;
     errors.push(new ConfigError('SIDECACHE_MAX_ENTRY_BYTES', `must not exceed SIDECACHE_MAX_BYTES (${maxBytes}), got ${given}: lower it or raise SIDECACHE_MAX_BYTES`));
   }
+  const clientHeadersTimeoutMs = get('SIDECACHE_CLIENT_HEADERS_TIMEOUT', positiveDuration);
+  const clientRequestTimeoutMs = get('SIDECACHE_CLIENT_REQUEST_TIMEOUT', positiveDuration);
+  // node:http refuses a request timeout shorter than the headers timeout.
+  if (clientHeadersTimeoutMs !== undefined && clientRequestTimeoutMs !== undefined && clientRequestTimeoutMs < clientHeadersTimeoutMs) {
+    errors.push(new ConfigError('SIDECACHE_CLIENT_REQUEST_TIMEOUT', `must be at least SIDECACHE_CLIENT_HEADERS_TIMEOUT (${clientHeadersTimeoutMs} ms), got "${env.SIDECACHE_CLIENT_REQUEST_TIMEOUT ?? '60s'}"`));
+  }
   const logLevel = get('SIDECACHE_LOG_LEVEL', (raw) => {
     if (!LOG_LEVELS.has(raw)) throw new Error(`expected one of ${[...LOG_LEVELS].join(', ')}, got "${raw}"`);
     return raw;
@@ -339,6 +351,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     invalHistoryBytes: get('SIDECACHE_INVAL_HISTORY_BYTES', sizeAtLeast(64 * 1024)),
     maxHeaderBytes: get('SIDECACHE_MAX_HEADER_BYTES', parseSize),
     maxUrlBytes: get('SIDECACHE_MAX_URL_BYTES', parseSize),
+    maxConnections: get('SIDECACHE_MAX_CONNECTIONS', intIn(1, 1_000_000)),
+    clientHeadersTimeoutMs,
+    clientRequestTimeoutMs,
     connectTimeoutMs: get('SIDECACHE_CONNECT_TIMEOUT', parseDuration),
     headersTimeoutMs: get('SIDECACHE_HEADERS_TIMEOUT', parseDuration),
     bodyTimeoutMs: get('SIDECACHE_BODY_TIMEOUT', parseDuration),

@@ -168,6 +168,7 @@ export class Metrics {
   readonly handoffKeysReplayed: Counter<string>;
   readonly peerRejected: Counter<string>;
   readonly writeInvalidationsCoalesced: Counter<string>;
+  readonly clientConnectionsDropped: Counter<string>;
 
   constructor(sources: {
     bytes: () => number;
@@ -183,6 +184,8 @@ export class Metrics {
     history?: () => { bytes: number; forgotten: number };
     /** Write invalidations waiting for the log (log/write-queue.ts). */
     writesPending?: () => number;
+    /** Client connections open on the proxy listener. */
+    clientConnections?: () => number;
   }, options: { gcDurations?: boolean } = {}) {
     const r = this.registry;
     registerProcessMetrics(r, options.gcDurations ?? false);
@@ -230,5 +233,7 @@ export class Metrics {
       },
     });
     gauge('sidecache_write_invalidations_pending', 'Write invalidations waiting for the log to take them', () => sources.writesPending?.() ?? 0);
+    gauge('sidecache_client_connections', 'Client connections open on the proxy listener (at most SIDECACHE_MAX_CONNECTIONS)', sources.clientConnections ?? (() => 0));
+    this.clientConnectionsDropped = counter('sidecache_client_connections_dropped_total', 'Client connections closed on arrival because SIDECACHE_MAX_CONNECTIONS were open');
   }
 }

@@ -115,6 +115,7 @@ export class Sidecar {
         : { published: 0, dropped: 0 }),
       history: () => ({ bytes: this.cache.historyBytes, forgotten: this.cache.historyForgotten }),
       writesPending: () => this.writeQueue.pending,
+      clientConnections: () => this.#sockets.size,
     }, { gcDurations: this.config.gcMetrics });
     if (this.log instanceof NatsLog) {
       const peers = new PeerClient({
@@ -157,9 +158,21 @@ export class Sidecar {
     this.proxyServer = createServer(
       // requireHostHeader off: node:http's own 400 for a missing Host lets the requests
       // pipelined behind it through; recv refuses it and closes instead.
-      { maxHeaderSize: config.maxHeaderBytes, requestTimeout: 60_000, headersTimeout: 30_000, keepAliveTimeout: 65_000, requireHostHeader: false },
+      {
+        maxHeaderSize: config.maxHeaderBytes, keepAliveTimeout: 65_000, requireHostHeader: false,
+        // Slow clients (slowloris): a head or request not complete in time gets 408 and is
+        // closed. node:http checks these on an interval (30 s by default): a quarter of the
+        // headers timeout keeps a slow head from being held much past its bound.
+        headersTimeout: config.clientHeadersTimeoutMs,
+        requestTimeout: config.clientRequestTimeoutMs,
+        connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(config.clientHeadersTimeoutMs / 4))),
+      },
       (req, res) => this.handler.handle(req, res),
     );
+    // Beyond this many open connections node:http closes new ones as they arrive ('drop'),
+    // so slow or idle clients cannot take every file descriptor.
+    this.proxyServer.maxConnections = config.maxConnections;
+    this.proxyServer.on('drop', () => this.metrics.clientConnectionsDropped.inc());
     this.proxyServer.on('connection', (s: Socket) => {
       this.#sockets.add(s);
       s.once('close', () => this.#sockets.delete(s));

@@ -37,14 +37,16 @@ function assertRunnable(c: Config): void {
   for (const s of sizes) assert.ok(Number.isSafeInteger(s) && s >= 0, `size ${s}`);
   assert.ok(c.maxBytes >= 1, 'a cache budget of at least a byte');
   const timers = [c.connectTimeoutMs, c.headersTimeoutMs, c.bodyTimeoutMs, c.tunnelIdleTimeoutMs, c.purgeTimeoutMs, c.shutdownTimeoutMs,
-    c.heartbeatIntervalMs, c.heartbeatTtlMs, c.maxStaleDetachedMs, c.peerTimeoutMs, c.defaultTtlMs];
+    c.heartbeatIntervalMs, c.heartbeatTtlMs, c.maxStaleDetachedMs, c.peerTimeoutMs, c.defaultTtlMs, c.clientHeadersTimeoutMs, c.clientRequestTimeoutMs];
   for (const ms of timers) assert.ok(Number.isSafeInteger(ms) && ms >= 0 && ms <= TIMER_MAX_MS, `duration ${ms} ms`);
   assert.ok(c.heartbeatIntervalMs > 0, 'a heartbeat interval of 0 would spin');
   for (const ms of [c.fillsMaxAgeMs, c.invalMaxAgeMs]) assert.ok(Number.isSafeInteger(ms) && ms * 1e6 < 2 ** 63, `stream age ${ms} ms: nanoseconds in an int64`);
   for (const l of [c.listen, c.adminListen, c.peerListen]) assert.ok(Number.isInteger(l.port) && l.port >= 0 && l.port <= 65535);
   if (c.upstream !== undefined) assert.ok(c.upstream.username === '' && c.upstream.password === '', 'no credentials in the upstream URL');
   new Cache({ maxBytes: c.maxBytes, hotMaxBytes: c.hotMaxBytes });
-  createServer({ maxHeaderSize: c.maxHeaderBytes });
+  assert.ok(Number.isInteger(c.maxConnections) && c.maxConnections >= 1);
+  // node:http checks its own options: headersTimeout above requestTimeout throws.
+  createServer({ maxHeaderSize: c.maxHeaderBytes, headersTimeout: c.clientHeadersTimeoutMs, requestTimeout: c.clientRequestTimeoutMs }).maxConnections = c.maxConnections;
 }
 
 for (const base of [BASE, CLUSTER]) {
@@ -116,4 +118,14 @@ t.test('config - counterexamples: each refused with a ConfigError naming the var
   // Accepted before, then the store's constructor threw a TypeError at start-up.
   const zero = load({ ...BASE, SIDECACHE_MAX_BYTES: '0', SIDECACHE_MAX_ENTRY_BYTES: '0' });
   t.ok(zero instanceof ConfigErrors && zero.errors.some((e) => e.variable === 'SIDECACHE_MAX_BYTES' && /above 0/.test(e.message)), 'a budget of 0 bytes');
+});
+
+t.test('config - client timeouts: the request timeout is at least the headers timeout', async (t) => {
+  const r = load({ ...BASE, SIDECACHE_CLIENT_HEADERS_TIMEOUT: '10s', SIDECACHE_CLIENT_REQUEST_TIMEOUT: '5s' });
+  t.ok(r instanceof ConfigErrors && r.errors.some((e) => e.variable === 'SIDECACHE_CLIENT_REQUEST_TIMEOUT' && /at least SIDECACHE_CLIENT_HEADERS_TIMEOUT/.test(e.message)));
+  const c = loadConfig({ ...BASE, SIDECACHE_MAX_CONNECTIONS: '500', SIDECACHE_CLIENT_HEADERS_TIMEOUT: '2s', SIDECACHE_CLIENT_REQUEST_TIMEOUT: '2s' });
+  t.same([c.maxConnections, c.clientHeadersTimeoutMs, c.clientRequestTimeoutMs], [500, 2000, 2000]);
+  const d = loadConfig(BASE);
+  t.same([d.maxConnections, d.clientHeadersTimeoutMs, d.clientRequestTimeoutMs], [10_000, 30_000, 60_000], 'defaults');
+  for (const bad of ['0', '-1', '1000001', 'many']) t.ok(load({ ...BASE, SIDECACHE_MAX_CONNECTIONS: bad }) instanceof ConfigErrors, `SIDECACHE_MAX_CONNECTIONS=${bad}`);
 });
