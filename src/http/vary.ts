@@ -38,9 +38,12 @@ export type FieldView<A> = (arg: A, name: string) => string | string[] | undefin
 /** A view of a plain header object (the head of a fetch, as sent). */
 export const objectView: FieldView<IncomingHttpHeaders | Record<string, string | string[] | undefined>> = (h, name) => h[name];
 
-/** §4.1: combined lines, whitespace around commas. */
+/** §4.1: combined lines, whitespace around commas. Anything but a string or a list is absent:
+ *  the origin names the fields, and a header object read by `__proto__` or `constructor`
+ *  yields Object.prototype's members, not a field. */
 function normalise(v: string | string[] | undefined): string {
-  return v === undefined ? '' : (Array.isArray(v) ? v.join(', ') : v).replace(/\s*,\s*/g, ', ').trim();
+  const text = typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : '';
+  return text.replace(/\s*,\s*/g, ', ').trim();
 }
 
 /** The key of credential hashes: derived from the cluster secret (every member computes the same

@@ -67,3 +67,11 @@ t.test('vary - a stored Vary of "*" never matches, even a request with no header
     t.not(variantKey(sk.values(names, objectView, {})), variantKey(values), `${field}: variant key`);
   }
 });
+
+t.test('vary - a Vary naming an Object.prototype member (__proto__, constructor) is an absent field, not a crash', async (t) => {
+  const names = secondaryKeyNames('__proto__, constructor, accept');
+  const values = sk.values(names, objectView, { accept: 'text/html' });
+  t.ok(sk.matches(names, values, objectView, { accept: 'text/html' }));
+  t.notOk(sk.matches(names, values, objectView, { accept: 'text/plain' }));
+  t.equal(values[names.indexOf('__proto__')], '');
+});
