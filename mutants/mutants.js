@@ -137,8 +137,8 @@ export const MUTANTS = [
     promise: 'nothing private is shared: no client credential or peer signature is published in a fill',
     edits: [{
       file: 'src/proxy/handler.ts',
-      find: 'new CachePolicy(policyRequestOf(target.path, names, values),',
-      replace: "new CachePolicy({ method: 'GET', url: target.path, headers: req.headers as Record<string, string> },",
+      find: 'newPolicy(policyRequestOf(target.path, names, values),',
+      replace: "newPolicy({ method: 'GET', url: target.path, headers: req.headers as Record<string, string> },",
     }],
     tests: [{ file: 'test/integration/cluster-private.test.ts', grep: 'holds no cookie' }],
   },

@@ -48,6 +48,23 @@ export function parseCacheControl(value: string | string[] | undefined): Directi
   return out;
 }
 
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * One canonical spelling of a Cache-Control value: directive names lower-cased, the first of
+ * a duplicate only (§4.2.1), values as tokens or quoted-strings. For parsers that compare
+ * names case-sensitively or keep the last duplicate (http-cache-semantics), so that they read
+ * the field as parseCacheControl does. undefined when the field is absent.
+ */
+export function canonicalCacheControl(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const parts: string[] = [];
+  for (const [name, v] of parseCacheControl(value)) {
+    parts.push(v === '' ? name : TOKEN.test(v) ? `${name}=${v}` : `${name}="${v.replace(/["\\]/g, (c) => `\\${c}`)}"`);
+  }
+  return parts.join(', ');
+}
+
 /** Delta-seconds value (§1.2.2): non-negative integer, or undefined when absent/invalid. */
 export function deltaSeconds(d: Directives, name: string): number | undefined {
   const v = d.get(name);

@@ -1,7 +1,7 @@
 // May a response be stored, and for how long (RFC 9111 §3, §4.2)? http-cache-semantics
 // decides §3 and the freshness lifetime; the rules it leaves open are here.
 import CachePolicy from 'http-cache-semantics';
-import { deltaSeconds, parseCacheControl } from './cache-control.js';
+import { canonicalCacheControl, deltaSeconds, parseCacheControl } from './cache-control.js';
 import type { Freshness } from './freshness.js';
 import { connectionTokens, HOP_BY_HOP } from './headers.js';
 
@@ -16,6 +16,23 @@ export const REVALIDATION_KEEP_MS = 24 * 3600 * 1000;
 export type Admission =
   | { readonly storable: true; readonly freshness: Freshness; readonly keepUntil: number }
   | { readonly storable: false; readonly reason: string };
+
+/** The response as http-cache-semantics must see it: its own Cache-Control parser compares
+ *  names case-sensitively and keeps the last duplicate, so `Private` or `NO-STORE` would be
+ *  stored by this shared cache (RFC 9111 §5.2: names are case-insensitive; §5.2.2.7). It is
+ *  given the canonical spelling, read as parseCacheControl reads it. */
+export function policyResponse(res: PolicyResponse): PolicyResponse {
+  const cc = res.headers['cache-control'];
+  if (cc === undefined) return res;
+  const canonical = canonicalCacheControl(cc);
+  if (canonical === cc) return res;
+  return { ...res, headers: { ...res.headers, 'cache-control': canonical } };
+}
+
+/** A policy for a response just received (see policyResponse). */
+export function newPolicy(req: PolicyRequest, res: PolicyResponse): CachePolicy {
+  return new CachePolicy(req, policyResponse(res), POLICY_OPTIONS);
+}
 
 /** Freshness of a response a policy was just built for (or revalidated) at `now`. */
 export function freshnessOf(policy: CachePolicy, headers: PolicyResponse['headers'], now: number, defaultTtlMs: number): Freshness {
@@ -123,12 +140,12 @@ export function isUpdateFor(
  * Fields never stored (Set-Cookie) are neither: they are for the client the 304 answered.
  */
 export function revalidatedPolicy(policy: CachePolicy, req: PolicyRequest, res: PolicyResponse): { policy: CachePolicy; modified: boolean } {
-  let update = res;
+  let update = policyResponse(res);
   for (const name in res.headers) {
     if (!NEVER_STORED.has(name)) continue;
-    const headers = { ...res.headers };
+    const headers = { ...update.headers };
     for (const n of NEVER_STORED) delete headers[n];
-    update = { ...res, headers };
+    update = { ...update, headers };
     break;
   }
   const r = policy.revalidatedPolicy(req, update);

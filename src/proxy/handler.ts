@@ -9,7 +9,7 @@ import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
 import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
-import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, policyRequestOf, POLICY_OPTIONS, revalidatedPolicy } from '../http/storable.js';
+import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
 import { objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
 import type { ClusterLog, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
@@ -524,7 +524,7 @@ export class ProxyHandler {
     const upstreamStatus = headers['cache-status'];
     const names = secondaryKeyNames(headers.vary);
     const values = this.#secondary.values(names, objectView, f.upstream);
-    const policy = new CachePolicy(policyRequestOf(target.path, names, values), { status, headers: headers as Record<string, string> }, POLICY_OPTIONS);
+    const policy = newPolicy(policyRequestOf(target.path, names, values), { status, headers: headers as Record<string, string> });
     const admission = admit(policy, { status, headers: headers as Record<string, string> }, now, s.config.defaultTtlMs);
     const cl = headers['content-length'];
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
