@@ -169,6 +169,7 @@ export class Metrics {
   readonly peerRejected: Counter<string>;
   readonly writeInvalidationsCoalesced: Counter<string>;
   readonly clientConnectionsDropped: Counter<string>;
+  readonly peerConnectionsDropped: Counter<string>;
 
   constructor(sources: {
     bytes: () => number;
@@ -235,5 +236,6 @@ export class Metrics {
     gauge('sidecache_write_invalidations_pending', 'Write invalidations waiting for the log to take them', () => sources.writesPending?.() ?? 0);
     gauge('sidecache_client_connections', 'Client connections open on the proxy listener (at most SIDECACHE_MAX_CONNECTIONS)', sources.clientConnections ?? (() => 0));
     this.clientConnectionsDropped = counter('sidecache_client_connections_dropped_total', 'Client connections closed on arrival because SIDECACHE_MAX_CONNECTIONS were open');
+    this.peerConnectionsDropped = counter('sidecache_peer_connections_dropped_total', 'Connections to the peer port closed on arrival because SIDECACHE_MAX_CONNECTIONS were open there');
   }
 }

@@ -223,7 +223,12 @@ export class Sidecar {
     });
     this.peerServer = this.node === undefined
       ? undefined
-      : createPeerServer(this.handler, new PeerVerifier(config.clusterSecret!, config.cluster), this.metrics, logger, config.maxHeaderBytes);
+      : createPeerServer(this.handler, new PeerVerifier(config.clusterSecret!, config.cluster), this.metrics, logger, {
+          maxHeaderBytes: config.maxHeaderBytes,
+          headersTimeoutMs: config.clientHeadersTimeoutMs,
+          requestTimeoutMs: config.clientRequestTimeoutMs,
+          maxConnections: config.maxConnections,
+        });
   }
 
   logHandlers(): LogHandlers {

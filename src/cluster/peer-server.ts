@@ -35,10 +35,24 @@ export class RefusalLog {
   }
 }
 
-export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, maxHeaderBytes: number): Server {
+/** What the peer listener accepts from a connection before any request is authenticated. */
+export interface PeerServerLimits {
+  readonly maxHeaderBytes: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, limits: PeerServerLimits): Server {
   const ctx = { fromPeer: true };
   const refusals = new RefusalLog(logger);
-  const server = createServer({ maxHeaderSize: maxHeaderBytes, keepAliveTimeout: 65_000 }, (req, res) => {
+  // A request head is read before its signature can be checked: slow or idle senders are
+  // bounded here as on the proxy listener (sidecar.ts), in number and in time.
+  const server = createServer({
+    maxHeaderSize: limits.maxHeaderBytes, keepAliveTimeout: 65_000,
+    headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(limits.headersTimeoutMs / 4))),
+  }, (req, res) => {
     const v = verifier.verify(req.headers, req.method ?? '', req.url ?? '');
     if (!v.ok) {
       metrics.peerRejected.labels(v.code).inc();
@@ -50,5 +64,7 @@ export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, 
     handler.handle(req, res, ctx);
   });
   server.on('clientError', (_err, socket) => socket.destroy());
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', () => metrics.peerConnectionsDropped.inc());
   return server;
 }
