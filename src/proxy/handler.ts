@@ -299,12 +299,17 @@ export class ProxyHandler {
     this.#handleSlow(req, res, ctx, startedAt, target);
   }
 
-  /** Freshness of a stored entry for this request; soft purges and a long detachment
-   *  demote fresh to stale (revalidate first). */
+  /** Freshness of a stored entry for this request. A soft purge demotes fresh to stale: it
+   *  marks the entry stale, and stale-while-revalidate applies to it as to any stale entry
+   *  (README, Admin API). A long detachment, a lapsed lease or a drop from the view demote
+   *  stale-while-revalidate too: purges may have gone by without us, and it would serve the
+   *  entry before asking the origin. stale-if-error still applies then: the origin has failed,
+   *  and its own stale-if-error bound (RFC 5861 §4) is served instead of an error. */
   #verdict(entry: Entry, now: number, dirs: RequestDirectives | undefined): Verdict {
     const v = dirs === undefined ? verdictOf(entry.freshness, now) : verdictFor(entry.freshness, now, dirs);
-    if (v === Verdict.fresh && (entry.softPurged || this.#s.mustRevalidateAll?.() === true)) return Verdict.stale;
-    return v;
+    if (v === Verdict.stale) return v;
+    if (this.#s.mustRevalidateAll?.() === true) return Verdict.stale;
+    return v === Verdict.fresh && entry.softPurged ? Verdict.stale : v;
   }
 
   /** `knownKey`, `looked`, `lookedAt`: the fast path's key and lookup (null: nothing found) when it made them. */

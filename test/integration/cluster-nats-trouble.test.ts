@@ -14,6 +14,14 @@ const origin = await startOrigin({
     res.writeHead(200, { 'cache-control': 'public, max-age=300', etag: `"${version}"`, 'content-type': 'text/plain' });
     res.end(`${req.url} v${version}`);
   },
+  // Stale on arrival (Age past max-age) and within stale-while-revalidate: every hit of these is
+  // one the cache may serve before asking the origin.
+  '/swr/*': (req, res) => {
+    res.writeHead(200, {
+      'cache-control': 'public, max-age=60, stale-while-revalidate=600', age: '120', etag: `"${version}"`, 'content-type': 'text/plain',
+    });
+    res.end(`${req.url} v${version}`);
+  },
 });
 t.teardown(() => origin.close());
 
@@ -127,7 +135,10 @@ t.test('a sidecar frozen past the heartbeat TTL serves nothing that was purged w
   await waitFor(async () => (await clusterInfo(a)).view.members.length === 3, 20_000, 'the resumed sidecar to register again');
 });
 
-t.test('a sidecar cut off from NATS stops trusting its cache before its peers drop it', async (t) => {
+for (const [title, prefix] of [
+  ['a sidecar cut off from NATS stops trusting its cache before its peers drop it', '/n/cut/'],
+  ['a sidecar cut off from NATS serves no stale-while-revalidate entry that was purged without it', '/swr/cut/'],
+] as const) t.test(title, async (t) => {
   // The lone sidecar reaches NATS through a relay that, held, moves no bytes and closes
   // nothing: its connection looks alive (it notices only after 10-30 s of unanswered pings)
   // while its peers, connected directly, drop it from the view and purge without it.
@@ -143,14 +154,14 @@ t.test('a sidecar cut off from NATS stops trusting its cache before its peers dr
   await waitForRing(sidecars, 3);
   const a = peers[0]!;
   version++;
-  const paths = Array.from({ length: 12 }, (_, k) => `/n/cut/${k}`);
+  const paths = Array.from({ length: 12 }, (_, k) => `${prefix}${k}`);
   // Asked at the lone sidecar: it stores the keys it owns (most of them, R=2 of 3).
   for (const p of paths) t.same(await body(lone, p), [200, `${p} v${version}`]);
   gate.hold();
   t.teardown(() => gate.release());
   await waitFor(async () => (await clusterInfo(a)).view.members.length === 2, 20_000, 'the peers to drop the lone sidecar');
   version++;
-  const r = await purge(a, { prefix: '/n/cut/' });
+  const r = await purge(a, { prefix });
   t.equal(r.status, 200);
   t.same(r.json.missing, [], 'the purge did not wait for the lone sidecar: it was no longer in the view');
   t.equal((await clusterInfo(lone)).attached, true, 'the lone sidecar has not noticed that it is cut off');
