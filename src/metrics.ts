@@ -159,6 +159,7 @@ export class Metrics {
   readonly entriesInvalidated: Counter<string>;
   readonly evictions: Counter<string>;
   readonly fillsRejected: Counter<string>;
+  readonly fencesUntrusted: Counter<string>;
   readonly gaps: Counter<string>;
   readonly flushedEntries: Counter<string>;
   readonly peerRequests: Counter<string>;
@@ -180,7 +181,7 @@ export class Metrics {
     members: () => number;
     partitionsOwned: () => number;
     attached: () => number;
-    fills: () => { published: number; dropped: number };
+    fills: () => { published: number; dropped: number; undecodable: number };
     /** The invalidation history: its bytes and the records it forgot to stay within them. */
     history?: () => { bytes: number; forgotten: number };
     /** Write invalidations waiting for the log (log/write-queue.ts). */
@@ -201,6 +202,9 @@ export class Metrics {
     this.entriesInvalidated = counter('sidecache_entries_invalidated_total', 'Entries removed or marked stale by invalidations');
     this.evictions = counter('sidecache_evictions_total', 'Entries evicted to stay within the byte budget');
     this.fillsRejected = counter('sidecache_fills_rejected_total', 'Fills not stored because a newer invalidation matched (no resurrection)');
+    this.fencesUntrusted = counter('sidecache_fences_untrusted_total',
+      'Fills and peer answers not stored because their fence cannot be checked here, by source (fill, peer) and reason ' +
+      '(missing; unreadable: malformed or of another version; incarnation: of another INVAL stream)', ['source', 'reason']);
     this.gaps = counter('sidecache_log_gaps_total', 'Times the log no longer held the invalidations after the applied seq');
     this.flushedEntries = counter('sidecache_flushed_entries_total', 'Entries flushed because freshness could not be proven');
     this.peerRequests = counter('sidecache_forwarded_requests_total', 'Requests forwarded to the owning peer');
@@ -222,6 +226,7 @@ export class Metrics {
     gauge('sidecache_log_attached', '1 when the log (NATS) is reachable', sources.attached);
     gauge('sidecache_fills_published', 'Fills published to the log', () => sources.fills().published);
     gauge('sidecache_fills_dropped', 'Fills dropped under pressure (replicas miss once)', () => sources.fills().dropped);
+    gauge('sidecache_fills_undecodable', 'Fills ignored as unreadable: another fill version (rolling upgrade) or malformed', () => sources.fills().undecodable);
     const history = sources.history ?? (() => ({ bytes: 0, forgotten: 0 }));
     gauge('sidecache_inval_history_bytes', 'Bytes of recent invalidations kept to refuse late fills (SIDECACHE_INVAL_HISTORY_BYTES)', () => history().bytes);
     new Counter({

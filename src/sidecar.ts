@@ -79,6 +79,7 @@ export class Sidecar {
       maxVariants: config.maxVariants,
       historyMaxBytes: config.invalHistoryBytes,
       onEvict: () => this.metrics.evictions.inc(),
+      incarnation: () => this.log.incarnation,
     });
     const self = { id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions };
     this.log = config.natsUrls.length === 0
@@ -111,8 +112,8 @@ export class Sidecar {
       partitionsOwned: () => (this.node === undefined ? this.config.partitions : this.node.owned.size),
       attached: () => (this.log.attached ? 1 : 0),
       fills: () => (this.log instanceof NatsLog
-        ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped }
-        : { published: 0, dropped: 0 }),
+        ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped, undecodable: this.log.stats.fillsUndecodable }
+        : { published: 0, dropped: 0, undecodable: 0 }),
       history: () => ({ bytes: this.cache.historyBytes, forgotten: this.cache.historyForgotten }),
       writesPending: () => this.writeQueue.pending,
       clientConnections: () => this.#sockets.size,

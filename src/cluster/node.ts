@@ -5,6 +5,7 @@ import CachePolicy from 'http-cache-semantics';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { rawGet } from '../http/headers.js';
+import { FILL_VERSION } from '../log/codec.js';
 import type { ClusterLog, FillRecord, View } from '../log/types.js';
 import type { Metrics } from '../metrics.js';
 import { hash32, partitionOf } from '../proxy/key.js';
@@ -15,9 +16,10 @@ import { entrySize, EntrySource, heldBytes, type Entry } from '../store/types.js
 import type { PeerClient } from './peers.js';
 import { ownedPartitions, placedMembers, type OwnerPicker, type OwnerTable } from './picker.js';
 
-/** What a fill carries besides the body (log/codec keeps it opaque). */
+/** What a fill carries besides the body (log/codec keeps it opaque; its version is the fill
+ *  payload's, see codec.ts). */
 interface FillMeta {
-  readonly v: 1;
+  readonly v: typeof FILL_VERSION;
   readonly key: string;
   readonly varyNames: readonly string[] | null;
   readonly varyValues: readonly string[];
@@ -28,6 +30,9 @@ interface FillMeta {
   readonly keepUntil: number;
   readonly tags: readonly string[];
   readonly fence: number;
+  /** INVAL incarnation `fence` counts in: after a stream reset the seqs restart, and a fill
+   *  fenced in the old numbering would pass every check of the new one. */
+  readonly incarnation: string;
 }
 
 const encoder = new TextEncoder();
@@ -39,7 +44,7 @@ const decoder = new TextDecoder();
  *  else (http/storable.ts policyRequestOf): no client header leaves in a fill. */
 export function fillMetaOf(entry: Entry): Uint8Array {
   const meta: FillMeta = {
-    v: 1,
+    v: FILL_VERSION,
     key: entry.key,
     varyNames: entry.varyNames,
     varyValues: entry.varyValues,
@@ -50,6 +55,7 @@ export function fillMetaOf(entry: Entry): Uint8Array {
     keepUntil: entry.keepUntil,
     tags: entry.tags,
     fence: entry.fence,
+    incarnation: entry.incarnation,
   };
   return encoder.encode(JSON.stringify(meta));
 }
@@ -181,9 +187,20 @@ export class ClusterNode implements Router {
     let meta: FillMeta;
     try {
       meta = JSON.parse(decoder.decode(record.meta)) as FillMeta;
-      if (meta.v !== 1 || typeof meta.key !== 'string') throw new Error(`unknown fill version ${String(meta.v)}`);
+      if (meta.v !== FILL_VERSION) throw new Error(`fill meta: expected version ${FILL_VERSION}, got ${String(meta.v)}`);
+      if (typeof meta.key !== 'string') throw new Error('fill meta: expected a key');
+      if (typeof meta.incarnation !== 'string' || !Number.isSafeInteger(meta.fence) || meta.fence < 0) {
+        throw new Error('fill meta: expected a fence (integer >= 0) and its incarnation');
+      }
     } catch (err) {
+      this.#d.metrics.fencesUntrusted.labels('fill', 'unreadable').inc();
       this.#d.logger.warn({ seq, err: (err as Error).message }, 'unreadable fill skipped');
+      return false;
+    }
+    // Fenced in another INVAL stream (from before a reset, or by a member that has not seen
+    // it yet): nothing here can tell whether a purge since removed it (DESIGN invariant 2).
+    if (meta.incarnation !== this.#d.log.incarnation) {
+      this.#d.metrics.fencesUntrusted.labels('fill', 'incarnation').inc();
       return false;
     }
     const now = Date.now();
@@ -204,6 +221,7 @@ export class ClusterNode implements Router {
       keepUntil: meta.keepUntil,
       tags: meta.tags,
       fence: meta.fence,
+      incarnation: meta.incarnation,
       etag: rawGet(meta.headers, 'etag'),
       lastModified: rawGet(meta.headers, 'last-modified'),
       source: EntrySource.replica,

@@ -7,11 +7,14 @@
 // Wire formats (all JSON is UTF-8):
 //   Invalidation  {"v":1,"kind":"url","keys":[..],"soft"?:bool} | {"v":1,"kind":"prefix","prefix":".."}
 //                 | {"v":1,"kind":"tags","tags":[..]} | {"v":1,"kind":"all"}
-//   Fill          payload = [u8 version=2][u32 big-endian meta length][meta][body]; no headers.
+//   Fill          payload = [u8 version=3][u32 big-endian meta length][meta][body]; no headers.
 //                 Version 2: the meta's secondary key is what the origin received, with the
 //                 implicit forwarded-host/-proto fields and credentials as keyed hashes, and its
 //                 policy holds no request head beyond that key. A version-1 fill would key its
 //                 entry differently (and carry client headers): refused, never misread.
+//                 Version 3 adds the INVAL incarnation the meta's fence counts in
+//                 (`incarnation`): a fence without one cannot be checked after a stream reset.
+//                 The meta is JSON owned by cluster/node.ts, with the same "v".
 //   Tombstone     empty payload with header `SC-Op: del` (NATS-2.9.md §4: stored and replayed
 //                 as is by last_per_subject).
 //   View          {"v":1,"epoch":n,"prevRevision":r,"members":[{"id","peerUrl","state","partitions"}]}
@@ -19,14 +22,20 @@
 //                 entry counts only if it was stored at prevRevision+1 (see nats-log.ts #readView).
 //   Heartbeat     {"v":1,"id","peerUrl","appliedSeq","at","incarnation"?}
 //   Ack           {"v":1,"id","seq","incarnation"?}
+//   Peer fence    HTTP field `x-sidecache-fence: 1:<seq>:<incarnation>` on responses to peers
+//                 only (version 1, the seq in decimal, the incarnation percent-encoded UTF-8):
+//                 the fence of the entry or fetch the body came from (DESIGN invariant 1).
 // `incarnation` identifies the INVAL stream the seq belongs to (an id in its description):
 // after the stream is deleted and recreated, seqs restart and an old seq must not count.
 
 import { ErrorCode, SidecacheError } from '../errors.js';
-import type { FillRecord, Invalidation, Member, MemberState, View } from './types.js';
+import type { Fence, FillRecord, Invalidation, Member, MemberState, View } from './types.js';
 
 export const CODEC_VERSION = 1;
-export const FILL_VERSION = 2;
+export const FILL_VERSION = 3;
+export const PEER_FENCE_VERSION = 1;
+/** Response field, peer port only, carrying the fence of the body (encodePeerFence). */
+export const PEER_FENCE_HEADER = 'x-sidecache-fence';
 /** Header marking a tombstone on a fill subject. */
 export const FILL_OP_HEADER = 'SC-Op';
 export const FILL_OP_DELETE = 'del';
@@ -162,6 +171,56 @@ export function decodeFill(
   }
   const own = data.slice(FILL_HEADER_BYTES);
   return { partition, subjectKey, meta: own.subarray(0, metaLength), body: own.subarray(metaLength) };
+}
+
+// ---- Peer fence ---------------------------------------------------------------------
+
+/** Longest field value accepted: a nuid incarnation is 22 characters; a description an
+ *  operator wrote by hand can be longer, but not this long. */
+const PEER_FENCE_MAX_CHARS = 4096;
+const HEX = '0123456789ABCDEF';
+
+/** RFC 3986 unreserved characters stay as they are; every other UTF-8 byte is %XX. */
+function percentEncode(s: string): string {
+  let out = '';
+  for (const b of encoder.encode(s)) {
+    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) ||
+      b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+    out += unreserved ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
+  }
+  return out;
+}
+
+export function encodePeerFence(fence: Fence): string {
+  return `${PEER_FENCE_VERSION}:${fence.seq}:${percentEncode(fence.incarnation)}`;
+}
+
+/** The fence a peer sent with a response. Throws SC_ERR_LOG for a missing, repeated,
+ *  malformed or other-version field: such a body must not be stored as if it were fenced. */
+export function decodePeerFence(value: string | readonly string[] | undefined): Fence {
+  const what = 'peer fence';
+  if (value === undefined) throw codecError(what, `expected a ${PEER_FENCE_HEADER} field, got nothing`);
+  if (typeof value !== 'string') throw codecError(what, `expected one ${PEER_FENCE_HEADER} field, got ${value.length}`);
+  if (value.length > PEER_FENCE_MAX_CHARS) {
+    throw codecError(what, `expected at most ${PEER_FENCE_MAX_CHARS} characters, got ${value.length}`);
+  }
+  const v = /^(\d{1,6}):/.exec(value);
+  if (v === null) throw codecError(what, `expected "<version>:<seq>:<incarnation>", got ${describe(value)}`);
+  if (Number(v[1]) !== PEER_FENCE_VERSION) {
+    throw codecError(what, `expected version ${PEER_FENCE_VERSION}, got ${v[1]}`);
+  }
+  const m = /^\d+:(0|[1-9]\d{0,15}):([A-Za-z0-9\-._~%]*)$/.exec(value);
+  const seq = m === null ? NaN : Number(m[1]);
+  if (m === null || !Number.isSafeInteger(seq)) {
+    throw codecError(what, `expected "${PEER_FENCE_VERSION}:<seq>:<incarnation>", got ${describe(value)}`);
+  }
+  let incarnation: string;
+  try {
+    incarnation = decodeURIComponent(m[2]!);
+  } catch (err) {
+    throw codecError(what, `incarnation: expected percent-encoded UTF-8, got ${describe(m[2])}`, err);
+  }
+  return { incarnation, seq };
 }
 
 // ---- View ---------------------------------------------------------------------------

@@ -24,6 +24,11 @@ export class MemoryLog implements ClusterLog {
     return this.#seq;
   }
 
+  /** One process, one numbering. */
+  get incarnation(): string {
+    return '';
+  }
+
   get attached(): boolean {
     return true;
   }

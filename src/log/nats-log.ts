@@ -101,6 +101,8 @@ export interface NatsLogStats {
   fillsPublished: number;
   fillsDropped: number;
   fillsApplied: number;
+  /** Fills that could not be decoded: another fill version (a rolling upgrade), or malformed. */
+  fillsUndecodable: number;
   invalApplied: number;
   gaps: number;
   replayed: number;
@@ -117,6 +119,9 @@ const SETUP_BUDGET_MS = 30_000;
 const VIEW_HISTORY = 16;
 const REPLAY_STALL_MS = 15_000;
 const RESTART_DELAY_MS = 1_000;
+/** At most one warning per this long about undecodable fills: during a rolling upgrade every
+ *  fill of a member of the other version is one. */
+const UNDECODABLE_WARN_INTERVAL_MS = 60_000;
 const EMPTY = new Uint8Array(0);
 const EMPTY_VIEW: View = Object.freeze({ epoch: 0, members: Object.freeze([]) as readonly Member[] });
 const nanosPerMs = 1_000_000;
@@ -194,6 +199,7 @@ export class NatsLog implements ClusterLog {
     fillsPublished: 0,
     fillsDropped: 0,
     fillsApplied: 0,
+    fillsUndecodable: 0,
     invalApplied: 0,
     gaps: 0,
     replayed: 0,
@@ -227,6 +233,8 @@ export class NatsLog implements ClusterLog {
   /** What the last periodic check saw, to notice a consumer that stopped delivering. */
   #invalProgress = { appliedSeq: 0, behind: false };
   #invalNeedsRestart = false;
+  /** The stream was reset keeping the old id: #stampIncarnation must give it a new one. */
+  #stampDue = false;
   /** Nats-Msg-Id of the message at appliedSeq, to recognise the stream (#isSameStream). */
   #appliedMsgId: string | undefined;
   #invalOps: Promise<void> = Promise.resolve();
@@ -242,6 +250,7 @@ export class NatsLog implements ClusterLog {
   #fillGen = 0;
   #fillsLastSeq = 0;
   #fillsInFlight = 0;
+  #undecodableWarnedAt = -Infinity;
 
   // Membership
   #view: View = EMPTY_VIEW;
@@ -290,6 +299,10 @@ export class NatsLog implements ClusterLog {
 
   get appliedSeq(): number {
     return this.#appliedSeq;
+  }
+
+  get incarnation(): string {
+    return this.#incarnation;
   }
 
   get attached(): boolean {
@@ -741,6 +754,13 @@ export class NatsLog implements ClusterLog {
       // Deleted and recreated: seqs restarted; everything after our cursor is unknown.
       const old = this.#incarnation;
       this.#incarnation = incarnation;
+      if (incarnation === old && when !== 'start') {
+        // Recreated from a copy of the old config, id and all: fences of the two numberings
+        // would look alike. A private id until #stampIncarnation gives the stream a new one, so
+        // that nothing fenced before the reset is taken for current meanwhile.
+        this.#incarnation = `${incarnation}#${nuid.next()}`;
+        this.#stampDue = true;
+      }
       // Applied seqs of the old stream mean nothing in the new one.
       this.#acks.clear();
       this.#resets++;
@@ -752,7 +772,7 @@ export class NatsLog implements ClusterLog {
       );
       return true;
     }
-    if (incarnation !== this.#incarnation) {
+    if (incarnation !== this.#incarnation && !this.#stampDue) {
       this.#log.info({ incarnation, was: this.#incarnation }, 'INVAL stream id changed, same messages: keeping the cursor');
       this.#incarnation = incarnation;
     }
@@ -786,6 +806,7 @@ export class NatsLog implements ClusterLog {
         );
       }
       const reset = this.#checkGapWith(info, await this.#isSameStream(info), when);
+      if (this.#stampDue) await this.#stampIncarnation(info);
       // A restart that failed last time (JetStream busy electing) is due now.
       let restart = reset || this.#invalNeedsRestart;
       const behind = info.state.last_seq > this.#appliedSeq;
@@ -806,6 +827,24 @@ export class NatsLog implements ClusterLog {
       this.#scheduleAck();
       this.#checkWaiters();
     });
+  }
+
+  /** The stream was reset but kept the old one's id (see #checkGapWith): give it a fresh one.
+   *  Members that stamp at the same moment, or read the old id meanwhile, adopt the one that
+   *  stayed at their next check (same messages, new id); until then they ignore each other's
+   *  fills and acks. Retried at every check until it succeeds. */
+  async #stampIncarnation(info: StreamInfo): Promise<void> {
+    const d = info.config.description ?? '';
+    const at = d.lastIndexOf(INCARNATION_TAG);
+    const description = `${at < 0 ? `${d}${d === '' ? '' : '; '}` : d.slice(0, at)}${INCARNATION_TAG}${nuid.next()}`;
+    try {
+      const updated = await this.#jsm!.streams.update(this.#names.invalStream, { ...info.config, description });
+      this.#incarnation = incarnationOf(updated);
+      this.#stampDue = false;
+      this.#log.warn({ incarnation: this.#incarnation }, 'INVAL was recreated with the old stream\'s id; gave it a new one');
+    } catch (err) {
+      this.#log.warn({ err }, 'INVAL was recreated with the old stream\'s id and a new one could not be set yet');
+    }
   }
 
   async invalidate(inval: Invalidation): Promise<number> {
@@ -1031,7 +1070,12 @@ export class NatsLog implements ClusterLog {
       const tombstone = m.headers?.get(FILL_OP_HEADER) === FILL_OP_DELETE;
       record = decodeFill(where.partition, where.subjectKey, m.data, tombstone);
     } catch (err) {
-      this.#log.warn({ err, subject: m.subject, seq: m.seq }, 'ignoring an undecodable fill');
+      this.#stats.fillsUndecodable++;
+      const now = performance.now();
+      if (now - this.#undecodableWarnedAt >= UNDECODABLE_WARN_INTERVAL_MS) {
+        this.#undecodableWarnedAt = now;
+        this.#log.warn({ err, subject: m.subject, seq: m.seq, undecodable: this.#stats.fillsUndecodable }, 'ignoring undecodable fills (counted in sidecache_fills_undecodable)');
+      }
       return false;
     }
     try {

@@ -11,6 +11,14 @@ export type Invalidation =
 
 export type InvalidationKind = Invalidation['kind'];
 
+/** Where a response's content stands in the log: the INVAL seq its source had applied when
+ *  it was fetched (DESIGN: fence), in the numbering of INVAL incarnation `incarnation`. Seqs
+ *  restart when the stream is deleted and recreated, so a seq means nothing without it. */
+export interface Fence {
+  readonly incarnation: string;
+  readonly seq: number;
+}
+
 /** One replicable cache entry on FILLS. The log does not look inside `meta` or `body`:
  *  it only routes by partition and compacts by subjectKey. */
 export interface FillRecord {
@@ -82,6 +90,9 @@ export interface ClusterLog {
   start(handlers: LogHandlers): Promise<void>;
   /** Last INVAL seq applied by this sidecar. */
   readonly appliedSeq: number;
+  /** Incarnation of the INVAL stream appliedSeq counts in (see codec.ts); fences of another
+   *  incarnation cannot be checked against the invalidations applied here. */
+  readonly incarnation: string;
   readonly attached: boolean;
   /** Append an invalidation; resolves with its seq once the log stored it. Rejects with
    *  SC_ERR_LOG when the log is unreachable. */

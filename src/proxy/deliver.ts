@@ -3,6 +3,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { parseRange } from '../http/range.js';
+import { encodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
+import type { Fence } from '../log/types.js';
 import { EntrySource, type Entry } from '../store/types.js';
 
 /** Identity of this sidecar in Cache-Status, and whether to add debug parameters. */
@@ -105,13 +107,17 @@ export function notModified(req: IncomingMessage, entry: Entry): boolean {
 
 const NOT_MODIFIED_KEEP = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
 
-/** Header pairs a peer needs to index what we send it: the tags we strip for clients. */
-export function peerTagHeaders(tags: readonly string[]): string[] {
-  return tags.length === 0 ? [] : ['surrogate-key', tags.join(' ')];
+/** Header pairs a peer needs with what we send it: the tags we strip for clients (to index
+ *  it), and the fence of the body, without which it must not keep a copy (DESIGN invariant 1:
+ *  a copy is fenced with the seq its source had applied, not the requester's). */
+export function peerHeaders(tags: readonly string[], fence: Fence | undefined): string[] {
+  const out = tags.length === 0 ? [] : ['surrogate-key', tags.join(' ')];
+  if (fence !== undefined) out.push(PEER_FENCE_HEADER, encodePeerFence(fence));
+  return out;
 }
 
 /** Serves a stored entry: 200/304/206/416, with Age and Cache-Status. Synchronous.
- *  `toPeer`: the request came from a peer, which must learn the entry's tags. `extra`: header
+ *  `toPeer`: the request came from a peer, which must learn the entry's tags and fence. `extra`: header
  *  pairs for this response only (a 304's Set-Cookie for the client it answered). */
 export function deliverEntry(
   req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false, extra: readonly string[] = NO_HEADERS,
@@ -127,6 +133,7 @@ export function deliverEntry(
       if (NOT_MODIFIED_KEEP.has(entry.headers[i]!)) h.push(entry.headers[i]!, entry.headers[i + 1]!);
     }
     h.push('age', age, 'cache-status', status, ...extra);
+    if (toPeer) h.push(...peerHeaders([], { incarnation: entry.incarnation, seq: entry.fence }));
     res.writeHead(304, h);
     res.end();
     return;
@@ -152,7 +159,7 @@ export function deliverEntry(
   // keeps no reference to: no new array per hit. One array per length, so none is ever resized.
   const base = entry.headers;
   const n = base.length;
-  const tagHeaders = toPeer ? peerTagHeaders(entry.tags) : NO_HEADERS;
+  const tagHeaders = toPeer ? peerHeaders(entry.tags, { incarnation: entry.incarnation, seq: entry.fence }) : NO_HEADERS;
   if (extra.length > 0) {
     res.writeHead(entry.status, [...base, 'age', age, 'cache-status', status, ...tagHeaders, ...extra]);
     res.end(entry.body);

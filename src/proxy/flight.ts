@@ -3,6 +3,7 @@
 // Buffer chunks go to every response: bodies are never copied per waiter.
 import type { ServerResponse } from 'node:http';
 import type { BodyControl } from './origin.js';
+import type { Fence } from '../log/types.js';
 import type { Entry } from '../store/types.js';
 
 export interface FlightHead {
@@ -17,6 +18,9 @@ export interface FlightHead {
   /** Age of the response when it arrived, seconds, and when. */
   readonly initialAgeSec: number;
   readonly receivedAt: number;
+  /** The fence of this body: the flight's own for an origin fetch, the one the peer sent for a
+   *  peer's answer; undefined when the peer sent none that we can read (never stored then). */
+  readonly fence: Fence | undefined;
 }
 
 /** A response a flight feeds: the leader's, or a waiter's. */
@@ -28,8 +32,9 @@ interface Sink {
 
 export class Flight {
   readonly key: string;
-  /** INVAL seq applied when this fetch began, and the cache generation then. */
+  /** INVAL seq applied when this fetch began, its INVAL incarnation, and the cache generation then. */
   readonly fence: number;
+  readonly incarnation: string;
   readonly generation: number;
   head: FlightHead | undefined;
   /** Set when the flight ended in a stored entry without a body stream (304, stale-if-error). */
@@ -53,9 +58,10 @@ export class Flight {
    *  forgets it, since no end or error will come to finish it. */
   readonly #onAbandon: ((f: Flight) => void) | undefined;
 
-  constructor(key: string, fence: number, generation: number, onAbandon?: (f: Flight) => void) {
+  constructor(key: string, fence: Fence, generation: number, onAbandon?: (f: Flight) => void) {
     this.key = key;
-    this.fence = fence;
+    this.fence = fence.seq;
+    this.incarnation = fence.incarnation;
     this.generation = generation;
     this.#onAbandon = onAbandon;
   }
@@ -180,7 +186,7 @@ export class Flights {
   }
 
   /** A new flight; `collapse` false: a private fetch others may not join. */
-  start(key: string, fence: number, generation: number, collapse = true): Flight {
+  start(key: string, fence: Fence, generation: number, collapse = true): Flight {
     const f = new Flight(key, fence, generation, (abandoned) => this.finish(abandoned));
     if (collapse) this.#byKey.set(key, f);
     else f.joinable = false;

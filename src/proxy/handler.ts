@@ -11,11 +11,12 @@ import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, upstre
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
 import { objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
-import type { ClusterLog, Invalidation } from '../log/types.js';
+import { decodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
+import type { ClusterLog, Fence, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
-import { cacheStatus, deliverEntry, HitStatuses, peerTagHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { cacheStatus, deliverEntry, HitStatuses, peerHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
@@ -60,6 +61,10 @@ const LOCAL: RequestContext = { fromPeer: false };
  *  out per interval (each costs every member a scan of its keys), more become their origins. */
 const WRITE_FLUSH_INTERVAL_MS = 250;
 const WRITE_MAX_PREFIXES = 8;
+
+/** At most one warning per this long about peers whose answers carry no fence we can read
+ *  (a member of another version during a rolling upgrade sends one with every answer). */
+const FENCE_WARN_INTERVAL_MS = 60_000;
 
 /** The body as one Buffer that keeps no more memory alive than it is charged for (heldBytes):
  *  socket chunks are views into the socket read's ArrayBuffer. A body that came in one read is
@@ -204,6 +209,7 @@ export class ProxyHandler {
   /** cache.lookup's variant key of a request, made once: no closure per request. */
   readonly #variantOf: VariantKeyOf<IncomingMessage>;
   #inFlight = 0;
+  #fenceWarnedAt = -Infinity;
 
   constructor(s: Services) {
     this.#s = s;
@@ -224,8 +230,9 @@ export class ProxyHandler {
       onCoalesced: (n) => s.metrics.writeInvalidationsCoalesced.inc(n),
     });
     const tagHeaders = s.config.stripTagHeaders ? ['surrogate-key', 'cache-tag'] : [];
-    this.#dropOnStore = new Set(['age', 'cache-status', 'via', ...tagHeaders]);
-    this.#dropOnPass = new Set(['via', 'cache-status', ...tagHeaders]);
+    // A fence field is ours, added for peers only: never stored, never passed on from upstream.
+    this.#dropOnStore = new Set(['age', 'cache-status', 'via', PEER_FENCE_HEADER, ...tagHeaders]);
+    this.#dropOnPass = new Set(['via', 'cache-status', PEER_FENCE_HEADER, ...tagHeaders]);
     this.#fetchHost = {
       response: (f, status, headers, body) => this.#onResponse(f, status, headers, body),
       failure: (f, err, fetchError) => {
@@ -437,7 +444,7 @@ export class ProxyHandler {
     collapse: boolean,
   ): void {
     const s = this.#s;
-    const flight = this.#flights.start(key, s.log.appliedSeq, s.cache.generation, collapse);
+    const flight = this.#flights.start(key, { incarnation: s.log.incarnation, seq: s.log.appliedSeq }, s.cache.generation, collapse);
     const peers = ctx.fromPeer ? undefined : s.router.peersFor(key);
     setOutcome(peers === undefined ? (stale === undefined ? CacheOutcome.miss : CacheOutcome.revalidated) : CacheOutcome.forwarded);
     const fetch = new FlightFetch(this.#fetchHost, flight, req, res, target, key, stale, stale === undefined ? 'uri-miss' : 'stale',
@@ -500,13 +507,17 @@ export class ProxyHandler {
     const { flight, req, res, target, stale, fwd, viaPeer, toPeer } = f;
     const s = this.#s;
     const now = Date.now();
+    // A peer's answer is as fresh as what the peer had applied, not as what we had: an owner
+    // behind on INVAL serves what a purge we already applied removed. So its fence is the
+    // peer's; ours stands for what we fetch from the origin.
+    const ownFence: Fence = { incarnation: flight.incarnation, seq: flight.fence };
     if (stale !== undefined && status === 304) {
       const update = { status: 304, headers: headers as Record<string, string> };
       if (isUpdateFor(stale, update, f.conditional)) {
         body.resume();
         const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues);
         const { policy } = revalidatedPolicy(stale.policy, preq, update);
-        const refreshed = this.#refresh(stale, policy, flight, now);
+        const refreshed = this.#refresh(stale, policy, flight, viaPeer ? this.#peerFence(headers) : ownFence, now);
         // The entry is refreshed without the 304's Set-Cookie (revalidatedPolicy); the client
         // whose request drew it gets it, waiters and later clients never do.
         this.#settle(flight, req, res, refreshed, now, { fwd: 'stale', fwdStatus: 304, stored: true }, toPeer, setCookiePairs(headers['set-cookie']));
@@ -535,6 +546,8 @@ export class ProxyHandler {
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
     const storable = admission.storable && !tooBig;
     const tags = tagsOf(headers);
+    // Only an answer we may keep needs the peer's fence (a peer's error page has none to give).
+    const fence = !viaPeer ? ownFence : storable ? this.#peerFence(headers) : undefined;
     // Age is always ours here (added per response from the policy's age): never the origin's too.
     const raw = toRawHeaders(headers, this.#dropOnStore);
     raw.push('via', headers.via === undefined ? VIA : `${String(headers.via)}, ${VIA}`);
@@ -547,6 +560,7 @@ export class ProxyHandler {
       tags,
       initialAgeSec: policy.age(),
       receivedAt: now,
+      fence,
     };
     if (!storable) flight.capturing = false;
     flight.setHead(head, body);
@@ -560,7 +574,7 @@ export class ProxyHandler {
     };
     if (res !== undefined) {
       const extra = ['age', String(Math.floor(head.initialAgeSec)), 'cache-status', cacheStatus(this.#statusCtx, parts)];
-      if (toPeer && storable) extra.push(...peerTagHeaders(tags));
+      if (toPeer) extra.push(...peerHeaders(storable ? tags : [], fence));
       flight.attach(res, () => extra);
     }
     f.head = head;
@@ -574,9 +588,10 @@ export class ProxyHandler {
   #onBodyEnd(f: FlightFetch): void {
     const s = this.#s;
     const flight = f.flight;
-    if (f.storable && flight.capturing && f.admission!.storable) {
+    const fence = f.head?.fence;
+    if (f.storable && flight.capturing && f.admission!.storable && fence !== undefined && (!f.viaPeer || this.#isOurNumbering(fence))) {
       const bodyBuf = ownedBody(flight.chunks, flight.bytes);
-      const entry = this.#makeEntry(f.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, flight.fence,
+      const entry = this.#makeEntry(f.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, fence,
         f.viaPeer ? EntrySource.hot : EntrySource.local);
       if (s.cache.store(entry, f.viaPeer, flight.generation)) {
         if (!f.viaPeer) s.onStored?.(entry);
@@ -586,6 +601,31 @@ export class ProxyHandler {
     }
     flight.end();
     this.#flights.finish(flight);
+  }
+
+  /** The fence a peer sent with its answer; undefined (counted, and warned about now and then)
+   *  when it sent none we can read: an owner of another version, or no owner at all. */
+  #peerFence(headers: HeaderObject): Fence | undefined {
+    const value = headers[PEER_FENCE_HEADER];
+    try {
+      return decodePeerFence(value);
+    } catch (err) {
+      this.#s.metrics.fencesUntrusted.labels('peer', value === undefined ? 'missing' : 'unreadable').inc();
+      const now = performance.now();
+      if (now - this.#fenceWarnedAt >= FENCE_WARN_INTERVAL_MS) {
+        this.#fenceWarnedAt = now;
+        this.#s.logger.warn({ err: (err as Error).message }, 'a peer answered without a fence we can read: its answer is served, not kept');
+      }
+      return undefined;
+    }
+  }
+
+  /** Does a fence count in the seqs of the INVAL stream we apply? After a reset, one of the old
+   *  stream cannot be checked against the purges of the new one (counted, not stored). */
+  #isOurNumbering(fence: Fence): boolean {
+    if (fence.incarnation === this.#s.log.incarnation) return true;
+    this.#s.metrics.fencesUntrusted.labels('peer', 'incarnation').inc();
+    return false;
   }
 
   /** A flight that ends in a stored entry (304 or stale-if-error): leader and waiters serve it. */
@@ -653,7 +693,7 @@ export class ProxyHandler {
       const status = cacheStatus(this.#statusCtx, { fwd: 'uri-miss', fwdStatus: head.status, collapsed: true });
       flight.attach(res, (h) => {
         const extra = ['age', String(Math.floor(h.initialAgeSec + (Date.now() - h.receivedAt) / 1000)), 'cache-status', status];
-        if (ctx.fromPeer) extra.push(...peerTagHeaders(h.tags));
+        if (ctx.fromPeer) extra.push(...peerHeaders(h.tags, h.fence));
         return extra;
       });
     });
@@ -661,7 +701,7 @@ export class ProxyHandler {
 
   #makeEntry(
     key: string, head: FlightHead, body: Buffer, policy: CachePolicy, freshness: Entry['freshness'], keepUntil: number,
-    fence: number, source: EntrySource,
+    fence: Fence, source: EntrySource,
   ): Entry {
     const headers = head.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
     headers.push('content-length', String(body.length));
@@ -676,7 +716,8 @@ export class ProxyHandler {
       freshness,
       keepUntil,
       tags: head.tags,
-      fence,
+      fence: fence.seq,
+      incarnation: fence.incarnation,
       etag: rawGet(headers, 'etag'),
       lastModified: rawGet(headers, 'last-modified'),
       source,
@@ -687,7 +728,7 @@ export class ProxyHandler {
   }
 
   /** The stored entry after a 304: new policy, times and headers (§4.3.4), same body. */
-  #refresh(stale: Entry, policy: CachePolicy, flight: Flight, now: number): Entry {
+  #refresh(stale: Entry, policy: CachePolicy, flight: Flight, fence: Fence | undefined, now: number): Entry {
     const updated = policy.responseHeaders() as Record<string, string>;
     const freshness = freshnessOf(policy, updated, now, this.#s.config.defaultTtlMs);
     const headers = toRawHeaders(updated, this.#dropOnStore);
@@ -700,7 +741,11 @@ export class ProxyHandler {
       policy,
       freshness,
       keepUntil: keepUntilOf(freshness),
-      fence: Math.max(flight.fence, stale.fence),
+      // The 304 says the stored body is still current as of its source's fence (ours for the
+      // origin, the owner's for a peer: a soft purge the owner has not applied is not
+      // revalidated by its 304); the later fence holds. Without a fence in the same numbering,
+      // the body keeps its own.
+      fence: fence !== undefined && fence.incarnation === stale.incarnation ? Math.max(fence.seq, stale.fence) : stale.fence,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
       size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues),

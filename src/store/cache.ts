@@ -32,6 +32,9 @@ export interface CacheOptions {
   readonly maxVariants?: number;
   /** Bound on the memory of the invalidation history, hard and soft together (default 32 MiB). */
   readonly historyMaxBytes?: number;
+  /** Incarnation of the INVAL stream whose seqs this cache applies (ClusterLog.incarnation).
+   *  Default: '' (one numbering, standalone). */
+  readonly incarnation?: () => string;
 }
 
 export class Cache {
@@ -45,8 +48,10 @@ export class Cache {
   readonly #softHistory = new InvalHistory();
   readonly #historyMaxBytes: number;
   #generation = 0;
+  readonly #incarnation: () => string;
 
   constructor(opts: CacheOptions, historyFloor = 0) {
+    this.#incarnation = opts.incarnation ?? (() => '');
     const reclaimer = new Reclaimer(opts.maxBytes + Math.max(0, opts.hotMaxBytes));
     const onRelease = (bytes: number): void => reclaimer.released(bytes);
     const storeOpts = {
@@ -91,8 +96,11 @@ export class Cache {
     return e;
   }
 
-  /** Has an invalidation after `fence` matched this entry? Then it must not be stored. */
+  /** Has an invalidation after `fence` matched this entry, or can that not be known? Then it
+   *  must not be stored. A fence of another INVAL incarnation counts in seqs that mean nothing
+   *  here (they restart when the stream is reset): whatever purged it is unknown. */
   isInvalidatedSince(entry: Entry): boolean {
+    if (entry.incarnation !== this.#incarnation()) return true;
     return entry.fence < this.#banBefore || this.#history.matchesSince(entry);
   }
 

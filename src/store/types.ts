@@ -23,8 +23,11 @@ export interface Entry {
   readonly keepUntil: number;
   /** Surrogate-Key / Cache-Tag values. */
   readonly tags: readonly string[];
-  /** INVAL seq applied when the fetch that made this entry began (DESIGN: fence). */
+  /** INVAL seq applied when the fetch that made this entry began (DESIGN: fence), by the
+   *  sidecar that fetched it: for a hot copy or a replica, the owner. */
   readonly fence: number;
+  /** INVAL incarnation `fence` counts in (log/types.ts Fence). */
+  readonly incarnation: string;
   readonly etag: string | undefined;
   readonly lastModified: string | undefined;
   readonly source: EntrySource;

@@ -5,7 +5,7 @@ import { Metrics } from '../../src/metrics.js';
 
 const sources = {
   bytes: () => 0, entries: () => 0, hotBytes: () => 0, appliedSeq: () => 0, epoch: () => 0, members: () => 0,
-  partitionsOwned: () => 0, attached: () => 0, fills: () => ({ published: 0, dropped: 0 }),
+  partitionsOwned: () => 0, attached: () => 0, fills: () => ({ published: 0, dropped: 0, undecodable: 0 }),
 };
 const BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const OBSERVED: Array<['hit' | 'miss' | 'pass', number]> = [

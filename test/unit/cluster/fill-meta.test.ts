@@ -37,7 +37,7 @@ function entryFor(keys: SecondaryKey): Entry {
   const body = Buffer.from('body');
   return {
     key: 'http://app.example/p', varyNames: names, varyValues: values, status: 200, headers, body, policy,
-    freshness: admission.freshness, keepUntil: admission.keepUntil, tags: [], fence: 3, etag: undefined, lastModified: undefined,
+    freshness: admission.freshness, keepUntil: admission.keepUntil, tags: [], fence: 3, incarnation: 'i1', etag: undefined, lastModified: undefined,
     source: EntrySource.local, fillSeq: 0, size: entrySize('http://app.example/p', headers, 4, names, values), softPurged: false,
   };
 }

@@ -6,7 +6,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import { Flights, type Flight, type FlightHead } from '../../../src/proxy/flight.js';
 
-const HEAD: FlightHead = { status: 200, headers: [], shareable: true, varyNames: null, varyValues: [], tags: [], initialAgeSec: 0, receivedAt: 0 };
+const FENCE = { incarnation: '', seq: 0 };
+const HEAD: FlightHead = { status: 200, headers: [], shareable: true, varyNames: null, varyValues: [], tags: [], initialAgeSec: 0, receivedAt: 0, fence: FENCE };
 const body = () => ({ pause() {}, resume() {}, destroy() {} });
 
 const op = fc.oneof(
@@ -24,7 +25,7 @@ t.test('flight bounds - the table holds at most the flights in progress, one per
     for (const o of ops) {
       switch (o.kind) {
         case 'start': {
-          const f = table.start(`k${o.key}`, 0, 0, o.collapse);
+          const f = table.start(`k${o.key}`, FENCE, 0, o.collapse);
           f.setHead(HEAD, body());
           live.push(f);
           break;
@@ -60,7 +61,7 @@ t.test('flight bounds - 100,000 fetches of distinct keys, each ended or abandone
   let peak = 0;
   const open: Flight[] = [];
   for (let i = 0; i < 100_000; i++) {
-    const f = table.start(`http://origin.test/${i}`, 0, 0);
+    const f = table.start(`http://origin.test/${i}`, FENCE, 0);
     f.setHead(HEAD, body());
     open.push(f);
     if (open.length >= 64) {

@@ -18,7 +18,7 @@ const POLICY = {} as CachePolicy;
 function entry(key: string, tags: readonly string[] = []): Entry {
   return {
     key, varyNames: null, varyValues: [], status: 200, headers: HEADERS, body: BODY, policy: POLICY, freshness: FRESH,
-    keepUntil: NOW + 60_000, tags, fence: 0, etag: undefined, lastModified: undefined, source: EntrySource.local,
+    keepUntil: NOW + 60_000, tags, fence: 0, incarnation: '', etag: undefined, lastModified: undefined, source: EntrySource.local,
     fillSeq: 0, size: entrySize(key, HEADERS, BODY.length), softPurged: false,
   };
 }

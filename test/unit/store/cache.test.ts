@@ -18,7 +18,7 @@ function entry(key: string, over: Partial<Entry> = {}): Entry {
   const headers = ['content-length', String(body.length)];
   return {
     key, varyNames: null, varyValues: [], status: 200, headers, body, policy: {} as CachePolicy, freshness: FRESH,
-    keepUntil: NOW + 60_000, tags: [], fence: 0, etag: undefined, lastModified: undefined, source: EntrySource.local,
+    keepUntil: NOW + 60_000, tags: [], fence: 0, incarnation: '', etag: undefined, lastModified: undefined, source: EntrySource.local,
     fillSeq: 0, size: entrySize(key, headers, body.length), softPurged: false, ...over,
   };
 }
@@ -299,4 +299,18 @@ t.test('history - 200,000 long-key invalidations stay within the byte bound; for
   t.equal(c.lookup('http://h/s', plain, undefined, NOW)?.softPurged, true, 'but stale: soft purges it may have missed were forgotten');
   c.flush(300_000);
   t.equal(c.historyBytes, 0, 'a flush empties it');
+});
+
+t.test('cache - a fence of another INVAL incarnation is never stored, however high its seq', async (t) => {
+  let incarnation = 'old';
+  const c = new Cache({ maxBytes: 1024 * 1024, hotMaxBytes: 64 * 1024, incarnation: () => incarnation });
+  t.ok(c.store(entry('a', { fence: 5, incarnation: 'old' })));
+  // The stream is reset: seqs restart from 1, and the cache flushes.
+  incarnation = 'new';
+  c.flush(0);
+  t.notOk(c.store(entry('a', { fence: 5, incarnation: 'old' })), 'fence 5 of the old numbering says nothing about seq 1 of the new');
+  t.notOk(c.store(entry('b', { fence: 5, incarnation: 'old' }), true), 'nor as a hot copy');
+  t.ok(c.store(entry('a', { fence: 0, incarnation: 'new' })), 'a fence of the new numbering is checked as usual');
+  c.apply(1, { kind: 'url', keys: ['a'] });
+  t.equal(c.lookup('a', plain, undefined, NOW), undefined, 'and purged by a later invalidation');
 });
