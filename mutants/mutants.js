@@ -142,4 +142,74 @@ export const MUTANTS = [
     }],
     tests: [{ file: 'test/integration/cluster-private.test.ts', grep: 'holds no cookie' }],
   },
+  {
+    name: 'hot-copy-own-fence',
+    promise: 'read-your-purge: a copy fetched from a peer is fenced with the seq its source had applied, not ours',
+    edits: [{
+      file: 'src/proxy/handler.ts',
+      find: 'const fence = !viaPeer ? ownFence : storable ? this.#peerFence(headers) : undefined;',
+      replace: 'const fence = !viaPeer ? ownFence : storable ? ownFence : undefined;',
+    }],
+    tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: 'hot copy' }],
+  },
+  {
+    name: 'fence-ignores-incarnation',
+    promise: 'no resurrection across an INVAL stream reset: a fence counts only in the stream it was taken in',
+    edits: [{
+      file: 'src/store/cache.ts',
+      find: 'if (entry.incarnation !== this.#incarnation()) return true;',
+      replace: '',
+    }],
+    tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: 'reset' }],
+  },
+  {
+    name: 'join-before-catch-up',
+    promise: 'a joining member applies the retained invalidations before it replays and serves fills',
+    edits: [{
+      file: 'src/cluster/node.ts',
+      find: 'const caughtUp = await this.#d.log.catchUp();',
+      replace: 'const caughtUp = this.#d.log.appliedSeq;',
+    }],
+    tests: [{ file: 'test/integration/cluster-join.test.ts', grep: 'applies the retained' }],
+  },
+  {
+    name: 'lapsed-lease-serves-swr',
+    promise: 'a member whose lease lapsed or that was dropped serves no stale-while-revalidate entry unasked',
+    edits: [{
+      file: 'src/proxy/handler.ts',
+      find: 'if (this.#s.mustRevalidateAll?.() === true) return Verdict.stale;',
+      replace: 'if (v === Verdict.fresh && this.#s.mustRevalidateAll?.() === true) return Verdict.stale;',
+    }],
+    tests: [{ file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'stale-while-revalidate' }],
+  },
+  {
+    name: 'stale-copy-to-peer-as-304',
+    promise: 'an owner never confirms a stale copy to a peer with a 304 (the peer would take it as revalidated)',
+    edits: [{
+      file: 'src/proxy/deliver.ts',
+      find: '!(toPeer && verdictOf(entry.freshness, now) !== Verdict.fresh)',
+      replace: '!(toPeer && verdictOf(entry.freshness, now) === undefined)',
+    }],
+    tests: [{ file: 'test/unit/proxy/deliver.test.ts' }],
+  },
+  {
+    name: 'waiter-gets-other-variant',
+    promise: 'a request never gets another Vary variant than its own, collapsed or not',
+    edits: [{
+      file: 'src/proxy/handler.ts',
+      find: 'if (settled.varyNames === null || this.#secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
+      replace: 'if (settled.varyNames !== undefined || this.#secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
+    }],
+    tests: [{ file: 'test/integration/standalone-collapse.test.ts' }],
+  },
+  {
+    name: 'write-invalidation-forgotten',
+    promise: 'a write invalidation the log cannot take is kept and published later, never dropped',
+    edits: [{
+      file: 'src/log/write-queue.ts',
+      find: "'invalidation after a write could not reach the log; queued until it can');\n      this.#enqueue(inval);",
+      replace: "'invalidation after a write could not reach the log; queued until it can');",
+    }],
+    tests: [{ file: 'test/integration/cluster-write-queue.test.ts', grep: 'writes' }],
+  },
 ];

@@ -226,7 +226,7 @@ export class ClusterNode implements Router {
       lastModified: rawGet(meta.headers, 'last-modified'),
       source: EntrySource.replica,
       fillSeq: seq,
-      size: entrySize(meta.key, meta.headers, heldBytes(body), meta.varyNames, meta.varyValues),
+      size: entrySize(meta.key, meta.headers, heldBytes(body), meta.varyNames, meta.varyValues, meta.tags),
       softPurged: false,
     };
     if (!this.#d.cache.store(entry)) {

@@ -257,6 +257,9 @@ export class NatsLog implements ClusterLog {
   #myState: MemberState | undefined;
   #left = false;
   #heartbeatPending = false;
+  /** The highest INVAL seq we published in the current stream (0 after a reset). With our
+   *  applied seq it bounds what any member can truly have applied: see #knownLastSeq. */
+  #publishedSeq = 0;
   #recoverPending = false;
   #departuresPending = false;
   #rejoinPending = false;
@@ -763,6 +766,7 @@ export class NatsLog implements ClusterLog {
       }
       // Applied seqs of the old stream mean nothing in the new one.
       this.#acks.clear();
+      this.#publishedSeq = 0;
       this.#resets++;
       this.#gap(
         `INVAL stream ${this.#names.invalStream} was reset (incarnation ${incarnation || '?'}, was ${old || '?'}; ` +
@@ -790,7 +794,7 @@ export class NatsLog implements ClusterLog {
   /** Gap check against the server (periodic and on reconnect); recreates a deleted stream.
    *  The periodic check also restarts a consumer that made no progress between two checks
    *  while the stream had messages for it (a stuck consumer must not hide as "no news"). */
-  #checkGap(when: 'periodic' | 'reconnect'): Promise<void> {
+  #checkGap(when: 'periodic' | 'reconnect' | 'publish'): Promise<void> {
     return this.#serialInval(async () => {
       if (this.#closing) return;
       let info: StreamInfo;
@@ -871,6 +875,11 @@ export class NatsLog implements ClusterLog {
           timeout: Math.max(100, Math.min(INVAL_ATTEMPT_TIMEOUT_MS, remaining)),
         });
         if (attempt > 0) this.#log.info({ attempt, seq: ack.seq, duplicate: ack.duplicate }, 'invalidation stored after retry');
+        // A seq at or below one we applied cannot be new in the stream we know: it was reset
+        // (perhaps recreated from a copy of its configuration, which the id does not show).
+        // Find out now, before anyone's acknowledgement of this seq is counted.
+        if (ack.seq <= this.#appliedSeq && !ack.duplicate) await this.#checkGap('publish');
+        this.#publishedSeq = Math.max(this.#publishedSeq, ack.seq);
         if (inval.kind === 'all' && inval.soft !== true) await this.#purgeFills();
         return ack.seq;
       } catch (err) {
@@ -973,15 +982,25 @@ export class NatsLog implements ClusterLog {
     if (id === this.#self.id) return;
     if (incarnation !== undefined && incarnation !== this.#incarnation) return;
     const cur = this.#acks.get(id);
-    if (cur !== undefined && cur.seq >= seq) return;
+    // A higher ack than the stream holds is from before a reset: a lower one replaces it.
+    if (cur !== undefined && cur.seq >= seq && cur.seq <= this.#knownLastSeq()) return;
     this.#acks.set(id, { seq, incarnation });
     this.#checkWaiters();
+  }
+
+  /** No member can have applied more of the current stream than exists in it: an ack above
+   *  what we applied or published is counted in the numbering of a stream that was reset
+   *  (an operator recreated INVAL from a copy of its configuration, so the id is the same)
+   *  and proves nothing until that member has noticed the reset. A true ack above it (a
+   *  peer applied another member's publish before we did) counts once we have applied it. */
+  #knownLastSeq(): number {
+    return Math.max(this.#appliedSeq, this.#publishedSeq);
   }
 
   #hasApplied(id: string, seq: number): boolean {
     if (id === this.#self.id) return this.#appliedSeq >= seq;
     const a = this.#acks.get(id);
-    return a !== undefined && a.seq >= seq;
+    return a !== undefined && a.seq >= seq && a.seq <= this.#knownLastSeq();
   }
 
   #ackStatus(seq: number): PurgeAcks {

@@ -722,7 +722,7 @@ export class ProxyHandler {
       lastModified: rawGet(headers, 'last-modified'),
       source,
       fillSeq: 0,
-      size: entrySize(key, headers, heldBytes(body), head.varyNames, head.varyValues),
+      size: entrySize(key, headers, heldBytes(body), head.varyNames, head.varyValues, head.tags),
       softPurged: false,
     };
   }
@@ -748,7 +748,7 @@ export class ProxyHandler {
       fence: fence !== undefined && fence.incarnation === stale.incarnation ? Math.max(fence.seq, stale.fence) : stale.fence,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues, stale.tags),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;

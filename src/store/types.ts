@@ -124,11 +124,15 @@ export function heldBytes(body: Buffer): number {
 /** Bytes charged for an entry: its key, headers and secondary key, body and overhead. The
  *  secondary key's strings are held twice, in the entry and in its policy's request head. */
 export function entrySize(key: string, headers: readonly string[], bodyBytes: number, varyNames: readonly string[] | null = null,
-  varyValues: readonly string[] = []): number {
+  varyValues: readonly string[] = [], tags: readonly string[] = []): number {
   let h = 0;
   for (const s of headers) h += s.length + 16;
   let v = 0;
   if (varyNames !== null) for (const s of varyNames) v += s.length + 16;
   for (const s of varyValues) v += s.length + 16;
-  return ENTRY_OVERHEAD_BYTES + key.length * 2 + h * 2 + v * 4 + bodyBytes;
+  // Tags are held on the entry and again in the tag index: an origin naming thousands of
+  // tags per response must pay for them in the budget.
+  let g = 0;
+  for (const s of tags) g += s.length + 16;
+  return ENTRY_OVERHEAD_BYTES + key.length * 2 + h * 2 + v * 4 + g * 4 + bodyBytes;
 }

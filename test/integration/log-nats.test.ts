@@ -94,6 +94,26 @@ async function startMember(
   };
 }
 
+/** As an operator would recreate a stream. A member's periodic check may recreate it first
+ *  ("already in use"), and a create can time out on a loaded machine while it still takes
+ *  effect: either way the stream must exist afterwards. */
+async function recreate(jsm: Awaited<ReturnType<typeof jetstreamManager>>, config: Parameters<Awaited<ReturnType<typeof jetstreamManager>>['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.add(config);
+  } catch (err) {
+    if (!/already in use|timeout/i.test((err as Error).message)) throw err;
+  }
+  for (let i = 0; ; i++) {
+    try {
+      await jsm.streams.info(config.name!);
+      return;
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -329,11 +349,7 @@ t.test('gap - a running member notices that INVAL was deleted and recreated; ack
   await jsm.streams.delete(name);
   // As an operator would: same settings, no sidecache incarnation id. A member's periodic
   // check may have recreated the stream first; a reset it is either way.
-  try {
-    await jsm.streams.add({ ...config, description: 'recreated by hand' });
-  } catch (err) {
-    t.match((err as Error).message, /already in use/, 'only a member got there first');
-  }
+  await recreate(jsm, { ...config, description: 'recreated by hand' });
 
   await waitFor('both noticed the reset', () => a.gaps().length > 0 && b.gaps().length > 0, 5_000);
   t.match(b.gaps()[0]!.reason, /was reset/, 'the gap names the reset');
@@ -343,6 +359,38 @@ t.test('gap - a running member notices that INVAL was deleted and recreated; ack
   const acks = await a.log.waitApplied(seq, 5_000);
   t.same([...acks.acknowledged].sort(), ['A', 'B'], 'acks of the new stream count');
   t.same(b.invals().at(-1)?.seq, 1, 'B applied seq 1 of the new stream');
+});
+
+t.test('gap - an ack counted in a reset stream\'s numbering is no ack: whoever is listed as acknowledged applied the purge', async (t) => {
+  // Found by the cluster checker (seed 1): INVAL recreated from a copy of its configuration
+  // (same id), a purge got seq 7 of the new stream and was "acknowledged" by every member at
+  // once, their applied seqs (106) being counted in the old stream's numbering; one went on
+  // serving the purged body. Neither member here looks for resets on its own for a minute.
+  const cluster = uniqueCluster();
+  const slow = { gapCheckIntervalMs: 60_000 };
+  const a = await startMember(t, cluster, 'A', slow);
+  const b = await startMember(t, cluster, 'B', slow);
+  await a.log.setState('active');
+  await b.log.setState('active');
+  let s = 0;
+  for (let i = 0; i < 10; i++) s = await a.log.invalidate({ kind: 'url', keys: [`k${i}`] });
+  t.same([...(await a.log.waitApplied(s, 10_000)).acknowledged].sort(), ['A', 'B'], 'both acknowledged seq 10');
+
+  const nc = await admin(t);
+  const jsm = await jetstreamManager(nc);
+  const name = logNames(cluster).invalStream;
+  const { config } = await jsm.streams.info(name);
+  await jsm.streams.delete(name);
+  await recreate(jsm, config);
+  const seq = await a.log.invalidate({ kind: 'url', keys: ['k-new'] });
+  t.ok(seq < s, `the new stream numbers afresh (seq ${seq})`);
+  const acks = await a.log.waitApplied(seq, 2_000);
+  const applied = (m: typeof a) => m.invals().some((e) => e.seq === seq && e.inval.kind === 'url' && e.inval.keys[0] === 'k-new');
+  for (const m of [a, b]) {
+    if (acks.acknowledged.includes(m.id)) t.ok(applied(m), `${m.id} is listed as acknowledged and applied the new invalidation`);
+    else t.ok(acks.missing.includes(m.id), `${m.id} is listed as missing`);
+  }
+  t.ok(acks.acknowledged.includes('A'), 'the publisher noticed the reset by its seq and applied the new stream');
 });
 
 t.test('view - join, state change, heartbeat expiry agreed by the survivors, leave', async (t) => {
