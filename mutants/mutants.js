@@ -212,4 +212,18 @@ export const MUTANTS = [
     }],
     tests: [{ file: 'test/integration/cluster-write-queue.test.ts', grep: 'writes' }],
   },
+  {
+    name: 'reset-stream-ack-counted',
+    promise: 'read-your-purge across an INVAL reset: an ack counted in the old stream\'s numbering is no ack',
+    edits: [{
+      file: 'src/log/nats-log.ts',
+      find: 'return a !== undefined && a.seq >= seq && a.seq <= this.#knownLastSeq();',
+      replace: 'return a !== undefined && a.seq >= seq;',
+    }, {
+      file: 'src/log/nats-log.ts',
+      find: "if (ack.seq <= this.#appliedSeq && !ack.duplicate) await this.#checkGap('publish');",
+      replace: '',
+    }],
+    tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'no ack' }],
+  },
 ];
