@@ -159,6 +159,10 @@ export const MUTANTS = [
       file: 'src/store/cache.ts',
       find: 'if (entry.incarnation !== this.#incarnation()) return true;',
       replace: '',
+    }, {
+      file: 'src/cluster/node.ts',
+      find: 'if (meta.incarnation !== this.#d.log.incarnation) {',
+      replace: 'if (meta.incarnation === undefined) {',
     }],
     tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: 'reset' }],
   },

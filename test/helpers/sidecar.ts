@@ -45,6 +45,8 @@ export interface SidecarOptions {
   readonly waitReady?: boolean;
   readonly timeoutMs?: number;
   readonly ports?: { listen: number; admin: number; peer: number };
+  /** Another build's entry point (an upgrade test's old build); default this tree's dist/main.js. */
+  readonly main?: string;
 }
 
 /** freePort() closes the port before the sidecar binds it, so a process of another test file
@@ -74,7 +76,7 @@ async function startSidecarOnce(opts: SidecarOptions): Promise<SidecarProcess> {
   };
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && !TEST_RUNNER_VARS.has(k) && v !== undefined) clean[k] = v;
-  const proc = spawn(process.execPath, [MAIN], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [opts.main ?? MAIN], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   // A sidecar a test forgot must not keep the test process alive: the exit hook kills it.
   proc.unref();

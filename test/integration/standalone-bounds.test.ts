@@ -2,22 +2,12 @@
 // Vary variants of one URL, and a flood of writes with long URLs (each an invalidation).
 // One origin and one sidecar for the file; each test uses its own paths.
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, waitFor } from '../helpers/sidecar.js';
+import { startStandalone } from '../helpers/standalone.js';
 
 const HISTORY_BYTES = 1024 * 1024;
 
-let origin: TestOrigin;
-let sc: SidecarProcess;
-
-t.before(async () => {
-  origin = await startOrigin();
-  sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url, SIDECACHE_INVAL_HISTORY_BYTES: '1MiB' } });
-});
-t.teardown(async () => {
-  await sc.stop();
-  await origin.close();
-});
+const { origin, sc } = await startStandalone(t, { SIDECACHE_INVAL_HISTORY_BYTES: '1MiB' });
 
 /** A sample from /metrics (0 when absent). */
 async function metric(name: string): Promise<number | undefined> {

@@ -3,23 +3,14 @@
 // are shared by the whole file; each test uses its own paths.
 import { createHash } from 'node:crypto';
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { httpCall } from '../helpers/raw-http.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, waitFor } from '../helpers/sidecar.js';
+import { startOrigin } from '../helpers/origin.js';
+import { startStandalone } from '../helpers/standalone.js';
 
 const MAX_ENTRY = 64 * 1024;
 
-let origin: TestOrigin;
-let sc: SidecarProcess;
-
-t.before(async () => {
-  origin = await startOrigin();
-  sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url, SIDECACHE_MAX_ENTRY_BYTES: '64KiB' } });
-});
-t.teardown(async () => {
-  await sc.stop();
-  await origin.close();
-});
+const { origin, sc } = await startStandalone(t, { SIDECACHE_MAX_ENTRY_BYTES: '64KiB' });
 
 const get = (path: string, headers: Record<string, string> = {}, method = 'GET', signal?: AbortSignal) =>
   fetch(`${sc.url}${path}`, { method, headers, ...(signal === undefined ? {} : { signal }) });

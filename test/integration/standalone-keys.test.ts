@@ -2,21 +2,11 @@
 // write invalidations must reach the same entry. Targets are sent raw, since fetch() would
 // re-encode them the way a URL parser does, which is what hid the difference.
 import t, { type Test } from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { purge, startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { purge } from '../helpers/sidecar.js';
+import { startStandalone } from '../helpers/standalone.js';
 
-let origin: TestOrigin;
-let sc: SidecarProcess;
-
-t.before(async () => {
-  origin = await startOrigin();
-  sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url } });
-});
-t.teardown(async () => {
-  await sc.stop();
-  await origin.close();
-});
+const { origin, sc } = await startStandalone(t);
 
 const port = (): number => Number(new URL(sc.url).port);
 

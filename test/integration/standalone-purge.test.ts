@@ -1,20 +1,10 @@
 // Invalidation on a standalone sidecar: the purge API (kinds, soft, errors, auth), unsafe
 // methods (RFC 9111 §4.4), and the metrics and health endpoints that report on them.
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { ADMIN_TOKEN, purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, ADMIN_TOKEN, purge, waitFor } from '../helpers/sidecar.js';
+import { startStandalone } from '../helpers/standalone.js';
 
-let origin: TestOrigin;
-let sc: SidecarProcess;
-
-t.before(async () => {
-  origin = await startOrigin();
-  sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url } });
-});
-t.teardown(async () => {
-  await sc.stop();
-  await origin.close();
-});
+const { origin, sc } = await startStandalone(t);
 
 async function get(path: string, headers: Record<string, string> = {}, method = 'GET') {
   const r = await fetch(`${sc.url}${path}`, { method, headers });

@@ -2,21 +2,11 @@
 // keys its variant on (what the origin received, RFC 9111 §4.1), a 304 whose validator does
 // not match (§4.3.4), and the forwarded host and scheme an origin may reflect.
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
 import { httpCall, RawSocket } from '../helpers/raw-http.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { waitFor } from '../helpers/sidecar.js';
+import { startStandalone } from '../helpers/standalone.js';
 
-let origin: TestOrigin;
-let sc: SidecarProcess;
-
-t.before(async () => {
-  origin = await startOrigin();
-  sc = await startSidecar({ env: { SIDECACHE_UPSTREAM: origin.url } });
-});
-t.teardown(async () => {
-  await sc.stop();
-  await origin.close();
-});
+const { origin, sc } = await startStandalone(t);
 
 const call = async (path: string, headers: Record<string, string> = {}) => {
   const r = await httpCall(`${sc.url}${path}`, { headers: { connection: 'close', ...headers } });
