@@ -866,6 +866,7 @@ export class NatsLog implements ClusterLog {
     const budgetMs = this.#opts.invalidateTimeoutMs ?? 10_000;
     const deadline = Date.now() + budgetMs;
     let lastErr: unknown;
+    let seq: number | undefined;
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0 || this.#closing) break;
@@ -875,13 +876,8 @@ export class NatsLog implements ClusterLog {
           timeout: Math.max(100, Math.min(INVAL_ATTEMPT_TIMEOUT_MS, remaining)),
         });
         if (attempt > 0) this.#log.info({ attempt, seq: ack.seq, duplicate: ack.duplicate }, 'invalidation stored after retry');
-        // A seq at or below one we applied cannot be new in the stream we know: it was reset
-        // (perhaps recreated from a copy of its configuration, which the id does not show).
-        // Find out now, before anyone's acknowledgement of this seq is counted.
-        if (ack.seq <= this.#appliedSeq && !ack.duplicate) await this.#checkGap('publish');
-        this.#publishedSeq = Math.max(this.#publishedSeq, ack.seq);
-        if (inval.kind === 'all' && inval.soft !== true) await this.#purgeFills();
-        return ack.seq;
+        seq = ack.seq;
+        break;
       } catch (err) {
         lastErr = err;
         if (!isRetryable(err)) {
@@ -891,11 +887,27 @@ export class NatsLog implements ClusterLog {
         if (wait > 0) await sleep(wait);
       }
     }
-    throw logError(
-      `cannot log the invalidation on ${this.#names.invalStream} within ${budgetMs} ms ` +
-        `(NATS unreachable or no stream leader): ${describeError(lastErr)}`,
-      lastErr,
-    );
+    if (seq === undefined) {
+      throw logError(
+        `cannot log the invalidation on ${this.#names.invalStream} within ${budgetMs} ms ` +
+          `(NATS unreachable or no stream leader): ${describeError(lastErr)}`,
+        lastErr,
+      );
+    }
+    // A seq at or below one we applied cannot be new in the stream we know, unless it is this
+    // very message, already applied by our consumer: the stream was reset (perhaps recreated
+    // from a copy of its configuration, which the id does not show). Find out before anyone's
+    // acknowledgement of this seq is counted; if we cannot, the caller must not report it.
+    if (seq <= this.#appliedSeq && !(seq === this.#appliedSeq && this.#appliedMsgId === msgID)) {
+      try {
+        await this.#checkGap('publish');
+      } catch (err) {
+        throw logError(`the invalidation was stored at seq ${seq}, but whether ${this.#names.invalStream} was reset could not be checked: ${describeError(err)}`, err);
+      }
+    }
+    this.#publishedSeq = Math.max(this.#publishedSeq, seq);
+    if (inval.kind === 'all' && inval.soft !== true) await this.#purgeFills();
+    return seq;
   }
 
   /** After a purge-all, the compacted FILLS log holds only purged content: empty it, so a
@@ -918,26 +930,33 @@ export class NatsLog implements ClusterLog {
 
   async catchUp(): Promise<number> {
     if (!this.#running || this.#closing) throw logError('catchUp: the NATS log is not running');
-    const info = await this.#retrying(`read the state of ${this.#names.invalStream}`, () =>
-      this.#jsm!.streams.info(this.#names.invalStream),
-    );
-    const target = info.state.last_seq;
-    const resets = this.#resets;
     const started = Date.now();
-    await new Promise<void>((resolve) => {
-      const waiter: Waiter = {
-        seq: target,
-        settle: (final) => {
-          if (!final && this.#appliedSeq < target && this.#resets === resets) return;
-          this.#waiters.delete(waiter);
-          resolve();
-        },
-      };
-      this.#waiters.add(waiter);
-      waiter.settle(this.#closing);
-    });
-    this.#log.info({ target, appliedSeq: this.#appliedSeq, ms: Date.now() - started }, 'caught up with the retained invalidations');
-    return target;
+    // A reset while we wait restarts the numbering: read the new stream's last seq and wait
+    // for that instead (a few times at most; a stream reset over and over is an operator's
+    // problem, and the gap it reports has flushed what we held).
+    for (let round = 0; ; round++) {
+      const info = await this.#retrying(`read the state of ${this.#names.invalStream}`, () =>
+        this.#jsm!.streams.info(this.#names.invalStream),
+      );
+      const target = info.state.last_seq;
+      const resets = this.#resets;
+      await new Promise<void>((resolve) => {
+        const waiter: Waiter = {
+          seq: target,
+          settle: (final) => {
+            if (!final && this.#appliedSeq < target && this.#resets === resets) return;
+            this.#waiters.delete(waiter);
+            resolve();
+          },
+        };
+        this.#waiters.add(waiter);
+        waiter.settle(this.#closing);
+      });
+      if (this.#resets === resets || this.#closing || round >= 4) {
+        this.#log.info({ target, appliedSeq: this.#appliedSeq, ms: Date.now() - started }, 'caught up with the retained invalidations');
+        return target;
+      }
+    }
   }
 
   // ---- acks and waitApplied -------------------------------------------------------------

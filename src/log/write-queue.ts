@@ -63,7 +63,9 @@ export class WriteQueue {
       return;
     }
     this.#o.log.invalidate(inval).catch((err: unknown) => {
-      this.#o.logger.warn({ inval, err: (err as Error).message }, 'invalidation after a write could not reach the log; queued until it can');
+      // Kind and queue length, not the keys: they come from clients' paths, and a failing log
+      // sees one of these per write.
+      this.#o.logger.warn({ kind: inval.kind, pending: this.#queue.length + 1, err: (err as Error).message }, 'invalidation after a write could not reach the log; queued until it can');
       this.#enqueue(inval);
     });
   }
@@ -103,7 +105,7 @@ export class WriteQueue {
         this.#queue.splice(at, 1);
         this.#chars -= charsOf(inval);
       }
-      this.#o.logger.info({ inval, pending: this.#queue.length }, 'queued write invalidation logged');
+      this.#o.logger.debug({ kind: inval.kind, pending: this.#queue.length }, 'queued write invalidation logged');
     }
   }
 

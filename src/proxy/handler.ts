@@ -10,7 +10,7 @@ import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, typ
 import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
-import { objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
+import { IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
 import { decodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
 import type { ClusterLog, Fence, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
@@ -250,7 +250,13 @@ export class ProxyHandler {
     this.#hitIndex = s.metrics.requests.indexOf(CacheOutcome.hit);
     const secondary = new SecondaryKey(secondaryKeySecret(s.config.clusterSecret));
     this.#secondary = secondary;
-    this.#variantOf = (names, req) => variantKey(secondary.values(names, asFetched, req));
+    // Most entries have no Vary of their own, only the implicit X-Forwarded-Host/-Proto, and
+    // most requests send neither: that variant key is computed once, not on every hit.
+    const noForwarded = variantKey(secondary.values(IMPLICIT_VARY, asFetched, { headers: {}, socket: {} } as IncomingMessage));
+    this.#variantOf = (names, req) =>
+      names === IMPLICIT_VARY && req.headers['x-forwarded-host'] === undefined && req.headers['x-forwarded-proto'] === undefined
+        ? noForwarded
+        : variantKey(secondary.values(names, asFetched, req));
   }
 
   get flights(): Flights {
@@ -743,9 +749,10 @@ export class ProxyHandler {
       keepUntil: keepUntilOf(freshness),
       // The 304 says the stored body is still current as of its source's fence (ours for the
       // origin, the owner's for a peer: a soft purge the owner has not applied is not
-      // revalidated by its 304); the later fence holds. Without a fence in the same numbering,
-      // the body keeps its own.
-      fence: fence !== undefined && fence.incarnation === stale.incarnation ? Math.max(fence.seq, stale.fence) : stale.fence,
+      // revalidated by its 304); the later fence holds. A fence of another stream (the id
+      // changed since the body was stored) replaces the body's, which the store would refuse.
+      incarnation: fence?.incarnation ?? stale.incarnation,
+      fence: fence === undefined ? stale.fence : fence.incarnation === stale.incarnation ? Math.max(fence.seq, stale.fence) : fence.seq,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
       size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues, stale.tags),
