@@ -12,7 +12,7 @@ import { hash32, partitionOf } from '../proxy/key.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
 import type { Router } from '../proxy/route.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, heldBytes, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, sameVariant, type Entry } from '../store/types.js';
 import type { PeerClient } from './peers.js';
 import { ownedPartitions, placedMembers, type OwnerPicker, type OwnerTable } from './picker.js';
 
@@ -60,9 +60,11 @@ export function fillMetaOf(entry: Entry): Uint8Array {
   return encoder.encode(JSON.stringify(meta));
 }
 
-/** Subject token of one variant: two independent 32-bit hashes, hex. */
-export function variantSubjectKey(key: string, varyValues: readonly string[]): string {
-  const s = varyValues.length === 0 ? key : `${key}\n${varyValues.join('\n')}`;
+/** Subject token of one variant: two independent 32-bit hashes, hex. The Vary names are part
+ *  of it, as they are of the store's idea of a variant (sameVariant): two responses that vary
+ *  on different fields are different variants even when their values happen to be equal. */
+export function variantSubjectKey(key: string, varyNames: readonly string[] | null, varyValues: readonly string[]): string {
+  const s = varyNames === null ? key : `${key}\n${varyNames.join(',')}\n${varyValues.join('\n')}`;
   return hash32(s).toString(16).padStart(8, '0') + hash32(`${s}#`).toString(16).padStart(8, '0');
 }
 
@@ -156,7 +158,7 @@ export class ClusterNode implements Router {
     if (entry.body.length > this.#d.config.fillMaxBytes) return;
     const record: FillRecord = {
       partition: p,
-      subjectKey: variantSubjectKey(entry.key, entry.varyValues),
+      subjectKey: variantSubjectKey(entry.key, entry.varyNames, entry.varyValues),
       meta: fillMetaOf(entry),
       body: entry.body,
     };
@@ -173,7 +175,7 @@ export class ClusterNode implements Router {
     if (this.#table.owners[p]?.[0] !== this.#self) return;
     this.#d.log.publishFill({
       partition: p,
-      subjectKey: variantSubjectKey(entry.key, entry.varyValues),
+      subjectKey: variantSubjectKey(entry.key, entry.varyNames, entry.varyValues),
       meta: EMPTY,
       body: EMPTY,
       tombstone: true,
@@ -205,7 +207,7 @@ export class ClusterNode implements Router {
     }
     const now = Date.now();
     if (now >= meta.keepUntil) return false;
-    const existing = this.#d.cache.main.get(meta.key)?.entries.find((e) => e.varyValues.join('\n') === meta.varyValues.join('\n'));
+    const existing = this.#d.cache.main.get(meta.key)?.entries.find((e) => sameVariant(e, meta));
     // Never replace a newer response with an older one (fills arrive in any order).
     if (existing !== undefined && existing.freshness.storedAt >= meta.freshness.storedAt) return false;
     const body = Buffer.from(record.body.buffer, record.body.byteOffset, record.body.byteLength);

@@ -123,6 +123,13 @@ export function combineFieldLines(headers: HeaderObject): HeaderObject {
 }
 
 /** Value of `name` in a flat raw header array (first occurrence), case-insensitive names. */
+/** Raw header pairs without `name` (lower-case), as a new array the caller may extend. */
+export function rawWithout(raw: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] !== name) out.push(raw[i]!, raw[i + 1]!);
+  return out;
+}
+
 export function rawGet(raw: readonly string[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
   return undefined;

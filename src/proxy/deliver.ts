@@ -2,6 +2,7 @@
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
+import { rawWithout } from '../http/headers.js';
 import { parseRange } from '../http/range.js';
 import { encodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
 import type { Fence } from '../log/types.js';
@@ -142,7 +143,7 @@ export function deliverEntry(
   if (range !== undefined && entry.status === 200 && req.method === 'GET') {
     const r = parseRange(range, entry.body.length);
     if (r.kind === 'partial') {
-      const h = entry.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
+      const h = rawWithout(entry.headers, 'content-length');
       h.push('content-range', `bytes ${r.start}-${r.end}/${entry.body.length}`, 'content-length', String(r.end - r.start + 1),
         'age', age, 'cache-status', status, ...extra);
       res.writeHead(206, h);

@@ -7,7 +7,7 @@ import { SidecacheError } from '../errors.js';
 import { errors as undiciErrors } from 'undici';
 import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
-import { combineFieldLines, rawGet, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
+import { combineFieldLines, rawGet, rawWithout, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
 import { IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
@@ -709,7 +709,7 @@ export class ProxyHandler {
     key: string, head: FlightHead, body: Buffer, policy: CachePolicy, freshness: Entry['freshness'], keepUntil: number,
     fence: Fence, source: EntrySource,
   ): Entry {
-    const headers = head.headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
+    const headers = rawWithout(head.headers, 'content-length');
     headers.push('content-length', String(body.length));
     return {
       key,
@@ -739,7 +739,7 @@ export class ProxyHandler {
     const freshness = freshnessOf(policy, updated, now, this.#s.config.defaultTtlMs);
     const headers = toRawHeaders(updated, this.#dropOnStore);
     headers.push('via', VIA);
-    const withLength = headers.filter((_, i, a) => (i % 2 === 0 ? a[i] !== 'content-length' : a[i - 1] !== 'content-length'));
+    const withLength = rawWithout(headers, 'content-length');
     withLength.push('content-length', String(stale.body.length));
     const entry: Entry = {
       ...stale,

@@ -6,20 +6,8 @@
 // A key's variants are found by a map on their vary values, never by a scan, and a key
 // keeps at most maxVariants of them: the least recently used one goes first.
 import { LRUCache } from 'lru-cache';
-import { DEFAULT_MAX_VARIANTS, variantKey } from './types.js';
+import { DEFAULT_MAX_VARIANTS, sameNames, sameVariant, variantKey } from './types.js';
 import type { CacheStore, Entry, Slot, StoreStats, Variants, VaryGroup } from './types.js';
-
-function sameNames(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Same Vary names and the same variant key: one replaces the other. */
-function sameVariant(a: Entry, b: Entry): boolean {
-  if (a.varyNames === null || b.varyNames === null) return a.varyNames === b.varyNames;
-  return sameNames(a.varyNames, b.varyNames) && variantKey(a.varyValues) === variantKey(b.varyValues);
-}
 
 /** The Variants value of `slots` (least recently stored first), with its lookup maps. */
 function variantsOf(key: string, slots: readonly Slot[], promotedAt: number): Variants {

@@ -72,6 +72,18 @@ export interface Variants {
 /** The string a variant is found by: its normalised vary values (RFC 9111 §4.1), joined by a
  *  line feed, which no field value contains (RFC 9110 §5.5). A request selects the variant
  *  whose key equals variantKey of its own values for the same field names. */
+export function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Same Vary names and the same variant key: one replaces the other (store, replicas, FILLS). */
+export function sameVariant(a: Pick<Entry, 'varyNames' | 'varyValues'>, b: Pick<Entry, 'varyNames' | 'varyValues'>): boolean {
+  if (a.varyNames === null || b.varyNames === null) return a.varyNames === b.varyNames;
+  return sameNames(a.varyNames, b.varyNames) && variantKey(a.varyValues) === variantKey(b.varyValues);
+}
+
 export function variantKey(values: readonly string[]): string {
   return values.length === 1 ? values[0]! : values.join('\n');
 }

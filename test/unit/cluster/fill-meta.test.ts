@@ -2,12 +2,12 @@
 // header (cookies, API keys, a peer's signature) in the bytes that go to the log.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { fillMetaOf } from '../../../src/cluster/node.js';
+import { fillMetaOf, variantSubjectKey } from '../../../src/cluster/node.js';
 import { upstreamRequestHeaders } from '../../../src/http/headers.js';
 import { admit, CachePolicy, policyRequestOf, POLICY_OPTIONS } from '../../../src/http/storable.js';
 import { objectView, SecondaryKey, secondaryKeyNames } from '../../../src/http/vary.js';
 import { decodeFill, encodeFillPayload, FILL_VERSION } from '../../../src/log/codec.js';
-import { entrySize, EntrySource, type Entry } from '../../../src/store/types.js';
+import { entrySize, EntrySource, sameVariant, type Entry } from '../../../src/store/types.js';
 
 /** The headers of a request a peer forwarded: a client's credentials and our signature. */
 const REQUEST = {
@@ -69,4 +69,15 @@ t.test('fill meta - a fill of another version is refused with both versions name
   const bytes = encodeFillPayload({ partition: 1, subjectKey: 'k', meta: new Uint8Array(2), body: new Uint8Array(0) });
   bytes[0] = 1;
   t.throws(() => decodeFill(1, 'k', bytes, false), { message: new RegExp(`expected version ${FILL_VERSION}, got version 1`) });
+});
+
+t.test('fills - variants of one key that vary on different fields have different subjects, even with equal values', async (t) => {
+  const k = 'http://app.example/p';
+  const a = variantSubjectKey(k, ['accept-language', 'x-forwarded-host', 'x-forwarded-proto'], ['en', '', '']);
+  const b = variantSubjectKey(k, ['accept-encoding', 'x-forwarded-host', 'x-forwarded-proto'], ['en', '', '']);
+  t.not(a, b, 'FILLS compaction keeps both');
+  t.equal(a, variantSubjectKey(k, ['accept-language', 'x-forwarded-host', 'x-forwarded-proto'], ['en', '', '']), 'stable');
+  t.not(variantSubjectKey(k, null, []), a);
+  t.ok(sameVariant({ varyNames: ['a'], varyValues: ['1'] }, { varyNames: ['a'], varyValues: ['1'] }));
+  t.notOk(sameVariant({ varyNames: ['a'], varyValues: ['1'] }, { varyNames: ['b'], varyValues: ['1'] }), 'names matter to replicas too');
 });

@@ -1,7 +1,7 @@
 // Header plumbing: hop-by-hop removal both ways (RFC 9110 §7.6.1), Via, X-Forwarded-For,
 // repeated field lines.
 import t from 'tap';
-import { combineFieldLines, connectionTokens, rawGet, rawToObject, toRawHeaders, upstreamRequestHeaders } from '../../../src/http/headers.js';
+import { combineFieldLines, connectionTokens, rawGet, rawToObject, rawWithout, toRawHeaders, upstreamRequestHeaders } from '../../../src/http/headers.js';
 
 t.test('headers - Connection tokens', async (t) => {
   t.same([...(connectionTokens('Keep-Alive, X-Foo ,,') ?? [])], ['keep-alive', 'x-foo']);
@@ -48,4 +48,11 @@ t.test('headers - upstream requests lose the request-line overrides (X-Original-
     'x-http-method': 'PUT', 'x-method-override': 'PATCH', accept: '*/*',
   }, undefined);
   t.same(out, { accept: '*/*', via: '1.1 sidecache' });
+});
+
+t.test('headers - rawWithout drops every pair of one field and keeps the rest in order', async (t) => {
+  const raw = ['content-length', '4', 'etag', '"1"', 'content-length', '5', 'vary', 'accept'];
+  t.same(rawWithout(raw, 'content-length'), ['etag', '"1"', 'vary', 'accept']);
+  t.same(rawWithout(raw, 'age'), raw);
+  t.not(rawWithout(raw, 'age'), raw, 'a new array');
 });
