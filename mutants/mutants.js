@@ -191,7 +191,7 @@ export const MUTANTS = [
     promise: 'an owner never confirms a stale copy to a peer with a 304 (the peer would take it as revalidated)',
     edits: [{
       file: 'src/proxy/deliver.ts',
-      find: '!(toPeer && verdictOf(entry.freshness, now) !== Verdict.fresh)',
+      find: '!(toPeer && (entry.softPurged || verdictOf(entry.freshness, now) !== Verdict.fresh))',
       replace: '!(toPeer && verdictOf(entry.freshness, now) === undefined)',
     }],
     tests: [{ file: 'test/unit/proxy/deliver.test.ts' }],

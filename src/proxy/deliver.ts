@@ -125,10 +125,10 @@ export function deliverEntry(
 ): void {
   const age = String(Math.floor(ageSec(entry.freshness, now)));
   // A peer's conditional request is its own revalidation: a 304 would refresh its copy as if
-  // the origin had confirmed it. A copy that is stale here (served under stale-if-error or
-  // stale-while-revalidate) goes whole, with its Age, so the peer sees it is stale.
+  // the origin had confirmed it. A copy that is stale or soft-purged here (served under
+  // stale-if-error or stale-while-revalidate) goes whole, with its Age, so the peer sees it.
   if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry) &&
-      !(toPeer && verdictOf(entry.freshness, now) !== Verdict.fresh)) {
+      !(toPeer && (entry.softPurged || verdictOf(entry.freshness, now) !== Verdict.fresh))) {
     const h: string[] = [];
     for (let i = 0; i < entry.headers.length; i += 2) {
       if (NOT_MODIFIED_KEEP.has(entry.headers[i]!)) h.push(entry.headers[i]!, entry.headers[i + 1]!);

@@ -66,4 +66,10 @@ t.test('deliver - a peer\'s conditional request gets 304 only for a fresh copy; 
   const whole = answer(entry(now - 5_000), true);
   t.equal(whole.status, 200, 'stale: a peer gets the whole response');
   t.same(whole.body, Buffer.from('body'));
+  // Found by the checker (seed 1 at 36.8 s): a soft-purged copy, fresh by its lifetime, served
+  // on an origin 503 and confirmed to a peer as a 304 after the soft purge.
+  const soft = entry(now + 5_000);
+  (soft as { softPurged: boolean }).softPurged = true;
+  t.equal(answer(soft, true).status, 200, 'soft-purged: a peer gets the whole response');
+  t.equal(answer(soft, false).status, 304, 'soft-purged: a client may still get 304');
 });
