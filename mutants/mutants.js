@@ -153,6 +153,16 @@ export const MUTANTS = [
     tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: 'hot copy' }],
   },
   {
+    name: 'refresh-takes-peer-fence',
+    promise: 'no resurrection: a 304 from a peer ahead on INVAL does not keep our body past a hard purge we have not applied yet',
+    edits: [{
+      file: 'src/proxy/handler.ts',
+      find: ': { incarnation: own.incarnation, seq: Math.min(own.seq, fence.seq) };',
+      replace: ': { incarnation: own.incarnation, seq: Math.max(own.seq, fence.seq) };',
+    }],
+    tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: '304 after a hard purge' }],
+  },
+  {
     name: 'fence-ignores-incarnation',
     promise: 'no resurrection across an INVAL stream reset: a fence counts only in the stream it was taken in',
     edits: [{

@@ -735,6 +735,21 @@ export class ProxyHandler {
 
   /** The stored entry after a 304: new policy, times and headers (§4.3.4), same body. */
   #refresh(stale: Entry, policy: CachePolicy, flight: Flight, fence: Fence | undefined, now: number): Entry {
+    // Two facts meet here, and the entry is fenced with the earlier: the body is ours, clean of
+    // every purge applied when the flight began (it was still stored then), and the 304 says its
+    // validators are current as of its source's fence (ours for the origin, the owner's for a
+    // peer). A peer ahead of us vouches for nothing about our body: a hard purge it applied and
+    // we have not yet must still remove the body when we apply it, whatever the validators say
+    // (DESIGN invariant 2). A peer behind us has not seen a soft purge we applied: its 304 is no
+    // revalidation after it. A fence we cannot read, or of another stream, leaves the 304
+    // served to this flight and the entry not stored.
+    const own: Fence = {
+      incarnation: flight.incarnation,
+      seq: stale.incarnation === flight.incarnation ? Math.max(stale.fence, flight.fence) : flight.fence,
+    };
+    const kept: Fence | undefined = fence === undefined || fence.incarnation !== own.incarnation
+      ? undefined
+      : { incarnation: own.incarnation, seq: Math.min(own.seq, fence.seq) };
     const updated = policy.responseHeaders() as Record<string, string>;
     const freshness = freshnessOf(policy, updated, now, this.#s.config.defaultTtlMs);
     const headers = toRawHeaders(updated, this.#dropOnStore);
@@ -747,19 +762,15 @@ export class ProxyHandler {
       policy,
       freshness,
       keepUntil: keepUntilOf(freshness),
-      // The 304 says the stored body is still current as of its source's fence (ours for the
-      // origin, the owner's for a peer: a soft purge the owner has not applied is not
-      // revalidated by its 304); the later fence holds. A fence of another stream (the id
-      // changed since the body was stored) replaces the body's, which the store would refuse.
-      incarnation: fence?.incarnation ?? stale.incarnation,
-      fence: fence === undefined ? stale.fence : fence.incarnation === stale.incarnation ? Math.max(fence.seq, stale.fence) : fence.seq,
+      incarnation: (kept ?? own).incarnation,
+      fence: (kept ?? own).seq,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
       size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues, stale.tags),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;
-    if (this.#s.cache.store(entry, hot, flight.generation)) {
+    if (kept !== undefined && this.#s.cache.store(entry, hot, flight.generation)) {
       if (!hot) this.#s.onStored?.(entry);
       return entry;
     }

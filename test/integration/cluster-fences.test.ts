@@ -76,6 +76,61 @@ t.test('read-your-purge - a hot copy from an owner still behind on INVAL does no
   t.ok(await metric(other, 'sidecache_fills_rejected_total') >= 1, 'the hot copy was refused by its fence');
 });
 
+t.test('no resurrection - an owner\'s 304 after a hard purge does not keep, at a member still behind on INVAL, a body fetched before it', async (t) => {
+  // The origin keeps one ETag for every fetch (as an origin whose validators do not change
+  // when it is purged by hand), so the owner, which applied the purge and fetched again,
+  // confirms the lagging member's old copy with a 304 fenced after the purge. That 304 says
+  // nothing about where the member's body came from: the purge must still remove it.
+  const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port));
+  t.teardown(() => gate.close());
+  const fetched = new Map<string, number>();
+  origin.route('/e/*', (req, res) => {
+    const url = req.url!;
+    const n = (fetched.get(url) ?? 0) + 1;
+    fetched.set(url, n);
+    // The first copy goes stale at once; later ones stay fresh for the rest of the test.
+    res.writeHead(200, { 'cache-control': `public, max-age=${n === 1 ? 1 : 300}`, etag: '"same"', 'content-type': 'text/plain' });
+    res.end(`${url} f=${n}`);
+  });
+  const cluster = uniqueCluster();
+  const env = { SIDECACHE_REPLICAS: '1', SIDECACHE_HEARTBEAT_TTL: '30s', SIDECACHE_PURGE_TIMEOUT: '60s' };
+  const owner = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
+  const lagging = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
+  t.teardown(() => Promise.all([owner.kill(), lagging.kill()]));
+  await waitForRing([owner, lagging], 2);
+
+  // A path `owner` owns, read at `lagging`: it keeps a hot copy of fetch 1.
+  let path = '';
+  for (let k = 0; path === '' && k < 64; k++) {
+    const r = await fetch(`${lagging.url}/e/${k}`);
+    await r.text();
+    if (r.headers.get('cache-status')!.includes(`node="${owner.id}"`)) path = `/e/${k}`;
+  }
+  t.not(path, '', `found a path owned by ${owner.id}`);
+  t.equal(await body(lagging, path), `${path} f=1`, 'the hot copy serves');
+  await new Promise((r) => setTimeout(r, 1_500));
+
+  gate.hold();
+  t.teardown(() => gate.release());
+  const before = (await clusterInfo(owner)).appliedSeq;
+  const purged = purge(owner, { url: path });
+  await waitFor(async () => (await clusterInfo(owner)).appliedSeq > before, 10_000, `${owner.id} to apply the purge`);
+  // During the purge: the owner fetches anew (fetch 2, same ETag); `lagging` revalidates its
+  // stale copy at the owner, which answers 304, fenced after the purge. This client, whose
+  // read began before the purge returned, may get the old body.
+  t.equal(await body(owner, path), `${path} f=2`, `${owner.id} fetched again after the purge`);
+  const during = await fetch(lagging.url + path);
+  t.equal(await during.text(), `${path} f=1`, 'a read during the purge got the old body, confirmed by a 304');
+  t.equal(fetched.get(path), 2, 'no other fetch');
+  gate.release();
+  const r = await purged;
+  t.equal(r.status, 200);
+  t.same([...r.json.acknowledged].sort(), [owner.id, lagging.id].sort(), 'every member acknowledged');
+  t.equal(await body(lagging, path), `${path} f=2`, `${lagging.id} no longer serves the body fetched before the purge`);
+  t.equal(await body(owner, path), `${path} f=2`, `${owner.id} serves the body fetched after it`);
+  t.equal(fetched.get(path), 2, 'fetched once after the purge, for both');
+});
+
 for (const [how, keepId] of [['with a description of its own', false], ['from a copy of its config, id and all', true]] as const) t.test(
   `no resurrection - a fill fenced before an INVAL stream reset does not survive a purge after it (recreated ${how})`, async (t) => {
   const cluster = uniqueCluster();
