@@ -287,6 +287,9 @@ export class Sidecar {
       this.peerServer.closeAllConnections();
       await peerClosed;
     }
+    // Our writes' invalidations the log could not take yet get until the deadline (at least
+    // one try) before we go; close() below reports any still waiting.
+    await this.writeQueue.settle(deadline);
     if (this.node !== undefined && this.log.attached) {
       await this.node.leave().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not leave the view'));
     }

@@ -10,6 +10,12 @@ import type { ClusterLog, Invalidation } from './types.js';
 export const WRITE_QUEUE_MAX_CHARS = 1 << 20;
 /** How often a waiting queue tries the log again. */
 const RETRY_MS = 1_000;
+/** How often a stopping sidecar tries the log again within its shutdown time. */
+const SETTLE_RETRY_MS = 100;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 export interface WriteQueueOptions {
   readonly log: Pick<ClusterLog, 'invalidate'>;
@@ -44,6 +50,8 @@ export class WriteQueue {
   #flushing = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** First tries still on their way to the log: one that fails joins the queue. */
+  readonly #trying = new Set<Promise<void>>();
 
   constructor(o: WriteQueueOptions) {
     this.#o = o;
@@ -62,12 +70,36 @@ export class WriteQueue {
       this.#enqueue(inval);
       return;
     }
-    this.#o.log.invalidate(inval).catch((err: unknown) => {
+    const trying = this.#o.log.invalidate(inval).then(() => undefined, (err: unknown) => {
       // Kind and queue length, not the keys: they come from clients' paths, and a failing log
       // sees one of these per write.
       this.#o.logger.warn({ kind: inval.kind, pending: this.#queue.length + 1, err: (err as Error).message }, 'invalidation after a write could not reach the log; queued until it can');
       this.#enqueue(inval);
-    });
+    }).finally(() => this.#trying.delete(trying));
+    this.#trying.add(trying);
+  }
+
+  /** Stopping: what waits keeps trying the log until `deadline` (at least once), so that a
+   *  sidecar stopped while NATS was briefly away does not take its writes' invalidations with
+   *  it. Returns how many still wait; `close` reports them. */
+  async settle(deadline: number): Promise<number> {
+    const left = (): number => Math.max(0, deadline - Date.now());
+    do {
+      if (this.#trying.size > 0) await Promise.race([Promise.allSettled([...this.#trying]), delay(left())]);
+      if (this.#queue.length > 0 && !this.#flushing) {
+        if (this.#timer !== undefined) clearTimeout(this.#timer);
+        this.#timer = undefined;
+        this.#flushing = true;
+        try {
+          await this.#drain();
+        } finally {
+          this.#flushing = false;
+        }
+      }
+      if (this.#queue.length === 0 && this.#trying.size === 0) break;
+      await delay(Math.min(SETTLE_RETRY_MS, left()));
+    } while (Date.now() < deadline);
+    return this.#queue.length + this.#trying.size;
   }
 
   /** The log is reachable again: publish what waits now rather than at the next retry. */

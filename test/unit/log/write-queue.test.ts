@@ -82,3 +82,36 @@ t.test('write queue - origins beyond the bound fold into one soft purge of every
   await settled(q);
   t.same(log.logged, [{ kind: 'all', soft: true }]);
 });
+
+t.test('write queue - a stopping sidecar gives waiting invalidations their last tries until its deadline', async (t) => {
+  const log = closedLog();
+  const q = new WriteQueue({ log, logger });
+  t.teardown(() => q.close());
+  q.submit(url(['http://a.example/written']));
+  await new Promise((r) => setImmediate(r));
+  t.equal(q.pending, 1, 'refused: waiting');
+  // NATS comes back while the sidecar is stopping, before the next scheduled retry.
+  setTimeout(() => log.open(), 150);
+  const left = await q.settle(Date.now() + 5_000);
+  t.equal(left, 0, 'nothing left waiting');
+  t.same(log.logged, [{ kind: 'url', keys: ['http://a.example/written'] }], 'logged before the stop');
+});
+
+t.test('write queue - settling waits for a first try still on its way, and stops at the deadline when the log stays away', async (t) => {
+  let calls = 0;
+  // The first try takes a while and fails; later ones fail at once: the log never takes it.
+  const log = {
+    invalidate: (i: Invalidation): Promise<number> => {
+      calls++;
+      if (calls === 1) return new Promise((_, reject) => setTimeout(() => reject(new Error('publish timed out')), 100));
+      return Promise.reject(new Error('NATS is unreachable'));
+    },
+  };
+  const q = new WriteQueue({ log, logger });
+  t.teardown(() => q.close());
+  q.submit(url(['http://a.example/slow']));
+  t.equal(q.pending, 0, 'on its way, not yet queued');
+  const left = await q.settle(Date.now() + 600);
+  t.equal(left, 1, 'still waiting after the deadline, reported by close');
+  t.ok(calls >= 2, `tried again while settling (${calls} tries)`);
+});
