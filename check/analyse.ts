@@ -62,6 +62,15 @@ function membership(p: PurgeOp, member: string): Membership {
 
 const STALE_SERVE = /stale-while-revalidate|stale-if-error|detail="stale/;
 
+/** The member that chose to serve stale: the one whose Cache-Status entry carries the stale
+ *  detail (an owner's, passed on by the member asked), else the member asked. */
+function staleServer(cacheStatus: string, asked: string): string {
+  for (const part of cacheStatus.split(/,\s*(?=sidecache)/)) {
+    if (STALE_SERVE.test(part)) return /node="([^"]+)"/.exec(part)?.[1] ?? asked;
+  }
+  return asked;
+}
+
 export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
   const anomalies: Anomaly[] = [];
   const fetches = new Map(h.origin.map((r) => [r.id, r]));
@@ -122,7 +131,10 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       const acknowledged = mship === 'acknowledged';
       // Only a member that applied a soft purge may serve what it marked as stale; one that
       // did not apply it is in revalidate-every-hit mode, where a stale serve is no revalidation.
-      const exempt = soft && acknowledged && staleServe;
+      // The member that served stale is judged: an owner's stale answer passed on by the member
+      // asked (a miss there, forwarded) is the owner's serve.
+      const exempt = soft && staleServe &&
+        (acknowledged || membership(purge, staleServer(op.cacheStatus ?? '', op.member)) === 'acknowledged');
       const before = fetch !== undefined && fetch.receivedAt < purge.start;
       const revalidated = !staleServe && confirmed(op.key, op.version, purge.start, op.end);
       let kind: AnomalyKind | undefined;

@@ -63,6 +63,18 @@ t.test('analyse - after a soft purge, an acknowledging member serves the old bod
   t.same(kinds(history([purge(true), read('s0', 400, 1, 1, 'sidecache; fwd=stale; fwd-status=304')], [fetched(1, 100, 1), revalidation])), []);
 });
 
+t.test('analyse - after a soft purge, a stale answer is judged at the member that chose to serve stale', async (t) => {
+  // s3 (joining: in neither list) forwards a miss to the owner s0, which applied the soft purge
+  // and answers stale-while-revalidate (the checker, seed 2 in CI: s2 after a restart).
+  const passedOn = 'sidecache; hit; node="s0"; detail="stale-while-revalidate", sidecache; fwd=uri-miss; fwd-status=200; stored; node="s3"';
+  t.same(kinds(history([purge(true), read('s3', 400, 1, 1, passedOn)])), [], 'the owner acknowledged: its stale serve is allowed');
+  const ownStale = 'sidecache; hit; node="s3"; detail="stale-while-revalidate"';
+  t.same(kinds(history([purge(true), read('s3', 400, 1, 1, ownStale)])), ['soft-not-revalidated'], 'its own stale serve is not');
+  const fromMissing = 'sidecache; hit; node="s2"; detail="stale-while-revalidate", sidecache; fwd=uri-miss; fwd-status=200; node="s3"';
+  t.same(kinds(history([purge(true), read('s3', 400, 1, 1, fromMissing)])), ['soft-not-revalidated'], 'nor one passed on from a member that did not acknowledge');
+  t.same(kinds(history([purge(), read('s3', 400, 1, 1, passedOn)])), ['fetched-before-purge'], 'a hard purge allows no stale serve');
+});
+
 t.test('analyse - a request failing at a sidecar that was neither paused nor down', async (t) => {
   const failed = read('s0', 400, 1, undefined, undefined, { error: 'socket hang up' });
   t.same(kinds(history([failed])), ['unavailable']);
