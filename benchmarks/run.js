@@ -122,7 +122,9 @@ async function main() {
   const scenarios = opts.scenario === null || opts.scenario === 'all' ? SCENARIOS : [opts.scenario];
   const log = (line) => console.log(line);
 
+  // A dry run measures nothing: it neither waits for quiet nor runs again when disturbed.
   if (opts.quietWaitSec) setQuietWaitSec(opts.quietWaitSec);
+  else if (dryRun) setQuietWaitSec(0);
   if (opts.nice) {
     try {
       setNiceness(opts.nice);

@@ -70,10 +70,10 @@ async function measureOnce({ url, pidGroups, wrk }) {
  *   otherPct  CPU of processes this harness did not start, % of one core
  *   attempts  1, or 2 when the first run was disturbed by background load (the quieter is kept)
  *   totalRequests  requests sent over all attempts.
- * `quiet: false` skips the waiting and the retry (warm-ups).
+ * `quiet: false` skips the waiting and the retry (warm-ups), as does --quiet-wait=0 (dry runs).
  */
 export async function measure({ url, pidGroups = {}, wrk, log = () => {}, quiet = true }) {
-  if (!quiet) {
+  if (!quiet || quietWaitMs === 0) {
     const only = await measureOnce({ url, pidGroups, wrk });
     return { ...only, attempts: 1, totalRequests: only.requests };
   }
