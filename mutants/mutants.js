@@ -163,6 +163,16 @@ export const MUTANTS = [
     tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: '304 after a hard purge' }],
   },
   {
+    name: 'peer-copy-predating-purge-served',
+    promise: 'read-your-purge: a member that applied a purge does not pass on an owner\'s copy fenced before it (the owner lagging or listed as missing)',
+    edits: [{
+      file: 'src/proxy/handler.ts',
+      find: 'if (viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation &&',
+      replace: 'if (Math.random() < 0 && viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation &&',
+    }],
+    tests: [{ file: 'test/integration/cluster-fences.test.ts', grep: 'listed as missing' }],
+  },
+  {
     name: 'fence-ignores-incarnation',
     promise: 'no resurrection across an INVAL stream reset: a fence counts only in the stream it was taken in',
     edits: [{

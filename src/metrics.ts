@@ -204,7 +204,8 @@ export class Metrics {
     this.fillsRejected = counter('sidecache_fills_rejected_total', 'Fills not stored because a newer invalidation matched (no resurrection)');
     this.fencesUntrusted = counter('sidecache_fences_untrusted_total',
       'Fills and peer answers not stored because their fence cannot be checked here, by source (fill, peer) and reason ' +
-      '(missing; unreadable: malformed or of another version; incarnation: of another INVAL stream)', ['source', 'reason']);
+      '(missing; unreadable: malformed or of another version; incarnation: of another INVAL stream; predates-purge: a peer\'s answer ' +
+      'older than a purge applied here, not served either: the origin is asked)', ['source', 'reason']);
     this.gaps = counter('sidecache_log_gaps_total', 'Times the log no longer held the invalidations after the applied seq');
     this.flushedEntries = counter('sidecache_flushed_entries_total', 'Entries flushed because freshness could not be proven');
     this.peerRequests = counter('sidecache_forwarded_requests_total', 'Requests forwarded to the owning peer');

@@ -476,12 +476,13 @@ export class ProxyHandler {
     else void this.#fromPeers(fetch.peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request, fetch);
   }
 
-  /** The flight's fetch again, without validators (a 304 that was not for the stored response). */
-  #refetch(f: FlightFetch): void {
-    const again = new FlightFetch(this.#fetchHost, f.flight, f.req, f.res, f.target, f.key, f.stale, f.fwd, f.viaPeer, f.toPeer, f.maxBytes);
+  /** The flight's fetch again: without validators (a 304 that was not for the stored
+   *  response), or `direct` from the origin, with them (a peer's answer we may not use). */
+  #refetch(f: FlightFetch, direct = false): void {
+    const again = new FlightFetch(this.#fetchHost, f.flight, f.req, f.res, f.target, f.key, f.stale, f.fwd, f.viaPeer && !direct, f.toPeer, f.maxBytes);
     again.upstream = f.upstream;
-    again.peers = f.peers;
-    this.#dispatch(again, false);
+    again.peers = direct ? undefined : f.peers;
+    this.#dispatch(again, direct && f.stale !== undefined && f.stale.freshness.hasValidators);
   }
 
   #fromOrigin(r: OriginRequest, fetch: FlightFetch): void {
@@ -554,6 +555,17 @@ export class ProxyHandler {
     const tags = tagsOf(headers);
     // Only an answer we may keep needs the peer's fence (a peer's error page has none to give).
     const fence = !viaPeer ? ownFence : storable ? this.#peerFence(headers) : undefined;
+    // A peer's copy older than a purge we applied that matches it: the owner has not applied
+    // that purge yet (lagging, or cut off and listed as missing). We may have acknowledged it,
+    // so we neither keep nor serve the copy: the origin is asked (read-your-purge holds here).
+    if (viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation &&
+        s.cache.isInvalidatedSince({ key: f.key, tags, fence: fence.seq, incarnation: fence.incarnation })) {
+      body.resume();
+      s.metrics.fencesUntrusted.labels('peer', 'predates-purge').inc();
+      s.metrics.degradedFetches.inc();
+      this.#refetch(f, true);
+      return;
+    }
     // Age is always ours here (added per response from the policy's age): never the origin's too.
     const raw = toRawHeaders(headers, this.#dropOnStore);
     raw.push('via', headers.via === undefined ? VIA : `${String(headers.via)}, ${VIA}`);

@@ -99,7 +99,7 @@ export class Cache {
   /** Has an invalidation after `fence` matched this entry, or can that not be known? Then it
    *  must not be stored. A fence of another INVAL incarnation counts in seqs that mean nothing
    *  here (they restart when the stream is reset): whatever purged it is unknown. */
-  isInvalidatedSince(entry: Entry): boolean {
+  isInvalidatedSince(entry: Pick<Entry, 'key' | 'tags' | 'fence' | 'incarnation'>): boolean {
     if (entry.incarnation !== this.#incarnation()) return true;
     return entry.fence < this.#banBefore || this.#history.matchesSince(entry);
   }

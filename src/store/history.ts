@@ -99,7 +99,7 @@ export class InvalHistory {
   }
 
   /** Did an invalidation after `entry.fence` match it, or can that not be ruled out? */
-  matchesSince(entry: Entry): boolean {
+  matchesSince(entry: Pick<Entry, 'key' | 'tags' | 'fence'>): boolean {
     const fence = entry.fence;
     if (fence < this.#floor) return true;
     if ((this.#urls.get(entry.key) ?? 0) > fence) return true;

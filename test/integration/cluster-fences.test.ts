@@ -63,9 +63,10 @@ t.test('read-your-purge - a hot copy from an owner still behind on INVAL does no
   const before = (await clusterInfo(other)).appliedSeq;
   const purged = purge(other, { url: path });
   await waitFor(async () => (await clusterInfo(other)).appliedSeq > before, 10_000, `${other.id} to apply the purge`);
-  // In flight during the purge: `other` has applied it, the owner has not and still serves
-  // the old body. That answer may go to this client; it must not be kept.
-  t.equal(await body(other, path), `${path} v${old}`, 'a read during the purge got the owner\'s old body');
+  // During the purge: `other` has applied it, the owner has not and still serves the old body,
+  // fenced before the purge. `other` neither keeps nor serves that copy: it asks the origin.
+  t.equal(await body(other, path), `${path} v${version}`, 'a read during the purge, at the member that applied it, gets the new body');
+  t.ok(await metric(other, 'sidecache_fences_untrusted_total{source="peer",reason="predates-purge"}') >= 1, 'the owner\'s old copy was refused by its fence');
   gate.release();
   const r = await purged;
   t.equal(r.status, 200);
@@ -73,7 +74,42 @@ t.test('read-your-purge - a hot copy from an owner still behind on INVAL does no
   t.same(r.json.missing, []);
   t.equal(await body(other, path), `${path} v${version}`, `${other.id} serves the new body after the purge returned`);
   t.equal(await body(owner, path), `${path} v${version}`, `${owner.id} serves the new body`);
-  t.ok(await metric(other, 'sidecache_fills_rejected_total') >= 1, 'the hot copy was refused by its fence');
+});
+
+t.test('read-your-purge - an acknowledging member does not pass on the old copy of an owner the purge listed as missing', async (t) => {
+  // The owner's link to NATS is held past the purge's timeout: the purge returns with the
+  // owner missing, and the owner, still in the view (heartbeats outlast the hold), still owns
+  // the key. A read at the member that acknowledged must not get what the purge removed.
+  const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port));
+  t.teardown(() => gate.close());
+  const cluster = uniqueCluster();
+  const env = { SIDECACHE_REPLICAS: '1', SIDECACHE_HEARTBEAT_TTL: '30s', SIDECACHE_PURGE_TIMEOUT: '2s' };
+  const owner = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
+  const other = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
+  t.teardown(() => Promise.all([owner.kill(), other.kill()]));
+  await waitForRing([owner, other], 2);
+
+  version++;
+  const old = version;
+  let path = '';
+  for (let k = 0; path === '' && k < 64; k++) {
+    const r = await fetch(`${owner.url}/f/missing/${k}`);
+    await r.text();
+    if (!r.headers.get('cache-status')!.includes(`node="${other.id}"`)) path = `/f/missing/${k}`;
+  }
+  t.not(path, '', `found a path owned by ${owner.id}`);
+  t.equal(await body(other, path), `${path} v${old}`, `${other.id} reads the owner's copy`);
+
+  gate.hold();
+  t.teardown(() => gate.release());
+  version++;
+  const r = await purge(other, { url: path });
+  t.equal(r.status, 200);
+  t.same(r.json.acknowledged, [other.id], `only ${other.id} acknowledged`);
+  t.same(r.json.missing, [owner.id], `${owner.id} is listed as missing`);
+  t.equal(await body(other, path), `${path} v${version}`, `${other.id}, which acknowledged, serves the new body`);
+  t.equal(await body(other, path), `${path} v${version}`, 'and again');
+  gate.release();
 });
 
 t.test('no resurrection - an owner\'s 304 after a hard purge does not keep, at a member still behind on INVAL, a body fetched before it', async (t) => {
