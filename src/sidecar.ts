@@ -3,6 +3,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { AccessLog } from './access-log.js';
 import { ClusterReporter } from './admin/cluster-report.js';
 import { inspectUrl, type KeyHolding } from './admin/inspect.js';
 import { BadRequest } from './admin/purge-body.js';
@@ -154,6 +155,8 @@ export class Sidecar {
     });
     this.origin = new OriginClient(config);
     const node = this.node;
+    // Off (0): the listeners are the plain ones, with no per-request work for it.
+    const accessLog = config.accessLogSample > 0 ? new AccessLog(logger, config.accessLogSample) : undefined;
     this.handler = new ProxyHandler({
       config,
       cache: this.cache,
@@ -185,7 +188,7 @@ export class Sidecar {
         requestTimeout: config.clientRequestTimeoutMs,
         connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(config.clientHeadersTimeoutMs / 4))),
       },
-      (req, res) => this.handler.handle(req, res),
+      accessLog === undefined ? (req, res) => this.handler.handle(req, res) : accessLog.wrap((req, res) => this.handler.handle(req, res), 'client'),
     );
     // Beyond this many open connections node:http closes new ones as they arrive ('drop'),
     // so slow or idle clients cannot take every file descriptor.
@@ -264,6 +267,7 @@ export class Sidecar {
           maxConnections: config.maxConnections,
         }, {
           control: createPeerControl({ status: () => this.status(), inspect: (key) => this.#holding(key) }),
+          ...(accessLog === undefined ? {} : { wrap: (l) => accessLog.wrap(l, 'peer') }),
         });
   }
 

@@ -48,11 +48,15 @@ export interface PeerServerLimits {
 export interface PeerServerExtras {
   /** Member queries (peer-control.ts): signed POSTs under CONTROL_PREFIX. */
   readonly control?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Wraps the data path's listener (the access log), when set. */
+  readonly wrap?: (listener: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, limits: PeerServerLimits, extras: PeerServerExtras = {}): Server {
   const ctx = { fromPeer: true };
   const control = extras.control;
+  const plain = (req: IncomingMessage, res: ServerResponse): void => handler.handle(req, res, ctx);
+  const serve = extras.wrap === undefined ? plain : extras.wrap(plain);
   const refusals = new RefusalLog(logger);
   // A request head is read before its signature can be checked: slow or idle senders are
   // bounded here as on the proxy listener (sidecar.ts), in number and in time.
@@ -74,7 +78,7 @@ export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, 
       control(req, res);
       return;
     }
-    handler.handle(req, res, ctx);
+    serve(req, res);
   });
   server.on('clientError', (_err, socket) => socket.destroy());
   server.maxConnections = limits.maxConnections;
