@@ -419,6 +419,7 @@ export function helpText(): string {
     '',
     'Usage: sidecache            start with the SIDECACHE_* environment below',
     '       sidecache --help     print this text',
+    '       sidecache status | purge | drain | top | inspect   operate a running sidecar (sidecache <command> --help)',
     '',
     'Environment:',
     ...lines,
