@@ -139,7 +139,7 @@ export class AdminServer {
 
   #authorize(req: IncomingMessage): void {
     if (this.#token === undefined) {
-      throw new BadRequest('admin writes are disabled: set SIDECACHE_ADMIN_TOKEN to enable them', 403);
+      throw new BadRequest('admin writes and /inspect are disabled: set SIDECACHE_ADMIN_TOKEN to enable them', 403);
     }
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(auth);

@@ -55,8 +55,8 @@ export interface PeerServerExtras {
 export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, limits: PeerServerLimits, extras: PeerServerExtras = {}): Server {
   const ctx = { fromPeer: true };
   const control = extras.control;
-  const plain = (req: IncomingMessage, res: ServerResponse): void => handler.handle(req, res, ctx);
-  const serve = extras.wrap === undefined ? plain : extras.wrap(plain);
+  // Undefined unless the access log is on: the data path is then called directly, as before.
+  const wrapped = extras.wrap?.((req, res) => handler.handle(req, res, ctx));
   const refusals = new RefusalLog(logger);
   // A request head is read before its signature can be checked: slow or idle senders are
   // bounded here as on the proxy listener (sidecar.ts), in number and in time.
@@ -78,7 +78,8 @@ export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, 
       control(req, res);
       return;
     }
-    serve(req, res);
+    if (wrapped === undefined) handler.handle(req, res, ctx);
+    else wrapped(req, res);
   });
   server.on('clientError', (_err, socket) => socket.destroy());
   server.maxConnections = limits.maxConnections;

@@ -8,6 +8,7 @@ import { adminEnv, runCli } from '../helpers/cli.js';
 import { CLUSTER_SECRET, clusterInfo, startCluster } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
+import { startStandalone } from '../helpers/standalone.js';
 import { freePort, waitFor } from '../helpers/sidecar.js';
 
 const nats = await startNats({ nodes: 1 });
@@ -233,4 +234,24 @@ t.test('cli status and purge - a member that does not answer is unreachable and 
   t.match(p.stderr, new RegExp(`did not acknowledge within the purge timeout: ${c.id}`));
   const i = JSON.parse((await runCli(['inspect', '/i/tagged', '--json'], adminEnv(a))).stdout);
   t.equal(i.members.find((x: any) => x.id === c.id).reachable, false);
+});
+
+t.test('cli - a standalone sidecar: status lists itself, inspect works, drain is refused with the reason', async (t) => {
+  const { sc } = await startStandalone(t);
+  await (await fetch(`${sc.url}/solo`)).text();
+  const r = await runCli(['status', '--json'], adminEnv(sc));
+  t.equal(r.code, 0, r.stderr);
+  const rep = JSON.parse(r.stdout);
+  t.match(rep, { mode: 'standalone', ring: null, from: sc.id });
+  t.same(rep.members.map((m: any) => [m.id, m.reachable, m.lag, m.status.partitions.primary]), [[sc.id, true, 0, 256]]);
+  const i = JSON.parse((await runCli(['inspect', '/solo', '--json'], adminEnv(sc))).stdout);
+  t.match(i, { cached: true, owners: [sc.id] });
+  t.equal(i.members[0].variants[0].source, 'local');
+  const d = await runCli(['drain'], adminEnv(sc));
+  t.equal(d.code, 1);
+  t.match(d.stderr, /refused POST \/drain \(409\): standalone: there is no ring to leave/);
+  const { sc: tokenless } = await startStandalone(t, { SIDECACHE_ADMIN_TOKEN: '' });
+  const x = await runCli(['inspect', '/solo'], { SIDECACHE_ADMIN_LISTEN: tokenless.env.SIDECACHE_ADMIN_LISTEN! });
+  t.equal(x.code, 1);
+  t.match(x.stderr, /\(403\): admin writes and \/inspect are disabled: set SIDECACHE_ADMIN_TOKEN/);
 });
