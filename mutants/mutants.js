@@ -250,4 +250,14 @@ export const MUTANTS = [
     }],
     tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'no ack' }],
   },
+  {
+    name: 'drained-serves-unrevalidated',
+    promise: 'read-your-purge at a drained member: purges no longer wait for it, so it serves nothing it has not revalidated with an owner',
+    edits: [{
+      file: 'src/sidecar.ts',
+      find: 'mustRevalidateAll: () => this.log.mustRevalidate() || this.#draining ||',
+      replace: 'mustRevalidateAll: () => this.log.mustRevalidate() ||',
+    }],
+    tests: [{ file: 'test/integration/cluster-drain.test.ts', grep: 'lags' }],
+  },
 ];

@@ -47,6 +47,8 @@ export interface Config {
   readonly adminToken: string | undefined;
   readonly purgeTimeoutMs: number;
   readonly logLevel: string;
+  /** Fraction of requests written to the access log; 0: off (no work per request). */
+  readonly accessLogSample: number;
   readonly shutdownTimeoutMs: number;
   // cluster
   readonly natsUrls: readonly string[];
@@ -115,6 +117,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_PURGE_TIMEOUT', def: '2s', help: 'how long a purge waits for every member to apply it' },
   { name: 'SIDECACHE_GC_METRICS', def: 'false', help: 'export the duration of every garbage collection (sidecache_process_nodejs_gc_duration_seconds); costs 5-6 % of a hit\'s CPU' },
   { name: 'SIDECACHE_LOG_LEVEL', def: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { name: 'SIDECACHE_ACCESS_LOG_SAMPLE', def: '0', help: 'fraction of requests (0 to 1) written to the access log, one JSON line each on stdout (method, target with query values left out, status, Cache-Status outcome, bytes, time), whatever SIDECACHE_LOG_LEVEL says; 0 = off' },
   { name: 'SIDECACHE_SHUTDOWN_TIMEOUT', def: '10s', help: 'on SIGTERM, longest wait for in-flight requests' },
   { name: 'SIDECACHE_NATS_URL', def: '', help: 'cluster mode: comma-separated NATS URLs; empty = standalone with the in-process log' },
   { name: 'SIDECACHE_NATS_TOKEN', def: '', help: 'NATS token' },
@@ -248,6 +251,14 @@ function sizeAtLeast(min: number): Parser<number> {
   };
 }
 
+/** A fraction from 0 to 1 in decimal notation (0, 1, 0.25, .5). */
+const parseFraction: Parser<number> = (raw) => {
+  const v = raw.trim();
+  const n = Number(v);
+  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(v) || !(n >= 0 && n <= 1)) throw new Error(`expected a fraction from 0 to 1 (e.g. 0.01), got "${raw}"`);
+  return n;
+};
+
 const parsePorts: Parser<number[]> = (raw) => parseList(raw, '').map((p) => intIn(1, 65535)(p, ''));
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -368,6 +379,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     purgeTimeoutMs: get('SIDECACHE_PURGE_TIMEOUT', parseDuration),
     logLevel,
+    accessLogSample: get('SIDECACHE_ACCESS_LOG_SAMPLE', parseFraction),
     shutdownTimeoutMs: get('SIDECACHE_SHUTDOWN_TIMEOUT', parseDuration),
     natsUrls,
     natsToken: optional('SIDECACHE_NATS_TOKEN'),
@@ -407,6 +419,7 @@ export function helpText(): string {
     '',
     'Usage: sidecache            start with the SIDECACHE_* environment below',
     '       sidecache --help     print this text',
+    '       sidecache status | purge | drain | top | inspect   operate a running sidecar (sidecache <command> --help)',
     '',
     'Environment:',
     ...lines,

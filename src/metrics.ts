@@ -80,6 +80,13 @@ export class RequestStats {
     this.#buckets[i * (n + 1) + b]! += 1;
   }
 
+  /** Requests counted so far, by outcome (GET /cluster/members, sidecache top). */
+  counts(): Record<CacheOutcome, number> {
+    const out = {} as Record<CacheOutcome, number>;
+    OUTCOMES.forEach((o, i) => { out[o] = this.#counts[i]!; });
+    return out;
+  }
+
   reset(): void {
     this.#counts.fill(0);
     this.#sums.fill(0);

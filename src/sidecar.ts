@@ -3,7 +3,13 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { AccessLog } from './access-log.js';
+import { ClusterReporter } from './admin/cluster-report.js';
+import { inspectUrl, type KeyHolding } from './admin/inspect.js';
+import { BadRequest } from './admin/purge-body.js';
 import { AdminServer } from './admin/server.js';
+import { memberStatus, type MemberStatus } from './cluster/member-status.js';
+import { ControlPath, createPeerControl } from './cluster/peer-control.js';
 import type { Config, Listen } from './config.js';
 import { applyGap, applyInvalidation } from './log/apply.js';
 import { MemoryLog } from './log/memory-log.js';
@@ -22,6 +28,8 @@ import { OriginClient } from './proxy/origin.js';
 import { NoPeers } from './proxy/route.js';
 import { createUpgradeHandler, handleConnect } from './proxy/tunnel.js';
 import { Cache } from './store/cache.js';
+import { describeKey } from './store/describe.js';
+import { NotStoredLog } from './store/not-stored.js';
 
 /**
  * llhttp's codes for a message whose length cannot be trusted (RFC 9112 §6.3). Each covers
@@ -66,7 +74,13 @@ export class Sidecar {
   readonly node: ClusterNode | undefined;
   readonly peerServer: Server | undefined;
   readonly writeQueue: WriteQueue;
+  readonly startedAt = Date.now();
+  /** Why recent responses were not stored (sidecache inspect). */
+  readonly notStored = new NotStoredLog();
   #ready = false;
+  /** Out of the ring (POST /drain, or stopping): every hit is revalidated through the owners. */
+  #draining = false;
+  #stopping = false;
   #detachedSince: number | undefined;
   readonly #sockets = new Set<Socket>();
 
@@ -118,8 +132,9 @@ export class Sidecar {
       writesPending: () => this.writeQueue.pending,
       clientConnections: () => this.#sockets.size,
     }, { gcDurations: this.config.gcMetrics });
+    let peers: PeerClient | undefined;
     if (this.log instanceof NatsLog) {
-      const peers = new PeerClient({
+      peers = new PeerClient({
         secret: config.clusterSecret!,
         cluster: config.cluster,
         self: config.nodeId,
@@ -140,6 +155,8 @@ export class Sidecar {
     });
     this.origin = new OriginClient(config);
     const node = this.node;
+    // Off (0): the listeners are the plain ones, with no per-request work for it.
+    const accessLog = config.accessLogSample > 0 ? new AccessLog(logger, config.accessLogSample) : undefined;
     this.handler = new ProxyHandler({
       config,
       cache: this.cache,
@@ -149,11 +166,14 @@ export class Sidecar {
       metrics: this.metrics,
       logger,
       writeQueue: this.writeQueue,
+      onNotStored: (key, reason) => this.notStored.note(key, reason),
       ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
       // Detached from NATS for too long, or dropped from the view or about to be (see
       // NatsLog.mustRevalidate): purges may have gone by without us, so every entry is
       // revalidated before it is served.
-      mustRevalidateAll: () => this.log.mustRevalidate() ||
+      // A drained member too: purges no longer wait for it, so it serves nothing it has not
+      // revalidated with an owner (or the origin) since.
+      mustRevalidateAll: () => this.log.mustRevalidate() || this.#draining ||
         (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs),
     });
     this.proxyServer = createServer(
@@ -168,7 +188,7 @@ export class Sidecar {
         requestTimeout: config.clientRequestTimeoutMs,
         connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(config.clientHeadersTimeoutMs / 4))),
       },
-      (req, res) => this.handler.handle(req, res),
+      accessLog === undefined ? (req, res) => this.handler.handle(req, res) : accessLog.wrap((req, res) => this.handler.handle(req, res), 'client'),
     );
     // Beyond this many open connections node:http closes new ones as they arrive ('drop'),
     // so slow or idle clients cannot take every file descriptor.
@@ -202,6 +222,13 @@ export class Sidecar {
     });
     this.proxyServer.on('connect', (req, socket, head) => handleConnect(this.proxyServer, config, logger, req, socket, head));
     this.proxyServer.on('upgrade', createUpgradeHandler(this.handler.receiver, config, logger));
+    const peerClient = peers;
+    const reporter = new ClusterReporter({
+      self: config.nodeId, cluster: config.cluster, replicas: config.replicas, partitions: config.partitions, log: this.log,
+      table: () => node?.table,
+      ownStatus: () => this.status(),
+      peerStatus: peerClient === undefined ? undefined : (id) => peerClient.query(id, ControlPath.status, config.peerTimeoutMs),
+    });
     this.admin = new AdminServer({
       config,
       log: this.log,
@@ -221,6 +248,15 @@ export class Sidecar {
         }),
         ...(this.log instanceof NatsLog ? { logStats: this.log.stats } : {}),
       }),
+      members: () => reporter.report(),
+      inspect: (url) => inspectUrl({
+        self: config.nodeId, partitions: config.partitions, upstream: config.upstream, log: this.log,
+        keyOf: (keyOrigin, target) => this.handler.keyOf(keyOrigin, target),
+        table: () => node?.table,
+        local: (key) => this.#holding(key),
+        remote: peerClient === undefined ? undefined : (id, key) => peerClient.query(id, ControlPath.inspect(key), config.peerTimeoutMs),
+      }, url),
+      drain: () => this.drain(),
     });
     this.peerServer = this.node === undefined
       ? undefined
@@ -229,7 +265,47 @@ export class Sidecar {
           headersTimeoutMs: config.clientHeadersTimeoutMs,
           requestTimeoutMs: config.clientRequestTimeoutMs,
           maxConnections: config.maxConnections,
+        }, {
+          control: createPeerControl({ status: () => this.status(), inspect: (key) => this.#holding(key) }),
+          ...(accessLog === undefined ? {} : { wrap: (l) => accessLog.wrap(l, 'peer') }),
         });
+  }
+
+  /** This member's status (GET /cluster/members, and the peer query behind it). */
+  status(): Promise<MemberStatus> {
+    return memberStatus({
+      id: this.config.nodeId,
+      partitions: this.config.partitions,
+      startedAt: this.startedAt,
+      log: this.log,
+      cache: this.cache,
+      metrics: this.metrics,
+      table: () => this.node?.table,
+      ready: () => this.#ready,
+      draining: () => this.#draining || this.#stopping,
+    });
+  }
+
+  /** What this member holds for a primary key (GET /inspect, and the peer query behind it). */
+  #holding(key: string): KeyHolding {
+    return { variants: describeKey(this.cache, key), notStored: this.notStored.get(key) ?? null };
+  }
+
+  /** POST /drain: out of the ring, still serving this sidecar's app, by forwarding to the owners
+   *  (or fetching itself when none answers), until it is stopped. The same first step as SIGTERM. */
+  async drain(): Promise<{ node: string; state: 'draining'; epoch: number }> {
+    if (this.node === undefined) throw new BadRequest('standalone: there is no ring to leave', 409);
+    if (!this.#ready) throw new BadRequest('not ready: the sidecar is starting or stopping', 409);
+    const wasDraining = this.#draining;
+    this.#draining = true;
+    try {
+      await this.node.drain();
+    } catch (err) {
+      this.#draining = wasDraining;
+      throw new BadRequest(`drain not accepted: ${(err as Error).message}`, 503);
+    }
+    this.logger.info({ epoch: this.log.view.epoch }, 'drained: out of the ring, serving by forwarding until stopped');
+    return { node: this.config.nodeId, state: 'draining', epoch: this.log.view.epoch };
   }
 
   logHandlers(): LogHandlers {
@@ -266,6 +342,7 @@ export class Sidecar {
   /** SIGTERM: stop accepting, let in-flight requests finish (bounded), then close. */
   async stop(): Promise<void> {
     this.#ready = false;
+    this.#stopping = true;
     // Peers route around us first (draining), then in-flight work finishes.
     if (this.node !== undefined && this.log.attached) {
       await this.node.drain().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not mark draining'));

@@ -1,4 +1,5 @@
-// The admin listener: POST /purge (token), GET /metrics, /healthz, /readyz, /cluster.
+// The admin listener: POST /purge, POST /drain, GET /inspect (token), GET /metrics, /healthz,
+// /readyz, /cluster, /cluster/members.
 // Purges go through the log interface, so a cluster makes them cluster-wide unchanged.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,6 +22,12 @@ export interface AdminDeps {
   readonly ready: () => boolean;
   /** Extra state for GET /cluster. */
   readonly clusterState: () => object;
+  /** GET /cluster/members: every member's status (admin/cluster-report.ts). */
+  readonly members?: () => Promise<object>;
+  /** GET /inspect?url=: where a URL is cached (admin/inspect.ts); throws BadRequest on a bad URL. */
+  readonly inspect?: (url: string) => Promise<object>;
+  /** POST /drain: leave the ring, keep serving by forwarding; resolves with what to answer. */
+  readonly drain?: () => Promise<object>;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -90,6 +97,17 @@ export class AdminServer {
         case '/cluster':
           json(res, 200, { view: d.log.view, appliedSeq: d.log.appliedSeq, attached: d.log.attached, ...d.clusterState() });
           return;
+        case '/cluster/members':
+          if (d.members === undefined) break;
+          json(res, 200, await d.members());
+          return;
+        case '/inspect': {
+          if (d.inspect === undefined) break;
+          this.#authorize(req);
+          const url = new URLSearchParams((req.url ?? '').slice(path!.length + 1)).get('url') ?? '';
+          json(res, 200, await d.inspect(url));
+          return;
+        }
       }
       json(res, 404, { error: `no such endpoint: ${path}` });
       return;
@@ -110,12 +128,18 @@ export class AdminServer {
       json(res, 200, { seq, acknowledged: acks.acknowledged, missing: acks.missing });
       return;
     }
+    if (req.method === 'POST' && path === '/drain' && d.drain !== undefined) {
+      this.#authorize(req);
+      req.resume();
+      json(res, 200, await d.drain());
+      return;
+    }
     json(res, req.method === 'POST' ? 404 : 405, { error: `${req.method} ${path} is not an admin endpoint` });
   }
 
   #authorize(req: IncomingMessage): void {
     if (this.#token === undefined) {
-      throw new BadRequest('admin writes are disabled: set SIDECACHE_ADMIN_TOKEN to enable them', 403);
+      throw new BadRequest('admin writes and /inspect are disabled: set SIDECACHE_ADMIN_TOKEN to enable them', 403);
     }
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(auth);

@@ -1,10 +1,11 @@
 // The peer listener: only signed requests of the same cluster get in; they are served by
 // the same data path with fromPeer set, so they are never forwarded again (one hop).
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { sendError } from '../proxy/deliver.js';
 import type { ProxyHandler } from '../proxy/handler.js';
+import { CONTROL_PREFIX } from './member-status.js';
 import type { PeerRefusal, PeerVerifier } from './peer-auth.js';
 
 /** One warn line per refusal reason at most this often: anyone who reaches the port can make refusals. */
@@ -43,8 +44,19 @@ export interface PeerServerLimits {
   readonly maxConnections: number;
 }
 
-export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, limits: PeerServerLimits): Server {
+/** Optional parts of the peer listener. */
+export interface PeerServerExtras {
+  /** Member queries (peer-control.ts): signed POSTs under CONTROL_PREFIX. */
+  readonly control?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Wraps the data path's listener (the access log), when set. */
+  readonly wrap?: (listener: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, metrics: Metrics, logger: Logger, limits: PeerServerLimits, extras: PeerServerExtras = {}): Server {
   const ctx = { fromPeer: true };
+  const control = extras.control;
+  // Undefined unless the access log is on: the data path is then called directly, as before.
+  const wrapped = extras.wrap?.((req, res) => handler.handle(req, res, ctx));
   const refusals = new RefusalLog(logger);
   // A request head is read before its signature can be checked: slow or idle senders are
   // bounded here as on the proxy listener (sidecar.ts), in number and in time.
@@ -61,7 +73,13 @@ export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, 
       req.resume();
       return;
     }
-    handler.handle(req, res, ctx);
+    // Forwarded misses are GETs (proxy/handler.ts): a POST under the prefix is a member query.
+    if (control !== undefined && req.method === 'POST' && req.url!.startsWith(CONTROL_PREFIX)) {
+      control(req, res);
+      return;
+    }
+    if (wrapped === undefined) handler.handle(req, res, ctx);
+    else wrapped(req, res);
   });
   server.on('clientError', (_err, socket) => socket.destroy());
   server.maxConnections = limits.maxConnections;

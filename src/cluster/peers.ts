@@ -16,6 +16,8 @@ import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
 import { signRequest, type PeerIdentity } from './peer-auth.js';
 
 const BREAKER_COOL_DOWN_MS = 2_000;
+/** Largest answer to a member query (a status or an inspection: a few KiB). */
+const QUERY_MAX_BYTES = 1024 * 1024;
 
 interface Peer {
   readonly url: string;
@@ -141,6 +143,40 @@ export class PeerClient {
       p.openUntil = Date.now() + BREAKER_COOL_DOWN_MS;
       const why = notAccepted.signal.aborted ? (notAccepted.signal.reason as Error).message : (err as Error).message;
       throw new SidecacheError(ErrorCode.peer, `peer ${id} unreachable: ${why}`, { cause: err, peer: id, status: 502 });
+    }
+  }
+
+  /**
+   * A member query (cluster/peer-control.ts): a signed POST of `path` (its parameters in the
+   * query, which the signature covers) answered with JSON of at most maxBytes. Beside the
+   * forwarding path: its failures say nothing to the breaker.
+   */
+  async query(id: string, path: string, timeoutMs: number, maxBytes = QUERY_MAX_BYTES): Promise<unknown> {
+    const p = this.#peers.get(id);
+    if (p === undefined) throw new SidecacheError(ErrorCode.peer, `peer ${id} is not in the view`, { peer: id });
+    const identity: PeerIdentity = { cluster: this.#o.cluster, from: this.#o.self, epoch: this.#o.epoch() };
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const res = await p.pool.request({
+        path, method: 'POST', headers: signRequest(this.#o.secret, identity, 'POST', path), signal,
+        headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+      });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of res.body as AsyncIterable<Buffer>) {
+        size += c.length;
+        if (size > maxBytes) {
+          res.body.destroy();
+          throw new Error(`answer larger than ${maxBytes} bytes`);
+        }
+        chunks.push(c);
+      }
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (res.statusCode !== 200) throw new Error(`answered ${res.statusCode}: ${text.slice(0, 200).trim()}`);
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      const why = signal.aborted ? `no answer within ${timeoutMs} ms` : (err as Error).message;
+      throw new SidecacheError(ErrorCode.peer, `peer ${id}: ${why}`, { cause: err, peer: id });
     }
   }
 

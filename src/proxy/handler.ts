@@ -38,6 +38,8 @@ export interface Services {
   readonly mustRevalidateAll?: () => boolean;
   /** Where write invalidations go: to the log, queued while it cannot take them. */
   readonly writeQueue: { submit(inval: Invalidation): void };
+  /** A response for `key` was not stored, and why (sidecache inspect). Miss path only. */
+  readonly onNotStored?: (key: string, reason: string) => void;
 }
 
 /** Headers of ours or the client's that must not reach the origin on a cacheable fetch:
@@ -583,6 +585,7 @@ export class ProxyHandler {
     if (!storable) flight.capturing = false;
     flight.setHead(head, body);
     const detail = storable ? undefined : admission.storable ? 'too large' : admission.reason;
+    if (detail !== undefined) s.onNotStored?.(f.key, detail);
     const parts: StatusParts = {
       fwd,
       fwdStatus: status,
@@ -615,7 +618,10 @@ export class ProxyHandler {
         if (!f.viaPeer) s.onStored?.(entry);
       } else {
         s.metrics.fillsRejected.inc();
+        s.onNotStored?.(f.key, 'an invalidation applied since the fetch began matches it, or the cache was flushed');
       }
+    } else if (f.storable) {
+      s.onNotStored?.(f.key, flight.capturing ? 'the owner sent no fence this member can check' : 'body larger than SIDECACHE_MAX_ENTRY_BYTES');
     }
     flight.end();
     this.#flights.finish(flight);

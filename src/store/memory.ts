@@ -94,6 +94,11 @@ export class LruStore implements CacheStore {
     return this.#lru.get(key);
   }
 
+  /** get() without moving the key up the LRU (inspection). */
+  peek(key: string): Variants | undefined {
+    return this.#index.get(key);
+  }
+
   hit(key: string, now: number): Variants | undefined {
     const v = this.#index.get(key);
     if (v !== undefined && now - v.promotedAt >= PROMOTE_INTERVAL_MS) {

@@ -24,6 +24,11 @@ t.test('secrets - none in logs, metrics, responses or error bodies of a cluster 
       res.writeHead(200, { 'cache-control': 'public, max-age=60', vary: 'cookie, x-api-key', 'content-type': 'text/plain' });
       res.end('varied');
     },
+    // Not the default route, which echoes the target (with its query) in the body.
+    '/s/q': (_req, res) => {
+      res.writeHead(200, { 'cache-control': 'public, max-age=60', 'content-type': 'text/plain' });
+      res.end('queried');
+    },
     '/s/fail': (_req, res) => {
       res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('origin failed');
@@ -35,7 +40,8 @@ t.test('secrets - none in logs, metrics, responses or error bodies of a cluster 
   // A server without authorisation accepts any credentials: enough to see where they go.
   const withPassword = nats.urls.map((u) => u.replace('nats://', `nats://sidecache:${NATS_PASSWORD}@`));
   const cluster = uniqueCluster();
-  const env = { SIDECACHE_LOG_LEVEL: 'debug', SIDECACHE_PURGE_TIMEOUT: '1s' };
+  // The access log on: query values (a key in the query below) stay out of it.
+  const env = { SIDECACHE_LOG_LEVEL: 'debug', SIDECACHE_PURGE_TIMEOUT: '1s', SIDECACHE_ACCESS_LOG_SAMPLE: '1' };
   const sidecars = await Promise.all([0, 1].map(() => startSidecar({ env: clusterEnv({ natsUrls: withPassword, upstream: origin.url, env }, cluster) })));
   t.teardown(() => Promise.all(sidecars.map((s) => s.kill())));
   await waitForRing(sidecars, 2);
@@ -46,7 +52,7 @@ t.test('secrets - none in logs, metrics, responses or error bodies of a cluster 
   };
   const credentials = { cookie: COOKIE, authorization: AUTHORIZATION, 'x-api-key': API_KEY };
   for (const sc of sidecars) {
-    for (const path of ['/s/plain', '/s/vary', '/s/fail', '/s/%zz', `/s/${'x'.repeat(9000)}`]) {
+    for (const path of ['/s/plain', '/s/vary', '/s/fail', '/s/%zz', `/s/${'x'.repeat(9000)}`, `/s/q?api_key=${API_KEY}&x=1`]) {
       await read(await fetch(sc.url + path, { headers: credentials }));
       await read(await fetch(sc.url + path, { headers: { cookie: COOKIE, 'x-api-key': API_KEY } }));
     }
@@ -56,7 +62,8 @@ t.test('secrets - none in logs, metrics, responses or error bodies of a cluster 
     await read(await fetch(`${sc.adminUrl}/purge`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: '{"nonsense":true}' }));
     await read(await fetch(`${sc.peerUrl}/s/plain`, { headers: { ...credentials, 'x-sidecache-signature': 'AAAA', 'x-sidecache-cluster': cluster } }));
     seen.push(JSON.stringify((await purge(sc, { url: '/s/plain' })).json));
-    for (const p of ['/metrics', '/cluster', '/readyz']) await read(await fetch(sc.adminUrl + p));
+    for (const p of ['/metrics', '/cluster', '/cluster/members', '/readyz']) await read(await fetch(sc.adminUrl + p));
+    await read(await fetch(`${sc.adminUrl}/inspect?url=/s/vary`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
   }
   // Trouble: NATS gone; purges fail with a message, logs say why.
   await nats.stop();
@@ -66,6 +73,7 @@ t.test('secrets - none in logs, metrics, responses or error bodies of a cluster 
 
   t.same(leaks(seen.join('\n')), [], 'no secret in any response');
   for (const sc of sidecars) t.same(leaks(sc.output()), [], `no secret in the log of ${sc.id}`);
+  t.ok(sidecars.every((sc) => sc.output().includes('"target":"/s/q?api_key=&x="')), 'the access log has the request, without the key');
 });
 
 t.test('secrets - start-up refusals name the variable, never a credential in its value', async (t) => {
