@@ -1,7 +1,7 @@
 // Sidecar: builds the pieces from a Config and runs them: proxy listener, admin listener,
 // the log (in-process or JetStream) and, in cluster mode, the ring and peer port.
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AdminServer } from './admin/server.js';
 import type { Config, Listen } from './config.js';
@@ -11,7 +11,7 @@ import { WriteQueue } from './log/write-queue.js';
 import { NatsLog } from './log/nats-log.js';
 import { ClusterNode } from './cluster/node.js';
 import { PeerVerifier } from './cluster/peer-auth.js';
-import { createPeerServer } from './cluster/peer-server.js';
+import { createPeerServer, type PeerServer } from './cluster/peer-server.js';
 import { PeerClient } from './cluster/peers.js';
 import { HashRingPicker } from './cluster/picker.js';
 import type { ClusterLog, LogHandlers } from './log/types.js';
@@ -43,7 +43,7 @@ function clientErrorStatus(err: NodeJS.ErrnoException & { reason?: unknown }): [
   return [400, `malformed request${code ? ` (${code})` : ''}`];
 }
 
-export function listen(server: Server, l: Listen): Promise<void> {
+export function listen(server: NetServer, l: Listen): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(l.port, l.host, () => {
@@ -64,7 +64,7 @@ export class Sidecar {
   readonly proxyServer: Server;
   readonly admin: AdminServer;
   readonly node: ClusterNode | undefined;
-  readonly peerServer: Server | undefined;
+  readonly peerServer: PeerServer | undefined;
   readonly writeQueue: WriteQueue;
   #ready = false;
   #detachedSince: number | undefined;
@@ -89,6 +89,8 @@ export class Sidecar {
           ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
           ...(config.natsUser === undefined ? {} : { user: config.natsUser }),
           ...(config.natsPass === undefined ? {} : { pass: config.natsPass }),
+          ...(config.natsCreds === undefined ? {} : { creds: config.natsCreds }),
+          ...(config.natsTls === undefined ? {} : { tls: config.natsTls }),
           cluster: config.cluster,
           self,
           ...(config.streamReplicas === undefined ? {} : { streamReplicas: config.streamReplicas }),
@@ -127,6 +129,7 @@ export class Sidecar {
         headersTimeoutMs: config.headersTimeoutMs + config.peerTimeoutMs,
         bodyTimeoutMs: config.bodyTimeoutMs + config.peerTimeoutMs,
         epoch: () => this.log.view.epoch,
+        ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       });
       this.node = new ClusterNode({
         config, log: this.log, cache: this.cache, peers, metrics: this.metrics, logger,
@@ -229,7 +232,7 @@ export class Sidecar {
           headersTimeoutMs: config.clientHeadersTimeoutMs,
           requestTimeoutMs: config.clientRequestTimeoutMs,
           maxConnections: config.maxConnections,
-        });
+        }, config.peerTls);
   }
 
   logHandlers(): LogHandlers {
