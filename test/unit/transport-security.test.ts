@@ -7,21 +7,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createAccount, createUser, encodeUser, fmtCreds } from '@nats-io/jwt';
 import { loadConfig } from '../../src/config.js';
-import { ConfigErrors } from '../../src/errors.js';
 import { describeTlsError, readCertificate } from '../../src/transport-security.js';
 import { makeCerts, OPENSSL_BIN } from '../helpers/certs.js';
+import { errorsOf } from '../helpers/config-errors.js';
 
 const BASE = { SIDECACHE_UPSTREAM: 'http://127.0.0.1:8080', SIDECACHE_NATS_URL: 'nats://127.0.0.1:4222', SIDECACHE_CLUSTER_SECRET: 's'.repeat(16), SIDECACHE_PEER_LISTEN: '127.0.0.1:7070' };
-
-function errorsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
-    throw err;
-  }
-  return [];
-}
 
 const certs = makeCerts();
 t.teardown(() => certs.remove());
