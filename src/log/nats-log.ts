@@ -417,6 +417,10 @@ export class NatsLog implements ClusterLog {
           (e: unknown) => (e instanceof TimeoutError ? undefined : describe(e)),
         );
         if (probe !== undefined) why += ` (a single attempt says: ${probe})`;
+        // A server that refuses our certificate may reset the connection before its alert is read.
+        if (probe !== undefined && o.tls !== undefined && /ECONNRESET/.test(probe)) {
+          why += '; a reset right after the TLS handshake is how a server may refuse our certificate (SIDECACHE_NATS_TLS_CERT) or its absence';
+        }
       }
       throw logError(`cannot connect to NATS at ${o.servers.map(redactCredentials).join(', ')}: ${why}`, err);
     }
