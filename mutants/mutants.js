@@ -63,6 +63,26 @@ export const MUTANTS = [
     tests: [{ file: 'test/unit/cluster/peer-auth.test.ts' }],
   },
   {
+    name: 'peer-tls-no-client-certificate',
+    promise: 'the peer port on TLS serves only callers with a certificate of the cluster\'s CA',
+    edits: [{
+      file: 'src/cluster/peer-server.ts',
+      find: 'requestCert: true, rejectUnauthorized: true,',
+      replace: 'requestCert: false, rejectUnauthorized: false,',
+    }],
+    tests: [{ file: 'test/integration/cluster-tls.test.ts', grep: 'refuses plaintext' }],
+  },
+  {
+    name: 'peer-tls-unverified',
+    promise: 'a sidecar on peer TLS sends requests only to peers whose certificate the cluster\'s CA signed',
+    edits: [{
+      file: 'src/cluster/peers.ts',
+      find: 'ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true,',
+      replace: 'ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: false,',
+    }],
+    tests: [{ file: 'test/integration/cluster-tls.test.ts', grep: 'cannot be verified' }],
+  },
+  {
     name: 'allow-list-unchecked',
     promise: 'forward mode serves only allowed hosts: never an open proxy',
     edits: [{

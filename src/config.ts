@@ -2,6 +2,7 @@
 // is reported (variable, value, what is allowed) before the process exits.
 import { hostname } from 'node:os';
 import { ConfigError, ConfigErrors, redactCredentials } from './errors.js';
+import { readTransportSecurity, type NatsTls, type PeerTls } from './transport-security.js';
 
 export interface HostPattern {
   /** Lower-cased host name, or a suffix starting with "." for `*.suffix` entries. */
@@ -76,6 +77,10 @@ export interface Config {
   readonly invalMaxBytes: number;
   readonly writeInvalRate: number;
   readonly peerTimeoutMs: number;
+  // transport security (transport-security.ts): file contents, read at start-up
+  readonly natsTls: NatsTls | undefined;
+  readonly natsCreds: Uint8Array | undefined;
+  readonly peerTls: PeerTls | undefined;
 }
 
 type Parser<T> = (raw: string, name: string) => T;
@@ -144,6 +149,14 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_INVAL_MAX_BYTES', def: '256MiB', help: 'size bound of the INVAL stream; a sidecar that falls behind what it keeps flushes its cache' },
   { name: 'SIDECACHE_WRITE_INVAL_RATE', def: '500', help: 'invalidations per second published for writes (POST, PUT, PATCH, DELETE) as they are; past it they coalesce into soft invalidations of the written paths\' parents (or hosts), published every 250 ms' },
   { name: 'SIDECACHE_PEER_TIMEOUT', def: '5s', help: 'time for a peer to accept a forwarded miss (connect, then its 102 Processing or its answer) before the next owner is asked; an owner that accepted gets SIDECACHE_HEADERS_TIMEOUT more' },
+  { name: 'SIDECACHE_NATS_TLS_CA', def: '', help: 'PEM file of the CAs that sign the NATS servers\' certificates; any SIDECACHE_NATS_TLS_* set: every NATS connection must be TLS (none set: TLS when the server offers it, checked against the system CAs)' },
+  { name: 'SIDECACHE_NATS_TLS_CERT', def: '', help: 'PEM file of a client certificate for NATS servers that verify clients (with SIDECACHE_NATS_TLS_KEY)' },
+  { name: 'SIDECACHE_NATS_TLS_KEY', def: '', help: 'PEM file of the private key of SIDECACHE_NATS_TLS_CERT (unencrypted)' },
+  { name: 'SIDECACHE_NATS_CREDS', def: '', help: 'NATS credentials file (.creds: a user JWT and its nkey seed) for servers in operator (JWT) mode; not with SIDECACHE_NATS_TOKEN, _USER or _PASS' },
+  { name: 'SIDECACHE_PEER_TLS_CERT', def: '', help: 'PEM file of this sidecar\'s certificate: the peer port speaks HTTPS only, and the certificate is presented to the peers it calls (with SIDECACHE_PEER_TLS_KEY and SIDECACHE_PEER_TLS_CA)' },
+  { name: 'SIDECACHE_PEER_TLS_KEY', def: '', help: 'PEM file of the private key of SIDECACHE_PEER_TLS_CERT (unencrypted)' },
+  { name: 'SIDECACHE_PEER_TLS_CA', def: '', help: 'PEM file of the CAs that sign the peers\' certificates: both ways, a peer without a certificate they signed is refused' },
+  { name: 'SIDECACHE_PEER_TLS_SERVER_NAME', def: '', help: 'DNS name every peer\'s certificate must carry; empty = the host of its SIDECACHE_PEER_URL (an IP address must then be in the certificate)' },
 ];
 
 const KNOWN = new Set(VARIABLES.map((v) => v.name));
@@ -328,10 +341,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (clustered && (clusterSecret === undefined || clusterSecret.length < 16)) {
     errors.push(new ConfigError('SIDECACHE_CLUSTER_SECRET', 'required in cluster mode (SIDECACHE_NATS_URL is set), at least 16 characters'));
   }
+  const security = readTransportSecurity(env, errors);
   const peerUrlRaw = optional('SIDECACHE_PEER_URL');
   const peerUrl = peerUrlRaw === undefined
-    ? (peerListen ? `http://${peerListen.host.includes(':') ? `[${peerListen.host}]` : peerListen.host}:${peerListen.port}` : '')
+    ? (peerListen ? `${security.peerTls === undefined ? 'http' : 'https'}://${peerListen.host.includes(':') ? `[${peerListen.host}]` : peerListen.host}:${peerListen.port}` : '')
     : get('SIDECACHE_PEER_URL', (raw) => parseHttpUrl(raw).origin);
+  if (security.peerTls !== undefined && peerUrl?.startsWith('http:')) {
+    errors.push(new ConfigError('SIDECACHE_PEER_URL', `must be an https URL while the peer port is on TLS (SIDECACHE_PEER_TLS_CERT), got "${redactCredentials(peerUrlRaw ?? '')}"`));
+  }
   const cluster = get('SIDECACHE_CLUSTER', (raw) => {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new Error(`expected 1-64 letters, digits, _ or -, got "${raw}"`);
     return raw;
@@ -406,6 +423,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     invalMaxBytes: get('SIDECACHE_INVAL_MAX_BYTES', sizeAtLeast(1024 * 1024)),
     writeInvalRate: get('SIDECACHE_WRITE_INVAL_RATE', intIn(1, 1_000_000)),
     peerTimeoutMs: get('SIDECACHE_PEER_TIMEOUT', parseDuration),
+    ...security,
   };
   if (errors.length > 0) throw new ConfigErrors(errors);
   return Object.freeze(config);

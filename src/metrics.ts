@@ -220,7 +220,7 @@ export class Metrics {
     this.degradedFetches = counter('sidecache_degraded_fetches_total', 'Origin fetches made because no owner was reachable');
     this.replicaFillsApplied = counter('sidecache_replica_fills_applied_total', 'Fills from the log stored as replica entries');
     this.handoffKeysReplayed = counter('sidecache_handoff_keys_replayed_total', 'Fills replayed from the log for gained partitions');
-    this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused, by reason: missing, wrong-cluster, stale, bad-signature, replay', ['reason']);
+    this.peerRejected = counter('sidecache_peer_rejected_total', 'Peer requests refused, by reason: missing, wrong-cluster, stale, bad-signature, replay; tls: a connection refused in the TLS handshake (plaintext, no certificate, or one of another CA)', ['reason']);
     this.writeInvalidationsCoalesced = counter('sidecache_write_invalidations_coalesced_total', 'Writes whose invalidation was coalesced into a soft one of their parent path or host (over SIDECACHE_WRITE_INVAL_RATE), or of their host while waiting for the log past the queue bound');
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });

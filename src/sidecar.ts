@@ -1,7 +1,7 @@
 // Sidecar: builds the pieces from a Config and runs them: proxy listener, admin listener,
 // the log (in-process or JetStream) and, in cluster mode, the ring and peer port.
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AccessLog } from './access-log.js';
 import { ClusterReporter } from './admin/cluster-report.js';
@@ -17,7 +17,7 @@ import { WriteQueue } from './log/write-queue.js';
 import { NatsLog } from './log/nats-log.js';
 import { ClusterNode } from './cluster/node.js';
 import { PeerVerifier } from './cluster/peer-auth.js';
-import { createPeerServer } from './cluster/peer-server.js';
+import { createPeerServer, type PeerServer } from './cluster/peer-server.js';
 import { PeerClient } from './cluster/peers.js';
 import { HashRingPicker } from './cluster/picker.js';
 import type { ClusterLog, LogHandlers } from './log/types.js';
@@ -51,7 +51,7 @@ function clientErrorStatus(err: NodeJS.ErrnoException & { reason?: unknown }): [
   return [400, `malformed request${code ? ` (${code})` : ''}`];
 }
 
-export function listen(server: Server, l: Listen): Promise<void> {
+export function listen(server: NetServer, l: Listen): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(l.port, l.host, () => {
@@ -72,7 +72,7 @@ export class Sidecar {
   readonly proxyServer: Server;
   readonly admin: AdminServer;
   readonly node: ClusterNode | undefined;
-  readonly peerServer: Server | undefined;
+  readonly peerServer: PeerServer | undefined;
   readonly writeQueue: WriteQueue;
   readonly startedAt = Date.now();
   /** Why recent responses were not stored (sidecache inspect). */
@@ -103,6 +103,8 @@ export class Sidecar {
           ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
           ...(config.natsUser === undefined ? {} : { user: config.natsUser }),
           ...(config.natsPass === undefined ? {} : { pass: config.natsPass }),
+          ...(config.natsCreds === undefined ? {} : { creds: config.natsCreds }),
+          ...(config.natsTls === undefined ? {} : { tls: config.natsTls }),
           cluster: config.cluster,
           self,
           ...(config.streamReplicas === undefined ? {} : { streamReplicas: config.streamReplicas }),
@@ -142,6 +144,7 @@ export class Sidecar {
         headersTimeoutMs: config.headersTimeoutMs + config.peerTimeoutMs,
         bodyTimeoutMs: config.bodyTimeoutMs + config.peerTimeoutMs,
         epoch: () => this.log.view.epoch,
+        ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       });
       this.node = new ClusterNode({
         config, log: this.log, cache: this.cache, peers, metrics: this.metrics, logger,
@@ -268,6 +271,7 @@ export class Sidecar {
         }, {
           control: createPeerControl({ status: () => this.status(), inspect: (key) => this.#holding(key) }),
           ...(accessLog === undefined ? {} : { wrap: (l) => accessLog.wrap(l, 'peer') }),
+          ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
         });
   }
 

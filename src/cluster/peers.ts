@@ -8,11 +8,16 @@
 // gives up on its origin after the former. Before that, the peer timeout bounds the connect
 // and the wait for the 102 or the answer: a peer that cannot accept (refused, reset, or a
 // process that no longer reads its sockets) opens the breaker within it.
+//
+// With SIDECACHE_PEER_TLS_* every peer is reached over HTTPS, its certificate checked
+// against the cluster's CA and ours presented; a member that advertises a plain http URL is
+// sent nothing (its misses go to the next owner or the origin, as for an unreachable peer).
 import { Pool } from 'undici';
 import { ErrorCode, SidecacheError } from '../errors.js';
 import type { HeaderObject } from '../http/headers.js';
 import type { Member } from '../log/types.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
+import { describeTlsError, type PeerTls } from '../transport-security.js';
 import { signRequest, type PeerIdentity } from './peer-auth.js';
 
 const BREAKER_COOL_DOWN_MS = 2_000;
@@ -21,7 +26,8 @@ const QUERY_MAX_BYTES = 1024 * 1024;
 
 interface Peer {
   readonly url: string;
-  readonly pool: Pool;
+  /** undefined: a plain http peer while we require TLS; nothing is sent to it. */
+  readonly pool: Pool | undefined;
   /** Epoch-ms until which the breaker is open; 0: closed. */
   openUntil: number;
   /** Requests the peer accepted (102) and has not answered yet: it is alive and working. */
@@ -41,6 +47,8 @@ export interface PeerClientOptions {
   /** Between body chunks: the origin's body timeout plus acceptTimeoutMs. */
   readonly bodyTimeoutMs: number;
   readonly epoch: () => number;
+  /** Reach peers over TLS only (https), verified against tls.ca, presenting tls.cert. */
+  readonly tls?: PeerTls;
 }
 
 /** The peer did not accept the request in time (no 102, no answer). */
@@ -64,10 +72,10 @@ export class PeerClient {
       keep.add(m.id);
       const cur = this.#peers.get(m.id);
       if (cur !== undefined && cur.url === m.peerUrl) continue;
-      if (cur !== undefined) void cur.pool.close();
+      if (cur !== undefined) void cur.pool?.close();
       this.#peers.set(m.id, {
         url: m.peerUrl,
-        pool: new Pool(m.peerUrl, { connections: 64, keepAliveTimeout: 10_000, connect: { timeout: this.#o.acceptTimeoutMs } }),
+        pool: this.#pool(m.peerUrl),
         openUntil: 0,
         accepted: 0,
         heardAt: 0,
@@ -75,10 +83,23 @@ export class PeerClient {
     }
     for (const [id, p] of this.#peers) {
       if (!keep.has(id)) {
-        void p.pool.destroy();
+        void p.pool?.destroy();
         this.#peers.delete(id);
       }
     }
+  }
+
+  #pool(url: string): Pool | undefined {
+    const tls = this.#o.tls;
+    if (tls === undefined) return new Pool(url, { connections: 64, keepAliveTimeout: 10_000, connect: { timeout: this.#o.acceptTimeoutMs } });
+    if (!url.startsWith('https:')) return undefined;
+    return new Pool(url, {
+      connections: 64, keepAliveTimeout: 10_000,
+      connect: {
+        timeout: this.#o.acceptTimeoutMs, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true,
+        ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
+      },
+    });
   }
 
   /** Is the breaker of this peer closed (or due for a probe)? */
@@ -90,6 +111,12 @@ export class PeerClient {
   async forward(id: string, r: OriginRequest): Promise<OriginResponse> {
     const p = this.#peers.get(id);
     if (p === undefined) throw new SidecacheError(ErrorCode.peer, `peer ${id} is not in the view`, { peer: id, status: 502 });
+    const pool = p.pool;
+    if (pool === undefined) {
+      // Like an unreachable peer: the breaker opens, the next owner is asked, the log says why.
+      p.openUntil = Date.now() + BREAKER_COOL_DOWN_MS;
+      throw new SidecacheError(ErrorCode.peer, `peer ${id} advertises ${p.url}: not https, and the peer port is on TLS`, { peer: id, status: 502 });
+    }
     const identity: PeerIdentity = { cluster: this.#o.cluster, from: this.#o.self, epoch: this.#o.epoch() };
     const headers = { ...r.headers, ...signRequest(this.#o.secret, identity, r.method, r.path) };
     const acceptMs = this.#o.acceptTimeoutMs;
@@ -98,7 +125,7 @@ export class PeerClient {
     const onTimer = (): void => {
       // Queued in the pool behind requests the peer accepted (every connection waits on a
       // slow origin), or it answered another request lately: alive and busy, not dead.
-      const busy = p.accepted > 0 && p.pool.stats.queued > 0;
+      const busy = p.accepted > 0 && pool.stats.queued > 0;
       if (busy || Date.now() - p.heardAt < acceptMs) timer = setTimeout(onTimer, acceptMs);
       else notAccepted.abort(new NotAccepted(`no answer and no 102 within ${acceptMs} ms`));
     };
@@ -111,7 +138,7 @@ export class PeerClient {
       p.heardAt = Date.now();
     };
     try {
-      const res = await p.pool.request({
+      const res = await pool.request({
         path: r.path,
         method: r.method as 'GET',
         headers,
@@ -141,7 +168,7 @@ export class PeerClient {
       // Refused, reset, not accepted in time, or accepted and then silent past the origin's
       // own timeout: the peer cannot serve; the next owner is asked.
       p.openUntil = Date.now() + BREAKER_COOL_DOWN_MS;
-      const why = notAccepted.signal.aborted ? (notAccepted.signal.reason as Error).message : (err as Error).message;
+      const why = notAccepted.signal.aborted ? (notAccepted.signal.reason as Error).message : describeTlsError(err, { ca: 'SIDECACHE_PEER_TLS_CA', cert: 'SIDECACHE_PEER_TLS_CERT' });
       throw new SidecacheError(ErrorCode.peer, `peer ${id} unreachable: ${why}`, { cause: err, peer: id, status: 502 });
     }
   }
@@ -154,10 +181,12 @@ export class PeerClient {
   async query(id: string, path: string, timeoutMs: number, maxBytes = QUERY_MAX_BYTES): Promise<unknown> {
     const p = this.#peers.get(id);
     if (p === undefined) throw new SidecacheError(ErrorCode.peer, `peer ${id} is not in the view`, { peer: id });
+    if (p.pool === undefined) throw new SidecacheError(ErrorCode.peer, `peer ${id} advertises ${p.url}, not https, while the peer port is on TLS`, { peer: id });
+    const pool = p.pool;
     const identity: PeerIdentity = { cluster: this.#o.cluster, from: this.#o.self, epoch: this.#o.epoch() };
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      const res = await p.pool.request({
+      const res = await pool.request({
         path, method: 'POST', headers: signRequest(this.#o.secret, identity, 'POST', path), signal,
         headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
       });
@@ -181,7 +210,7 @@ export class PeerClient {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#peers.values()].map((p) => p.pool.destroy()));
+    await Promise.all([...this.#peers.values()].map((p) => p.pool?.destroy()));
     this.#peers.clear();
   }
 }

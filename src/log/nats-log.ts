@@ -5,6 +5,7 @@
 
 import {
   connect,
+  credsAuthenticator,
   headers,
   nuid,
   NoRespondersError,
@@ -36,6 +37,7 @@ import {
 import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { ErrorCode, SidecacheError, logError, redactCredentials } from '../errors.js';
+import { describeTlsError, type NatsTls } from '../transport-security.js';
 import {
   FILL_OP_DELETE,
   FILL_OP_HEADER,
@@ -68,6 +70,10 @@ export interface NatsLogOptions {
   readonly token?: string;
   readonly user?: string;
   readonly pass?: string;
+  /** Contents of a .creds file (user JWT and nkey seed). */
+  readonly creds?: Uint8Array;
+  /** TLS required, with these PEM texts (transport-security.ts). */
+  readonly tls?: NatsTls;
   readonly cluster: string;
   readonly self: { readonly id: string; readonly peerUrl: string; readonly partitions: number };
   /** Replicas of the streams and buckets. Default: min(3, servers in the NATS cluster as
@@ -395,10 +401,28 @@ export class NatsLog implements ClusterLog {
     if (o.token !== undefined) copts.token = o.token;
     if (o.user !== undefined) copts.user = o.user;
     if (o.pass !== undefined) copts.pass = o.pass;
+    if (o.creds !== undefined) copts.authenticator = credsAuthenticator(o.creds);
+    if (o.tls !== undefined) copts.tls = { ...o.tls };
+    const describe = (err: unknown): string => describeTlsError(err, { ca: 'SIDECACHE_NATS_TLS_CA', cert: 'SIDECACHE_NATS_TLS_CERT' });
     try {
       this.#nc = await connect(copts);
     } catch (err) {
-      throw logError(`cannot connect to NATS at ${o.servers.map(redactCredentials).join(', ')}: ${describeError(err)}`, err);
+      let why = describe(err);
+      if (err instanceof TimeoutError) {
+        // Retrying, the client forgets why each attempt failed (a server that refuses our
+        // certificate or credentials after the handshake looks like a timeout): one attempt
+        // without retries says.
+        const probe = await connect({ ...copts, reconnect: false, timeout: 5_000 }).then(
+          async (nc) => { await nc.close().catch(() => undefined); return undefined; },
+          (e: unknown) => (e instanceof TimeoutError ? undefined : describe(e)),
+        );
+        if (probe !== undefined) why += ` (a single attempt says: ${probe})`;
+        // A server that refuses our certificate may reset the connection before its alert is read.
+        if (probe !== undefined && o.tls !== undefined && /ECONNRESET/.test(probe)) {
+          why += '; a reset right after the TLS handshake is how a server may refuse our certificate (SIDECACHE_NATS_TLS_CERT) or its absence';
+        }
+      }
+      throw logError(`cannot connect to NATS at ${o.servers.map(redactCredentials).join(', ')}: ${why}`, err);
     }
     const info = this.#nc.info;
     const version = info?.version ?? 'unknown';

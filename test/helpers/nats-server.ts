@@ -8,7 +8,7 @@ import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 
 export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
@@ -20,6 +20,11 @@ export interface NatsOptions {
   /** Do not tell clients about the other servers of the cluster (`--no_advertise`): a client
    *  then only ever connects to the URLs it was given, e.g. through a relay of a test's own. */
   readonly noAdvertise?: boolean;
+  /** More server configuration (a `tls {}` block, `operator`/`resolver` settings), written to
+   *  a file given with `-c`; the command-line flags above still set ports, store and cluster. */
+  readonly config?: string;
+  /** What a client needs to get in (TLS, credentials): the readiness check connects with it. */
+  readonly client?: Partial<NodeConnectionOptions>;
 }
 
 export interface NatsServers {
@@ -115,7 +120,7 @@ export async function startNats(opts: NatsOptions): Promise<NatsServers> {
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(opts.nodes, readyTimeoutMs, opts.noAdvertise === true);
+      return await startOnce(opts.nodes, readyTimeoutMs, opts.noAdvertise === true, opts.config, opts.client ?? {});
     } catch (err) {
       lastErr = err;
     }
@@ -123,8 +128,10 @@ export async function startNats(opts: NatsOptions): Promise<NatsServers> {
   throw lastErr;
 }
 
-async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: boolean): Promise<NatsServers> {
+async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: boolean, config: string | undefined, client: Partial<NodeConnectionOptions>): Promise<NatsServers> {
   const root = mkdtempSync(join(tmpdir(), 'sidecache-nats-'));
+  const configFile = join(root, 'server.conf');
+  if (config !== undefined) writeFileSync(configFile, config);
   const ports = await freePorts(count * 2);
   const clusterName = `sc_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const nodes: Node[] = Array.from({ length: count }, (_, i) => ({
@@ -145,6 +152,7 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: bool
 
   function args(n: Node): string[] {
     const a = ['-a', '127.0.0.1', '-p', String(n.clientPort), '-js', '-sd', n.dir, '-n', n.name];
+    if (config !== undefined) a.unshift('-c', configFile);
     if (count > 1) {
       const routes = nodes
         .filter((o) => o !== n)
@@ -255,7 +263,7 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: bool
       // (all stopped, restarted one by one) only the process can be ready. Otherwise wait
       // until a stream with one replica per running node can be created through node i.
       const running = nodes.filter((_, j) => servers.isRunning(j)).length;
-      if (running > count / 2) await waitJetStream([servers.urls[i]!], running, readyTimeoutMs);
+      if (running > count / 2) await waitJetStream([servers.urls[i]!], running, readyTimeoutMs, client);
     },
     isRunning(i: number) {
       const proc = nodes[i]!.proc;
@@ -271,7 +279,7 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: bool
 
   try {
     await Promise.all(nodes.map((n) => spawnNode(n)));
-    await waitJetStream(servers.urls, count, readyTimeoutMs);
+    await waitJetStream(servers.urls, count, readyTimeoutMs, client);
   } catch (err) {
     await servers.stop();
     throw err;
@@ -281,13 +289,13 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: bool
 
 /** Loop until JetStream can create (and delete) a stream with `replicas` replicas: for a
  *  cluster this means the meta leader is elected and enough peers are current. */
-async function waitJetStream(urls: readonly string[], replicas: number, timeoutMs: number): Promise<void> {
+async function waitJetStream(urls: readonly string[], replicas: number, timeoutMs: number, client: Partial<NodeConnectionOptions> = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
     let nc;
     try {
-      nc = await connect({ servers: [...urls], timeout: 2_000, reconnect: false });
+      nc = await connect({ ...client, servers: [...urls], timeout: 2_000, reconnect: false });
       const jsm = await jetstreamManager(nc, { timeout: 2_000 });
       const name = `READY_${Math.random().toString(36).slice(2, 10)}`;
       await jsm.streams.add({ name, subjects: [`ready.${name}`], num_replicas: replicas, storage: 'memory' });

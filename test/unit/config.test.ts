@@ -1,20 +1,9 @@
 // SIDECACHE_* parsing: every error names the variable and the value; units; lists.
 import t from 'tap';
 import { helpText, loadConfig, parseDuration, parseSize, VARIABLES } from '../../src/config.js';
-import { ConfigErrors } from '../../src/errors.js';
+import { errorsOf } from '../helpers/config-errors.js';
 
 const BASE = { SIDECACHE_UPSTREAM: 'http://127.0.0.1:8080' };
-
-/** The ConfigErrors thrown for `env`, as "VARIABLE: message" lines. */
-function errorsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
-    throw err;
-  }
-  return [];
-}
 
 t.test('config - defaults load and are frozen', async (t) => {
   const c = loadConfig(BASE);

@@ -1,0 +1,13 @@
+// The ConfigErrors loadConfig throws for an environment, as "VARIABLE: message" lines.
+import { loadConfig } from '../../src/config.js';
+import { ConfigErrors } from '../../src/errors.js';
+
+export function errorsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
+    throw err;
+  }
+  return [];
+}
