@@ -135,6 +135,9 @@ class FlightFetch implements OriginSink {
   peers: readonly string[] | undefined;
   /** Our validators went with the request: a 304 may refresh `stale`. */
   conditional = false;
+  /** Another member owns the key: what we keep of it is a hot copy, even when the origin
+   *  answered us directly (no owner reachable, or an owner's copy we could not use). */
+  notOwner = false;
 
   constructor(
     readonly host: FetchHost,
@@ -460,6 +463,7 @@ export class ProxyHandler {
     // Computed once: what is sent is what the secondary key is made of.
     fetch.upstream = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
     fetch.peers = peers;
+    fetch.notOwner = peers !== undefined;
     this.#dispatch(fetch, stale !== undefined && stale.freshness.hasValidators);
   }
 
@@ -475,7 +479,7 @@ export class ProxyHandler {
     }
     const request: OriginRequest = { origin: target.origin, path: target.path, method: 'GET', headers };
     if (fetch.peers === undefined) this.#fromOrigin(request, fetch);
-    else void this.#fromPeers(fetch.peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, request, fetch);
+    else void this.#fromPeers(fetch.peers, { ...request, path: this.#recv.reverse ? req.url! : target.origin + target.path }, fetch);
   }
 
   /** The flight's fetch again: without validators (a 304 that was not for the stored
@@ -484,6 +488,7 @@ export class ProxyHandler {
     const again = new FlightFetch(this.#fetchHost, f.flight, f.req, f.res, f.target, f.key, f.stale, f.fwd, f.viaPeer && !direct, f.toPeer, f.maxBytes);
     again.upstream = f.upstream;
     again.peers = direct ? undefined : f.peers;
+    again.notOwner = f.notOwner;
     this.#dispatch(again, direct && f.stale !== undefined && f.stale.freshness.hasValidators);
   }
 
@@ -494,7 +499,7 @@ export class ProxyHandler {
   }
 
   /** Owners in order; when none answers, fetch the origin ourselves and count it degraded. */
-  async #fromPeers(peers: readonly string[], r: OriginRequest, direct: OriginRequest, fetch: FlightFetch): Promise<void> {
+  async #fromPeers(peers: readonly string[], r: OriginRequest, fetch: FlightFetch): Promise<void> {
     for (const peer of peers) {
       let up: OriginResponse;
       try {
@@ -508,8 +513,9 @@ export class ProxyHandler {
       feedSink(up, fetch);
       return;
     }
+    // No owner answered: the origin, asked by us, answers us (our fence, stored as a hot copy).
     this.#s.metrics.degradedFetches.inc();
-    this.#fromOrigin(direct, fetch);
+    this.#refetch(fetch, true);
   }
 
   #onResponse(f: FlightFetch, status: number, headers: HeaderObject, body: BodyControl): void {
@@ -613,7 +619,7 @@ export class ProxyHandler {
     if (f.storable && flight.capturing && f.admission!.storable && fence !== undefined && (!f.viaPeer || this.#isOurNumbering(fence))) {
       const bodyBuf = ownedBody(flight.chunks, flight.bytes);
       const entry = this.#makeEntry(f.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, fence,
-        f.viaPeer ? EntrySource.hot : EntrySource.local);
+        f.notOwner ? EntrySource.hot : EntrySource.local);
       if (s.cache.store(entry, f.viaPeer, flight.generation)) {
         if (!f.viaPeer) s.onStored?.(entry);
       } else {

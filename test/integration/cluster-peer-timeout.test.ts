@@ -106,6 +106,12 @@ t.test('peers - a killed owner is skipped at once: degraded fetch, breaker open'
   const forwarded = await metric(a, 'sidecache_forwarded_requests_total');
   await get(a, k2!);
   t.equal(await metric(a, 'sidecache_forwarded_requests_total'), forwarded, 'the breaker is open: not forwarded again');
+  // What a fetched itself is its own answer, fenced by it: kept (as a hot copy), not taken for
+  // a peer's answer without a fence.
+  const again = await get(a, k1!);
+  t.match(again.cacheStatus, /^sidecache; hit/, 'the degraded fetch was kept');
+  t.match(again.body, r1.body, 'the same body');
+  t.equal(await metric(a, 'sidecache_fences_untrusted_total{source="peer",reason="missing"}'), 0, 'not counted as a peer answer without a fence');
 });
 
 t.test('peers - an owner that cannot accept (stopped process) is skipped after the peer timeout', async (t) => {
