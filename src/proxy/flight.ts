@@ -47,6 +47,9 @@ export class Flight {
   failed: Error | undefined;
   /** False once waiters may no longer join: invalidated, not shareable, too large, over. */
   joinable = true;
+  /** An invalidation that may match it was applied while it flew: every request it serves
+   *  began before that invalidation (none joins after it). */
+  overtaken = false;
   /** False once the body outgrew what may be stored: chunks are no longer kept. */
   capturing = true;
   readonly #sinks: Sink[] = [];
@@ -202,6 +205,7 @@ export class Flights {
     for (const [key, f] of this.#byKey) {
       if (matches(f)) {
         f.joinable = false;
+        f.overtaken = true;
         this.#byKey.delete(key);
       }
     }

@@ -564,9 +564,13 @@ export class ProxyHandler {
     // Only an answer we may keep needs the peer's fence (a peer's error page has none to give).
     const fence = !viaPeer ? ownFence : storable ? this.#peerFence(headers) : undefined;
     // A peer's copy older than a purge we applied that matches it: the owner has not applied
-    // that purge yet (lagging, or cut off and listed as missing). We may have acknowledged it,
-    // so we neither keep nor serve the copy: the origin is asked (read-your-purge holds here).
-    if (viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation &&
+    // that purge yet (lagging, or cut off and listed as missing). If we had applied it when this
+    // flight began, its requests came after it, and we may have acknowledged it: we neither keep
+    // nor serve the copy, the origin is asked (read-your-purge holds here). A flight overtaken by
+    // a matching purge serves only requests from before that purge: the copy is served to them,
+    // and not kept. (The history keeps the last seq of each key and tag, so a first purge before
+    // the flight and a second during it look like the second alone.)
+    if (viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation && !flight.overtaken &&
         s.cache.isInvalidatedSince({ key: f.key, tags, fence: fence.seq, incarnation: fence.incarnation })) {
       body.resume();
       s.metrics.fencesUntrusted.labels('peer', 'predates-purge').inc();
