@@ -10,7 +10,7 @@ import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, typ
 import { combineFieldLines, rawGet, rawWithout, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
-import { IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
+import { hasImplicitVaryField, IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
 import { decodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
 import type { ClusterLog, Fence, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
@@ -87,6 +87,12 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
  *  of (RFC 9111 §4.1), on a hit as on the fetch that stored the entry. */
 const asFetched: FieldView<IncomingMessage> = (req, name) =>
   upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+
+/** Does the request carry content (RFC 9112 §6.3: Transfer-Encoding, or a Content-Length above 0)? */
+function hasRequestBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
 
 /** Header pairs of a 304's Set-Cookie, for the one client whose request drew it. */
 function setCookiePairs(value: string | string[] | undefined): string[] {
@@ -255,11 +261,11 @@ export class ProxyHandler {
     this.#hitIndex = s.metrics.requests.indexOf(CacheOutcome.hit);
     const secondary = new SecondaryKey(secondaryKeySecret(s.config.clusterSecret));
     this.#secondary = secondary;
-    // Most entries have no Vary of their own, only the implicit X-Forwarded-Host/-Proto, and
-    // most requests send neither: that variant key is computed once, not on every hit.
+    // Most entries have no Vary of their own, only the implicit forwarding fields, and most
+    // requests send none of them: that variant key is computed once, not on every hit.
     const noForwarded = variantKey(secondary.values(IMPLICIT_VARY, asFetched, { headers: {}, socket: {} } as IncomingMessage));
     this.#variantOf = (names, req) =>
-      names === IMPLICIT_VARY && req.headers['x-forwarded-host'] === undefined && req.headers['x-forwarded-proto'] === undefined
+      names === IMPLICIT_VARY && !hasImplicitVaryField(req.headers)
         ? noForwarded
         : variantKey(secondary.values(names, asFetched, req));
   }
@@ -301,7 +307,8 @@ export class ProxyHandler {
     const target = this.#recv.target(req);
     const method = req.method;
     if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
-        req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
+        req.headers['cache-control'] === undefined && req.headers.pragma === undefined &&
+        req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = Date.now();
       const entry = this.#s.cache.lookup(key, this.#variantOf, req, now);
@@ -356,6 +363,14 @@ export class ProxyHandler {
     if (method !== 'GET' && method !== 'HEAD') {
       setOutcome(CacheOutcome.pass);
       this.#pass(req, res, target, 'method');
+      return;
+    }
+    if (hasRequestBody(req)) {
+      // A "fat GET": RFC 9110 §9.3.1 gives its content no meaning, yet some origins answer by
+      // it (search APIs). The key cannot hold the body, so the request goes to the origin as
+      // sent, body and all, and its answer is neither stored nor served from the cache.
+      setOutcome(CacheOutcome.pass);
+      this.#pass(req, res, target, 'request', 'request body');
       return;
     }
     if (req.headers.authorization !== undefined) {
@@ -805,8 +820,6 @@ export class ProxyHandler {
   #pass(req: IncomingMessage, res: ServerResponse, target: Target, fwd: 'method' | 'request', detail?: string): void {
     const s = this.#s;
     const method = req.method!;
-    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'
-      || req.headers['transfer-encoding'] !== undefined;
     const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, PASS_DROP);
     s.metrics.originRequests.inc();
     let upBody: BodyControl | undefined;
@@ -843,7 +856,7 @@ export class ProxyHandler {
         sendError(res, status, (err as Error).message, cacheStatus(this.#statusCtx, { fwd, detail: 'origin error' }));
       },
     };
-    const call = s.origin.dispatch({ origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null }, sink);
+    const call = s.origin.dispatch({ origin: target.origin, path: target.path, method, headers, body: hasRequestBody(req) ? req : null }, sink);
     // The client went away before the response was complete: stop the origin's too.
     res.once('close', () => { if (!res.writableFinished) call.destroy(new undiciErrors.RequestAbortedError()); });
   }
