@@ -306,7 +306,7 @@ export class ProxyHandler {
     // recv
     const target = this.#recv.target(req);
     const method = req.method;
-    if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
+    if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') &&
         req.headers['cache-control'] === undefined && req.headers.pragma === undefined &&
         req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
@@ -371,12 +371,6 @@ export class ProxyHandler {
       // sent, body and all, and its answer is neither stored nor served from the cache.
       setOutcome(CacheOutcome.pass);
       this.#pass(req, res, target, 'request', 'request body');
-      return;
-    }
-    if (req.headers.authorization !== undefined) {
-      // A shared cache serves one user's authorised answer to nobody else: pass.
-      setOutcome(CacheOutcome.pass);
-      this.#pass(req, res, target, 'request', 'authorization');
       return;
     }
 
@@ -545,7 +539,7 @@ export class ProxyHandler {
       const update = { status: 304, headers: headers as Record<string, string> };
       if (isUpdateFor(stale, update, f.conditional)) {
         body.resume();
-        const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues);
+        const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues, req.headers.authorization !== undefined);
         const { policy } = revalidatedPolicy(stale.policy, preq, update);
         const refreshed = this.#refresh(stale, policy, flight, viaPeer ? this.#peerFence(headers) : ownFence, now);
         // The entry is refreshed without the 304's Set-Cookie (revalidatedPolicy); the client
@@ -570,7 +564,10 @@ export class ProxyHandler {
     const upstreamStatus = headers['cache-status'];
     const names = secondaryKeyNames(headers.vary);
     const values = this.#secondary.values(names, objectView, f.upstream);
-    const policy = newPolicy(policyRequestOf(target.path, names, values), { status, headers: headers as Record<string, string> });
+    // RFC 9111 §3.5: the answer to a request with Authorization is kept and shared only when
+    // public, s-maxage or must-revalidate say so (the policy's storable()); else it is passed.
+    const authorized = req.headers.authorization !== undefined;
+    const policy = newPolicy(policyRequestOf(target.path, names, values, authorized), { status, headers: headers as Record<string, string> });
     const admission = admit(policy, { status, headers: headers as Record<string, string> }, now, s.config.defaultTtlMs);
     const cl = headers['content-length'];
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;

@@ -145,7 +145,7 @@ t.test('fat GET - a body on a GET does not key the entry: it is passed to the or
   });
   const fat = async (body: string, chunked = false) => {
     // node:http frames a GET's body only when told how.
-    const framing = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(Buffer.byteLength(body)) };
+    const framing: Record<string, string> = chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(Buffer.byteLength(body)) };
     const r = await httpCall(`${sc.url}/fat/search`, { method: 'GET', headers: { connection: 'close', ...framing }, body });
     return { code: r.status, text: r.body.toString(), status: String(r.headers['cache-status'] ?? '') };
   };
