@@ -16,7 +16,7 @@ import type { ClusterLog, Fence, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
-import { cacheStatus, deliverEntry, HitStatuses, peerHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { cacheStatus, deliverEntry, HitStatuses, peerHeaders, relayInterim, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
@@ -162,6 +162,11 @@ class FlightFetch implements OriginSink {
   /** Called by the host's response step: the body goes into the flight. */
   stream(): void {
     this.#state = STREAMING;
+  }
+
+  onInfo(status: number, headers: HeaderObject): void {
+    // The client that started the fetch hears it; waiters join at the final head.
+    if (this.#state === WAITING && this.res !== undefined) relayInterim(this.req, this.res, status, headers);
   }
 
   onHead(status: number, headers: HeaderObject, body: BodyControl): void {
@@ -821,6 +826,7 @@ export class ProxyHandler {
     s.metrics.originRequests.inc();
     let upBody: BodyControl | undefined;
     const sink: OriginSink = {
+      onInfo: (status, upHeaders) => relayInterim(req, res, status, upHeaders),
       onHead: (status, upHeaders, body) => {
         upBody = body;
         try {
