@@ -88,6 +88,12 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
 const asFetched: FieldView<IncomingMessage> = (req, name) =>
   upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
 
+/** The Vary names an entry is charged for (entrySize): IMPLICIT_VARY is one array, shared by
+ *  every entry without a Vary of its own and held once, so those entries pay for their values only. */
+function chargedNames(names: readonly string[] | null): readonly string[] | null {
+  return names === IMPLICIT_VARY ? null : names;
+}
+
 /** Does the request carry content (RFC 9112 §6.3: Transfer-Encoding, or a Content-Length above 0)? */
 function hasRequestBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
@@ -769,7 +775,7 @@ export class ProxyHandler {
       lastModified: rawGet(headers, 'last-modified'),
       source,
       fillSeq: 0,
-      size: entrySize(key, headers, heldBytes(body), head.varyNames, head.varyValues, head.tags),
+      size: entrySize(key, headers, heldBytes(body), chargedNames(head.varyNames), head.varyValues, head.tags),
       softPurged: false,
     };
   }
@@ -807,7 +813,7 @@ export class ProxyHandler {
       fence: (kept ?? own).seq,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues, stale.tags),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body), chargedNames(stale.varyNames), stale.varyValues, stale.tags),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;

@@ -89,3 +89,15 @@ t.test('freshness - request directives parsed', async (t) => {
   t.equal(req('max-stale=7').maxStaleSec, 7);
   t.equal(req('max-stale=x').maxStaleSec, undefined);
 });
+
+t.test('freshness - request directive names in any case (§5.2), values as tokens or quoted-strings', async (t) => {
+  const d = req('NO-CACHE, Max-Age="5", Min-Fresh=6, MAX-STALE, Only-If-Cached, No-Store');
+  t.ok(d.noCache);
+  t.ok(d.noStore);
+  t.ok(d.onlyIfCached);
+  t.equal(d.maxAgeSec, 5);
+  t.equal(d.minFreshSec, 6);
+  t.equal(d.maxStaleSec, Infinity);
+  t.equal(req('max-age=5s').maxAgeSec, undefined, 'an invalid value is no directive value');
+  t.equal(verdictFor(fr(), NOW, req('MAX-AGE=0')), Verdict.stale, 'MAX-AGE=0 revalidates');
+});

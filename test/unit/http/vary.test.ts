@@ -29,6 +29,7 @@ t.test('vary - the secondary key always holds the forwarded host, scheme, port a
 t.test('vary - hasImplicitVaryField: any of the implicit fields, and only those', async (t) => {
   t.equal(hasImplicitVaryField({ host: 'a', 'accept-encoding': 'gzip', 'x-forwarded-for': '10.0.0.1' }), false);
   for (const name of IMPLICIT_VARY) t.equal(hasImplicitVaryField({ [name]: 'x' }), true, name);
+  for (const name of ['forwarded-host', 'x-forwarded', 'x-forwarded-hosts', 'x-original-url']) t.equal(hasImplicitVaryField({ [name]: 'x' }), false, name);
 });
 
 t.test('vary - values are normalised: combined lines, whitespace around commas', async (t) => {
