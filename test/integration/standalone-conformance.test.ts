@@ -3,7 +3,7 @@
 // §15.2), and methods the cache does not know (RFC 9110 §9.1, RFC 9111 §4.4). The unit tests
 // in test/unit/http/ hold each rule; these show that the process applies it.
 import t from 'tap';
-import { httpCall, RawSocket } from '../helpers/raw-http.js';
+import { httpCall, rawRequest, RawSocket } from '../helpers/raw-http.js';
 import { startSidecar, waitFor } from '../helpers/sidecar.js';
 import { startStandalone } from '../helpers/standalone.js';
 
@@ -198,6 +198,9 @@ t.test('methods - a method the cache does not know is passed through, not refuse
     t.match(r.status, /fwd=method/);
   }
   t.same(seen, ['PROPFIND', 'MKCOL', 'LOCK', 'REPORT', 'PURGE', 'TRACE'].map((m) => `${m} /dav/${m}`));
+  const garbage = await rawRequest(port, 'FROB /dav/frob HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  t.equal(garbage.status, 400, 'a method token node:http cannot parse is a malformed request');
+  t.equal(origin.count('/dav/frob'), 0);
 });
 
 t.test('methods - a non-error answer to an unknown or unsafe method invalidates the target; a safe one does not (§4.4)', async (t) => {
