@@ -455,13 +455,17 @@ export class ProxyHandler {
     // A peer forwarded this miss to us: tell it at once that we took it, so that it waits on
     // our origin fetch instead of taking us for dead (cluster/peers.ts).
     if (ctx.fromPeer && res !== undefined) res.writeProcessing();
-    const existing = res === undefined ? undefined : this.#flights.get(key);
+    // A request with Authorization neither waits on another client's fetch nor has others wait
+    // on its own: most such answers are for that client alone (RFC 9111 §3.5), and a waiter
+    // would only learn so at the head and then fetch again, one origin answer later.
+    const alone = req.headers.authorization !== undefined;
+    const existing = res === undefined || alone ? undefined : this.#flights.get(key);
     if (existing !== undefined) {
       setOutcome(CacheOutcome.collapsed);
       this.#join(existing, req, res!, target, key, stale, ctx, setOutcome);
       return;
     }
-    this.#startFlight(req, res, target, key, stale, ctx, setOutcome, true);
+    this.#startFlight(req, res, target, key, stale, ctx, setOutcome, !alone);
   }
 
   #startFlight(

@@ -108,6 +108,25 @@ t.test('Age - an origin Age that is not a non-negative integer is ignored (§5.1
   }
 });
 
+t.test('authorization - concurrent requests with Authorization each go to the origin at once, none waits on another\'s fetch', async (t) => {
+  // The origin answers only once it holds both requests: a request that waited for the other's
+  // answer (collapsed forwarding) would never reach it.
+  const held: Array<() => void> = [];
+  origin.route('/auth-concurrent', (req, res) => {
+    held.push(() => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' });
+      res.end(`for ${String(req.headers.authorization)}`);
+    });
+    if (held.length === 2) for (const answer of held) answer();
+  });
+  const [alice, bob] = await Promise.all([
+    call('/auth-concurrent', { headers: { authorization: 'Bearer alice' } }),
+    call('/auth-concurrent', { headers: { authorization: 'Bearer bob' } }),
+  ]);
+  t.equal(alice.text, 'for Bearer alice');
+  t.equal(bob.text, 'for Bearer bob');
+});
+
 /** A route that sends 102, then 103 with a Link and another field, then waits for `release`
  *  before its final answer: the client must see the interim responses before the final one exists. */
 function interim(path: string, final: Record<string, string>): { release: () => void } {
