@@ -157,7 +157,7 @@ export const MUTANTS = [
     promise: 'nothing private is shared: no client credential or peer signature is published in a fill',
     edits: [{
       file: 'src/proxy/handler.ts',
-      find: 'newPolicy(policyRequestOf(target.path, names, values),',
+      find: 'newPolicy(policyRequestOf(target.path, names, values, authorized),',
       replace: "newPolicy({ method: 'GET', url: target.path, headers: req.headers as Record<string, string> },",
     }],
     tests: [{ file: 'test/integration/cluster-private.test.ts', grep: 'holds no cookie' }],

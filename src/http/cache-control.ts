@@ -58,8 +58,13 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  */
 export function canonicalCacheControl(value: string | string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
+  return formatCacheControl(parseCacheControl(value));
+}
+
+/** A field value of parsed directives: values as tokens or quoted-strings (§5.2). */
+export function formatCacheControl(d: Directives): string {
   const parts: string[] = [];
-  for (const [name, v] of parseCacheControl(value)) {
+  for (const [name, v] of d) {
     parts.push(v === '' ? name : TOKEN.test(v) ? `${name}=${v}` : `${name}="${v.replace(/["\\]/g, (c) => `\\${c}`)}"`);
   }
   return parts.join(', ');

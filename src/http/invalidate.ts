@@ -1,12 +1,17 @@
-// Invalidation by unsafe methods (RFC 9111 §4.4): a non-error response to POST, PUT,
-// PATCH, DELETE invalidates the target URI and the same-origin Location and
+// Invalidation by unsafe methods (RFC 9111 §4.4): a non-error response to any method not
+// known to be safe invalidates the target URI and the same-origin Location and
 // Content-Location URIs.
 import { resolveReference } from './uri.js';
 
-export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** The methods registered as safe (RFC 9110 §9.2.1 and the IANA method registry: WebDAV's
+ *  PROPFIND and REPORT, SEARCH, QUERY). Any other method, POST and PUT as much as one nobody
+ *  registered, is unsafe as far as a cache can tell (§4.4: "including methods whose safety is
+ *  unknown"). */
+export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'REPORT', 'SEARCH', 'QUERY']);
 
+/** RFC 9111 §4.4: a non-error status (2xx, 3xx) to an unsafe request invalidates. */
 export function invalidatesOnResponse(method: string, status: number): boolean {
-  return UNSAFE_METHODS.has(method) && status >= 200 && status < 400;
+  return !SAFE_METHODS.has(method) && status >= 200 && status < 400;
 }
 
 /** Location / Content-Location resolved against the request at `keyOrigin` + `target`

@@ -2,7 +2,7 @@
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
-import { rawWithout } from '../http/headers.js';
+import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
 import { parseRange } from '../http/range.js';
 import { encodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
 import type { Fence } from '../log/types.js';
@@ -194,4 +194,33 @@ export function sendError(res: ServerResponse, status: number, reason: string, c
   if (cacheStatusValue !== undefined) h.push('cache-status', cacheStatusValue);
   res.writeHead(status, h);
   res.end(body);
+}
+
+const NOTHING: ReadonlySet<string> = new Set();
+
+/**
+ * An interim response relayed to the client as it arrives (RFC 9110 §15.2): `102 Processing`,
+ * and `103 Early Hints` with its fields less the hop-by-hop ones (RFC 8297; node:http sends no
+ * 103 without a Link). Never to an HTTP/1.0 client (§15.2: it cannot read one), never after
+ * the final head; any other 1xx is dropped. Nothing of it is stored or joins the final response.
+ */
+export function relayInterim(req: IncomingMessage, res: ServerResponse, status: number, headers: HeaderObject): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor < 1) return;
+  if (status === 102) {
+    res.writeProcessing();
+    return;
+  }
+  if (status !== 103) return;
+  const raw = toRawHeaders(headers, NOTHING);
+  const hints: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const prev = hints[raw[i]!];
+    hints[raw[i]!] = prev === undefined ? raw[i + 1]! : [...(Array.isArray(prev) ? prev : [prev]), raw[i + 1]!];
+  }
+  try {
+    res.writeEarlyHints(hints);
+  } catch {
+    // A Link value node:http refuses: the hint is lost, the response is not.
+  }
 }

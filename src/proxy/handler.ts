@@ -10,13 +10,13 @@ import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, typ
 import { combineFieldLines, rawGet, rawWithout, toRawHeaders, upstreamRequestHeaders, upstreamValue, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
-import { IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
+import { hasImplicitVaryField, IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
 import { decodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
 import type { ClusterLog, Fence, Invalidation } from '../log/types.js';
 import { CacheOutcome, type Metrics } from '../metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
-import { cacheStatus, deliverEntry, HitStatuses, peerHeaders, sendError, type StatusContext, type StatusParts } from './deliver.js';
+import { cacheStatus, deliverEntry, HitStatuses, peerHeaders, relayInterim, sendError, type StatusContext, type StatusParts } from './deliver.js';
 import { Flights, type Flight, type FlightHead } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import type { BodyControl, OriginClient, OriginRequest, OriginResponse, OriginSink } from './origin.js';
@@ -88,6 +88,18 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
 const asFetched: FieldView<IncomingMessage> = (req, name) =>
   upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
 
+/** The Vary names an entry is charged for (entrySize): IMPLICIT_VARY is one array, shared by
+ *  every entry without a Vary of its own and held once, so those entries pay for their values only. */
+function chargedNames(names: readonly string[] | null): readonly string[] | null {
+  return names === IMPLICIT_VARY ? null : names;
+}
+
+/** Does the request carry content (RFC 9112 §6.3: Transfer-Encoding, or a Content-Length above 0)? */
+function hasRequestBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
 /** Header pairs of a 304's Set-Cookie, for the one client whose request drew it. */
 function setCookiePairs(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
@@ -156,6 +168,11 @@ class FlightFetch implements OriginSink {
   /** Called by the host's response step: the body goes into the flight. */
   stream(): void {
     this.#state = STREAMING;
+  }
+
+  onInfo(status: number, headers: HeaderObject): void {
+    // The client that started the fetch hears it; waiters join at the final head.
+    if (this.#state === WAITING && this.res !== undefined) relayInterim(this.req, this.res, status, headers);
   }
 
   onHead(status: number, headers: HeaderObject, body: BodyControl): void {
@@ -255,11 +272,11 @@ export class ProxyHandler {
     this.#hitIndex = s.metrics.requests.indexOf(CacheOutcome.hit);
     const secondary = new SecondaryKey(secondaryKeySecret(s.config.clusterSecret));
     this.#secondary = secondary;
-    // Most entries have no Vary of their own, only the implicit X-Forwarded-Host/-Proto, and
-    // most requests send neither: that variant key is computed once, not on every hit.
+    // Most entries have no Vary of their own, only the implicit forwarding fields, and most
+    // requests send none of them: that variant key is computed once, not on every hit.
     const noForwarded = variantKey(secondary.values(IMPLICIT_VARY, asFetched, { headers: {}, socket: {} } as IncomingMessage));
     this.#variantOf = (names, req) =>
-      names === IMPLICIT_VARY && req.headers['x-forwarded-host'] === undefined && req.headers['x-forwarded-proto'] === undefined
+      names === IMPLICIT_VARY && !hasImplicitVaryField(req.headers)
         ? noForwarded
         : variantKey(secondary.values(names, asFetched, req));
   }
@@ -300,8 +317,9 @@ export class ProxyHandler {
     // recv
     const target = this.#recv.target(req);
     const method = req.method;
-    if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') && req.headers.authorization === undefined &&
-        req.headers['cache-control'] === undefined && req.headers.pragma === undefined) {
+    if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') &&
+        req.headers['cache-control'] === undefined && req.headers.pragma === undefined &&
+        req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = Date.now();
       const entry = this.#s.cache.lookup(key, this.#variantOf, req, now);
@@ -358,10 +376,12 @@ export class ProxyHandler {
       this.#pass(req, res, target, 'method');
       return;
     }
-    if (req.headers.authorization !== undefined) {
-      // A shared cache serves one user's authorised answer to nobody else: pass.
+    if (hasRequestBody(req)) {
+      // A "fat GET": RFC 9110 §9.3.1 gives its content no meaning, yet some origins answer by
+      // it (search APIs). The key cannot hold the body, so the request goes to the origin as
+      // sent, body and all, and its answer is neither stored nor served from the cache.
       setOutcome(CacheOutcome.pass);
-      this.#pass(req, res, target, 'request', 'authorization');
+      this.#pass(req, res, target, 'request', 'request body');
       return;
     }
 
@@ -435,13 +455,17 @@ export class ProxyHandler {
     // A peer forwarded this miss to us: tell it at once that we took it, so that it waits on
     // our origin fetch instead of taking us for dead (cluster/peers.ts).
     if (ctx.fromPeer && res !== undefined) res.writeProcessing();
-    const existing = res === undefined ? undefined : this.#flights.get(key);
+    // A request with Authorization neither waits on another client's fetch nor has others wait
+    // on its own: most such answers are for that client alone (RFC 9111 §3.5), and a waiter
+    // would only learn so at the head and then fetch again, one origin answer later.
+    const alone = req.headers.authorization !== undefined;
+    const existing = res === undefined || alone ? undefined : this.#flights.get(key);
     if (existing !== undefined) {
       setOutcome(CacheOutcome.collapsed);
       this.#join(existing, req, res!, target, key, stale, ctx, setOutcome);
       return;
     }
-    this.#startFlight(req, res, target, key, stale, ctx, setOutcome, true);
+    this.#startFlight(req, res, target, key, stale, ctx, setOutcome, !alone);
   }
 
   #startFlight(
@@ -530,7 +554,7 @@ export class ProxyHandler {
       const update = { status: 304, headers: headers as Record<string, string> };
       if (isUpdateFor(stale, update, f.conditional)) {
         body.resume();
-        const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues);
+        const preq = policyRequestOf(target.path, stale.varyNames, stale.varyValues, req.headers.authorization !== undefined);
         const { policy } = revalidatedPolicy(stale.policy, preq, update);
         const refreshed = this.#refresh(stale, policy, flight, viaPeer ? this.#peerFence(headers) : ownFence, now);
         // The entry is refreshed without the 304's Set-Cookie (revalidatedPolicy); the client
@@ -555,7 +579,10 @@ export class ProxyHandler {
     const upstreamStatus = headers['cache-status'];
     const names = secondaryKeyNames(headers.vary);
     const values = this.#secondary.values(names, objectView, f.upstream);
-    const policy = newPolicy(policyRequestOf(target.path, names, values), { status, headers: headers as Record<string, string> });
+    // RFC 9111 §3.5: the answer to a request with Authorization is kept and shared only when
+    // public, s-maxage or must-revalidate say so (the policy's storable()); else it is passed.
+    const authorized = req.headers.authorization !== undefined;
+    const policy = newPolicy(policyRequestOf(target.path, names, values, authorized), { status, headers: headers as Record<string, string> });
     const admission = admit(policy, { status, headers: headers as Record<string, string> }, now, s.config.defaultTtlMs);
     const cl = headers['content-length'];
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
@@ -756,7 +783,7 @@ export class ProxyHandler {
       lastModified: rawGet(headers, 'last-modified'),
       source,
       fillSeq: 0,
-      size: entrySize(key, headers, heldBytes(body), head.varyNames, head.varyValues, head.tags),
+      size: entrySize(key, headers, heldBytes(body), chargedNames(head.varyNames), head.varyValues, head.tags),
       softPurged: false,
     };
   }
@@ -794,7 +821,7 @@ export class ProxyHandler {
       fence: (kept ?? own).seq,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, withLength, heldBytes(stale.body), stale.varyNames, stale.varyValues, stale.tags),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body), chargedNames(stale.varyNames), stale.varyValues, stale.tags),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;
@@ -809,12 +836,11 @@ export class ProxyHandler {
   #pass(req: IncomingMessage, res: ServerResponse, target: Target, fwd: 'method' | 'request', detail?: string): void {
     const s = this.#s;
     const method = req.method!;
-    const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'
-      || req.headers['transfer-encoding'] !== undefined;
     const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, PASS_DROP);
     s.metrics.originRequests.inc();
     let upBody: BodyControl | undefined;
     const sink: OriginSink = {
+      onInfo: (status, upHeaders) => relayInterim(req, res, status, upHeaders),
       onHead: (status, upHeaders, body) => {
         upBody = body;
         try {
@@ -847,7 +873,7 @@ export class ProxyHandler {
         sendError(res, status, (err as Error).message, cacheStatus(this.#statusCtx, { fwd, detail: 'origin error' }));
       },
     };
-    const call = s.origin.dispatch({ origin: target.origin, path: target.path, method, headers, body: hasBody ? req : null }, sink);
+    const call = s.origin.dispatch({ origin: target.origin, path: target.path, method, headers, body: hasRequestBody(req) ? req : null }, sink);
     // The client went away before the response was complete: stop the origin's too.
     res.once('close', () => { if (!res.writableFinished) call.destroy(new undiciErrors.RequestAbortedError()); });
   }

@@ -33,6 +33,9 @@ export interface BodyControl {
  * status the client should see). Called synchronously from the HTTP parser: must not throw.
  */
 export interface OriginSink {
+  /** An interim (1xx) response before the head, as it arrives: 102, 103 (not 100, which
+   *  undici refuses, nor 101, which is a tunnel's). */
+  onInfo?(status: number, headers: HeaderObject): void;
   onHead(status: number, headers: HeaderObject, body: BodyControl): void;
   onData(chunk: Buffer): void;
   onEnd(): void;
@@ -118,7 +121,12 @@ class SinkHandler implements Dispatcher.DispatchHandler, BodyControl {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
-    if (statusCode < 200 || this.#done) return; // 1xx: informational, the response follows
+    if (this.#done) return;
+    if (statusCode < 200) {
+      // Informational: the final response follows, and undici does not carry these fields over.
+      this.#sink.onInfo?.(statusCode, headers);
+      return;
+    }
     this.#head = true;
     this.#sink.onHead(statusCode, headers, this);
   }

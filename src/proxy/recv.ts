@@ -52,8 +52,6 @@ export function markTunnel(socket: Socket, info: TunnelInfo): void {
   tunnels.set(socket, info);
 }
 
-export const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
-
 /**
  * Whether SIDECACHE_ALLOW_HOSTS lets us fetch host:port. An entry without a port means the
  * plain-HTTP port 80 and the TLS ports (for CONNECT), never every port: a host's other
@@ -98,7 +96,8 @@ export class Receiver {
   target(req: IncomingMessage): Target | Refusal {
     const url = req.url ?? '';
     if (url.length > this.#config.maxUrlBytes) return { status: 414, reason: `request target longer than ${this.#config.maxUrlBytes} bytes` };
-    if (!KNOWN_METHODS.has(req.method ?? '')) return { status: 405, reason: `method ${req.method} is not supported` };
+    // Every method node:http parses is passed on, known here or not (RFC 9110 §9.1: a proxy
+    // forwards the methods it does not implement); only GET and HEAD are looked up.
     const badHost = hostRefusal(req);
     if (badHost !== undefined) return badHost;
     const rev = this.#reverse;

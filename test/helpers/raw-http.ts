@@ -10,7 +10,9 @@ export interface RawResponse {
   readonly body: Buffer;
 }
 
-/** Parses one response (head + body by Content-Length, or up to the end) from bytes. */
+/** Parses one response (head + body by Content-Length, or up to the end) from bytes. A 1xx,
+ *  204 or 304 has no body whatever its fields say (RFC 9112 §6.3): what follows it is the next
+ *  response (an interim response and the final one often come in one read). */
 export function parseResponse(buf: Buffer): RawResponse & { readonly rest: Buffer } {
   const end = buf.indexOf('\r\n\r\n');
   if (end === -1) throw new Error(`no complete response head in ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`);
@@ -25,9 +27,10 @@ export function parseResponse(buf: Buffer): RawResponse & { readonly rest: Buffe
     headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
   }
   const start = end + 4;
+  const status = Number(m[1]);
   const cl = headers['content-length'];
-  const stop = cl === undefined ? buf.length : Math.min(buf.length, start + Number(cl));
-  return { status: Number(m[1]), headers, body: buf.subarray(start, stop), rest: buf.subarray(stop) };
+  const stop = status < 200 || status === 204 || status === 304 ? start : cl === undefined ? buf.length : Math.min(buf.length, start + Number(cl));
+  return { status, headers, body: buf.subarray(start, stop), rest: buf.subarray(stop) };
 }
 
 /** Writes `text` to host:port and reads until the server closes (or timeoutMs). */
@@ -95,7 +98,7 @@ export class RawSocket {
   async readResponse(timeoutMs = 5_000): Promise<RawResponse> {
     await this.#until(() => this.#buf.indexOf('\r\n\r\n') !== -1, timeoutMs, 'a response head');
     const head = parseResponse(this.#buf);
-    const cl = Number(head.headers['content-length'] ?? 0);
+    const cl = head.status < 200 || head.status === 204 || head.status === 304 ? 0 : Number(head.headers['content-length'] ?? 0);
     const start = this.#buf.indexOf('\r\n\r\n') + 4;
     await this.#until(() => this.#buf.length >= start + cl, timeoutMs, 'the response body');
     const r = parseResponse(this.#buf);

@@ -21,11 +21,12 @@ const origin = await startOrigin({
 });
 t.teardown(() => origin.close());
 
-t.test('fills - a Vary response\'s fill holds no cookie, API key or peer signature', async (t) => {
+t.test('fills - a Vary response\'s fill holds no cookie, API key, Authorization or peer signature', async (t) => {
   const { cluster, sidecars } = await startCluster(1, { natsUrls: nats.urls, upstream: origin.url });
   t.teardown(() => Promise.all(sidecars.map((s) => s.stop())));
   const sc = sidecars[0]!;
-  const client = { cookie: 'sid=COOKIE-SECRET-1', 'x-api-key': 'APIKEY-SECRET-2', 'accept-language': 'de' };
+  // With `public`, the answer to a request with Authorization is stored and published (RFC 9111 §3.5).
+  const client = { cookie: 'sid=COOKIE-SECRET-1', 'x-api-key': 'APIKEY-SECRET-2', 'accept-language': 'de', authorization: 'Bearer AUTH-SECRET-3' };
   const direct = await httpCall(`${sc.url}/private/direct`, { headers: client });
   t.equal(direct.status, 200);
   // A request a peer forwarded (the only member owns every key, so it stores and publishes).
@@ -46,7 +47,7 @@ t.test('fills - a Vary response\'s fill holds no cookie, API key or peer signatu
   }
   t.equal(payloads.length, 2);
   for (const p of payloads) {
-    for (const secret of ['COOKIE-SECRET-1', 'APIKEY-SECRET-2', signed['x-sidecache-signature']!, signed['x-sidecache-nonce']!, 'member-elsewhere', 'x-sidecache']) {
+    for (const secret of ['COOKIE-SECRET-1', 'APIKEY-SECRET-2', 'AUTH-SECRET-3', signed['x-sidecache-signature']!, signed['x-sidecache-nonce']!, 'member-elsewhere', 'x-sidecache']) {
       t.equal(p.includes(secret), false, `no ${secret} in a fill`);
     }
     t.equal(p.includes('"de"'), true, 'the Accept-Language variant is published as sent');

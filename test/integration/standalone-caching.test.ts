@@ -350,16 +350,50 @@ t.test('privacy - a Set-Cookie response is never replayed to another client', as
   t.equal(origin.count('/cookie'), 2);
 });
 
-t.test('privacy - requests with Authorization pass through and are not stored', async (t) => {
-  origin.route('/auth', (req, res, n) => {
-    res.writeHead(200, { 'cache-control': 'public, max-age=60' });
+t.test('privacy - the answer to a request with Authorization is passed, not stored, unless it says it may be shared (§3.5)', async (t) => {
+  for (const cc of ['max-age=60', 'max-age=60, proxy-revalidate', 'no-cache, max-age=60']) {
+    const path = `/auth/${encodeURIComponent(cc)}`;
+    origin.route(path, (req, res, n) => {
+      res.writeHead(200, { 'cache-control': cc, etag: `"${n}"` });
+      res.end(`${req.headers.authorization ?? 'anonymous'} #${n}`);
+    });
+    t.equal((await text(path, { authorization: 'Bearer alice' })).body, 'Bearer alice #1', cc);
+    const bob = await text(path, { authorization: 'Bearer bob' });
+    t.equal(bob.body, 'Bearer bob #2', `${cc}: bob gets his own answer`);
+    const anon = await text(path);
+    t.equal(anon.body, 'anonymous #3', `${cc}: no authorised answer reaches another client`);
+    t.match(bob.status, /detail="not storable"/, 'passed as not storable');
+    t.equal(seen(path)[0]?.headers.authorization, 'Bearer alice', 'Authorization forwarded');
+  }
+});
+
+t.test('privacy - an answer to a request with Authorization is shared when public, s-maxage or must-revalidate say so (§3.5)', async (t) => {
+  for (const cc of ['public, max-age=60', 's-maxage=60', 'max-age=60, must-revalidate']) {
+    const path = `/auth-shared/${encodeURIComponent(cc)}`;
+    origin.route(path, (_req, res, n) => {
+      res.writeHead(200, { 'cache-control': cc });
+      res.end(`the same for everyone #${n}`);
+    });
+    const alice = await text(path, { authorization: 'Bearer alice' });
+    t.match(alice.status, /stored/, `${cc}: stored`);
+    const anon = await text(path);
+    t.equal(anon.body, 'the same for everyone #1', `${cc}: shared`);
+    t.match(anon.status, /hit/);
+    const bob = await text(path, { authorization: 'Bearer bob' });
+    t.equal(bob.body, 'the same for everyone #1', `${cc}: a request with Authorization is answered from the cache too (§4)`);
+    t.equal(origin.count(path), 1);
+  }
+  // Vary: Authorization keeps each credential's answer to that credential.
+  origin.route('/auth-vary', (req, res, n) => {
+    res.writeHead(200, { 'cache-control': 'public, max-age=60', vary: 'Authorization' });
     res.end(`${req.headers.authorization ?? 'anonymous'} #${n}`);
   });
-  t.equal((await text('/auth', { authorization: 'Bearer alice' })).body, 'Bearer alice #1');
-  t.equal((await text('/auth', { authorization: 'Bearer bob' })).body, 'Bearer bob #2');
-  const anon = await text('/auth');
-  t.equal(anon.body, 'anonymous #3', 'no authorised answer reaches another client');
-  t.equal(seen('/auth')[0]?.headers.authorization, 'Bearer alice', 'Authorization forwarded');
+  t.equal((await text('/auth-vary', { authorization: 'Bearer alice' })).body, 'Bearer alice #1');
+  t.equal((await text('/auth-vary', { authorization: 'Bearer bob' })).body, 'Bearer bob #2');
+  t.equal((await text('/auth-vary')).body, 'anonymous #3');
+  const again = await text('/auth-vary', { authorization: 'Bearer alice' });
+  t.equal(again.body, 'Bearer alice #1');
+  t.match(again.status, /hit/);
 });
 
 t.test('client cache-control - no-cache and max-age=0 force revalidation; Pragma too', async (t) => {

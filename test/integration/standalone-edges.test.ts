@@ -171,12 +171,6 @@ t.test('bad input - a malformed request line gets 400', async (t) => {
   await stillServes(t, 'a malformed request line');
 });
 
-t.test('bad input - an unknown method gets 405', async (t) => {
-  const r = await fetch(`${sc.url}/m`, { method: 'PROPFIND' });
-  t.equal(r.status, 405);
-  await r.text();
-});
-
 t.test('origin errors - a reset connection is 502', async (t) => {
   origin.route('/err/reset', (req) => { req.socket.destroy(); });
   const r = await fetch(`${sc.url}/err/reset`);

@@ -78,14 +78,19 @@ t.test('freshness - request max-stale accepts stale within its bound, never past
   t.equal(verdictFor({ ...f, mustRevalidate: true }, NOW + 70_000, req('max-stale=30')), Verdict.stale);
 });
 
-t.test('freshness - request directives parsed', async (t) => {
-  const d = req('no-store, only-if-cached, max-age=5, min-fresh=6, max-stale');
-  t.ok(d.noStore);
-  t.ok(d.onlyIfCached);
-  t.notOk(d.noCache);
-  t.equal(d.maxAgeSec, 5);
-  t.equal(d.minFreshSec, 6);
-  t.equal(d.maxStaleSec, Infinity);
+t.test('freshness - request directives parsed, names in any case and values as tokens or quoted-strings (§5.2)', async (t) => {
+  for (const cc of ['no-store, only-if-cached, max-age=5, min-fresh=6, max-stale', 'NO-STORE, Only-If-Cached, Max-Age="5", MIN-FRESH=6, Max-Stale']) {
+    const d = req(cc);
+    t.ok(d.noStore, cc);
+    t.ok(d.onlyIfCached);
+    t.notOk(d.noCache);
+    t.equal(d.maxAgeSec, 5);
+    t.equal(d.minFreshSec, 6);
+    t.equal(d.maxStaleSec, Infinity);
+  }
+  t.ok(req('No-Cache').noCache);
+  t.equal(verdictFor(fr(), NOW, req('MAX-AGE=0')), Verdict.stale, 'MAX-AGE=0 revalidates');
+  t.equal(req('max-age=5s').maxAgeSec, undefined, 'an invalid value is no value');
   t.equal(req('max-stale=7').maxStaleSec, 7);
   t.equal(req('max-stale=x').maxStaleSec, undefined);
 });

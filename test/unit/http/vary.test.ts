@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { upstreamRequestHeaders, upstreamValue } from '../../../src/http/headers.js';
-import { IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, varyNames } from '../../../src/http/vary.js';
+import { hasImplicitVaryField, IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, varyNames } from '../../../src/http/vary.js';
 
 const keys = new SecondaryKey(randomBytes(32));
 const varyValues = (names: readonly string[], h: Record<string, string | string[] | undefined>) => keys.values(names, objectView, h);
@@ -16,9 +16,20 @@ t.test('vary - names are lower-cased, de-duplicated and sorted', async (t) => {
   t.equal(varyNames(' , '), null, 'empty Vary: no secondary key');
 });
 
-t.test('vary - the secondary key always holds the forwarded host and scheme', async (t) => {
+t.test('vary - the secondary key always holds the forwarded host, scheme, port and prefix fields', async (t) => {
   t.same(secondaryKeyNames(undefined), IMPLICIT_VARY);
-  t.same(secondaryKeyNames('Accept-Encoding, X-Forwarded-Host'), ['accept-encoding', 'x-forwarded-host', 'x-forwarded-proto']);
+  t.same(IMPLICIT_VARY, [...IMPLICIT_VARY].sort(), 'sorted, as secondaryKeyNames returns names');
+  for (const name of ['forwarded', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-scheme', 'x-forwarded-port', 'x-forwarded-prefix', 'x-host']) {
+    t.ok(IMPLICIT_VARY.includes(name), name);
+  }
+  t.same(secondaryKeyNames('Accept-Encoding, X-Forwarded-Host'), ['accept-encoding', ...IMPLICIT_VARY]);
+  t.same(secondaryKeyNames('X-Host, Zeta'), [...IMPLICIT_VARY, 'zeta']);
+});
+
+t.test('vary - hasImplicitVaryField: any of the implicit fields, and only those', async (t) => {
+  t.equal(hasImplicitVaryField({ host: 'a', 'accept-encoding': 'gzip', 'x-forwarded-for': '10.0.0.1' }), false);
+  for (const name of IMPLICIT_VARY) t.equal(hasImplicitVaryField({ [name]: 'x' }), true, name);
+  for (const name of ['forwarded-host', 'x-forwarded', 'x-forwarded-hosts', 'x-original-url']) t.equal(hasImplicitVaryField({ [name]: 'x' }), false, name);
 });
 
 t.test('vary - values are normalised: combined lines, whitespace around commas', async (t) => {
