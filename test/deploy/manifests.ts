@@ -93,7 +93,7 @@ export function containerfileEnv(): Record<string, string> {
 /** deploy/compose.yaml with `${NAME:-default}` taken at its default, as a run with no such variables set. */
 export function loadCompose(): Record<string, any> {
   const text = readFileSync(join(ROOT, 'deploy', 'compose.yaml'), 'utf8');
-  return parse(text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*):-([^}]*)\}/g, (_all, _name: string, def: string) => def)) as Record<string, any>;
+  return parse(text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*):-([^}]*)\}/g, (_all, _name: string, def: string) => def), { merge: true }) as Record<string, any>;
 }
 
 /** A Kubernetes quantity in bytes (binary and decimal suffixes). */
