@@ -1,8 +1,11 @@
 // deploy/kubernetes/: every manifest against the Kubernetes schemas (kubernetes-models' JSON
 // schema validators, and its types for fields the schemas let through: the API server refuses
 // unknown fields), and the sidecar's pod as the README's Deploy section describes it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import ts from 'typescript';
 import t from 'tap';
+import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
 import { containerEnv, containerfileEnv, loadManifests, podTemplates, quantityBytes, ROOT } from './manifests.js';
 
@@ -126,4 +129,16 @@ t.test('kubernetes - NATS: three JetStream servers on file storage, routed by st
   for (const i of [0, 1, 2]) t.match(conf, `nats://nats-${i}.nats-headless:6222`);
   const urls = sidecar.env.find((e: { name: string }) => e.name === 'SIDECACHE_NATS_URL').value as string;
   t.same(urls.split(','), [0, 1, 2].map((i) => `nats://nats-${i}.nats-headless:4222`));
+});
+
+t.test('kubernetes - the README\'s snippet is the manifest\'s sidecar', async (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const block = /### Kubernetes[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  t.ok(block, 'a yaml block in the README\'s Kubernetes section');
+  const snippet = (parse(block!) as { initContainers: Array<Record<string, any>> }).initContainers[0]!;
+  const { env, ...rest } = snippet;
+  t.match(sidecar, rest, 'name, image, restartPolicy, ports, probes, preStop, resources');
+  for (const e of env as Array<{ name: string }>) {
+    t.same(sidecar.env.find((m: { name: string }) => m.name === e.name), e, `env ${e.name}`);
+  }
 });
