@@ -49,9 +49,14 @@ if (process.env.DEPLOY_IMAGE_TEST !== '1') {
   t.plan(0, 'the image test builds with podman: set DEPLOY_IMAGE_TEST=1 (CI does)');
 } else {
   t.setTimeout(900_000);
+  // Durations as comments for CI's log (the step's budget), not assertions.
+  let started = Date.now();
   const base = (await ok('deploy/stand-in-base.sh', ['node'])).trim().split('\n').pop()!;
+  t.comment(`stand-in base ${base}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  started = Date.now();
   await ok('podman', ['build', '--format', 'docker', '--network', 'host', '--build-arg', `NODE_IMAGE=${base}`,
     '-f', 'deploy/Containerfile', '-t', IMAGE, '.']);
+  t.comment(`podman build: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // /hold answers only when released: a request in flight while the container is stopped.
   let release = (): void => {};
@@ -68,7 +73,8 @@ if (process.env.DEPLOY_IMAGE_TEST !== '1') {
   const [listen, admin] = [await freePort(), await freePort()];
   const name = `sidecache-image-test-${process.pid}`;
   t.teardown(() => run('podman', ['rm', '-f', '-t', '0', name]).then(() => {}));
-  await ok('podman', ['run', '-d', '--name', name, '--network', 'host',
+  // Read-only root file system, as the Kubernetes manifests run it (readOnlyRootFilesystem).
+  await ok('podman', ['run', '-d', '--name', name, '--network', 'host', '--read-only', '--read-only-tmpfs=false',
     '-e', `SIDECACHE_UPSTREAM=${origin.url}`,
     '-e', `SIDECACHE_LISTEN=127.0.0.1:${listen}`,
     '-e', `SIDECACHE_ADMIN_LISTEN=127.0.0.1:${admin}`,
