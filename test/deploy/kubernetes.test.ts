@@ -7,7 +7,7 @@ import ts from 'typescript';
 import t from 'tap';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
-import { containerEnv, containerfileEnv, loadManifests, podTemplates, quantityBytes, ROOT } from './manifests.js';
+import { containerEnv, containerfileEnv, loadManifests, podTemplates, quantityBytes, ROOT } from '../helpers/deploy-files.js';
 
 const manifests = loadManifests();
 const MiB = 2 ** 20;

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { startCluster, uniqueCluster } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
-import { ROOT } from './manifests.js';
+import { ROOT } from '../helpers/deploy-files.js';
 
 interface Query { readonly where: string; readonly expr: string }
 

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { loadConfig, VARIABLES } from '../../src/config.js';
 import { ConfigErrors } from '../../src/errors.js';
-import { containerEnv, containerfileEnv, loadCompose, loadManifests, podTemplates } from './manifests.js';
+import { containerEnv, containerfileEnv, loadCompose, loadManifests, podTemplates } from '../helpers/deploy-files.js';
 
 const KNOWN = new Set(VARIABLES.map((v) => v.name));
 const imageEnv = containerfileEnv();
