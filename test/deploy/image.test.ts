@@ -122,6 +122,17 @@ if (process.env.DEPLOY_IMAGE_TEST !== '1') {
     t.same(await installed(Object.keys(pkg.devDependencies)), [], 'no development dependency');
   });
 
+  t.test('image - the command line works inside the container, from the container\'s own variables', async (t) => {
+    const status = await run('podman', ['exec', name, 'sidecache', 'status', '--json']);
+    t.equal(status.code, 0, status.code === 0 ? 'sidecache status' : `sidecache status: ${status.out}`);
+    t.match(status.stdout, /"reachable": true/, 'it reached the admin API on SIDECACHE_ADMIN_LISTEN');
+    const purge = await run('podman', ['exec', name, 'sidecache', 'purge', '--url', '/page']);
+    t.equal(purge.code, 0, purge.code === 0 ? 'sidecache purge' : `sidecache purge: ${purge.out}`);
+    t.match(purge.stdout, /acknowledged by 1 of 1/, 'with SIDECACHE_ADMIN_TOKEN');
+    const again = await fetch(`${proxyUrl}/page`);
+    t.equal(await again.text(), 'body of /page #2\n', 'purged: fetched again');
+  });
+
   t.test('image - podman stop drains: in-flight requests finish, new ones are refused, exit 0', async (t) => {
     const held = fetch(`${proxyUrl}/hold`).then(async (r) => ({ status: r.status, body: await r.text() }));
     await waitFor(() => origin.count('/hold') === 1, 10_000, 'the held request to reach the origin');

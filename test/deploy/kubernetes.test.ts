@@ -1,12 +1,14 @@
 // deploy/kubernetes/: every manifest against the Kubernetes schemas (kubernetes-models' JSON
 // schema validators, and its types for fields the schemas let through: the API server refuses
 // unknown fields), and the sidecar's pod as the README's Deploy section describes it.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import t from 'tap';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.js';
+import { freePort } from '../helpers/sidecar.js';
 import { containerEnv, containerfileEnv, loadManifests, podTemplates, quantityBytes, ROOT } from '../helpers/deploy-files.js';
 
 const manifests = loadManifests();
@@ -90,7 +92,10 @@ t.test('kubernetes - sidecache is a native sidecar beside the app, probed on /re
   t.match(sidecar.startupProbe.httpGet, { path: '/readyz', port: 'admin' });
   t.match(sidecar.readinessProbe.httpGet, { path: '/readyz', port: 'admin' });
   t.match(sidecar.livenessProbe.httpGet, { path: '/healthz', port: 'admin' });
-  t.same(sidecar.lifecycle.preStop.exec.command, ['sidecache', 'drain']);
+  t.same(sidecar.lifecycle.preStop.exec.command.slice(0, 2), ['sidecache', 'drain'], 'preStop: the command line\'s drain');
+  const wait = /^(\d+)s$/.exec(sidecar.lifecycle.preStop.exec.command[3] ?? '')?.[1];
+  t.ok(sidecar.lifecycle.preStop.exec.command[2] === '--wait' && Number(wait) + 10 < app.spec.terminationGracePeriodSeconds,
+    'its wait and the shutdown timeout fit in the grace period');
   t.ok(app.spec.terminationGracePeriodSeconds > 10, 'grace period above SIDECACHE_SHUTDOWN_TIMEOUT');
   t.equal(sidecar.securityContext.runAsUser, 1000);
   t.equal(app.spec.securityContext.runAsNonRoot, true);
@@ -141,4 +146,17 @@ t.test('kubernetes - the README\'s snippet is the manifest\'s sidecar', async (t
   for (const e of env as Array<{ name: string }>) {
     t.same(sidecar.env.find((m: { name: string }) => m.name === e.name), e, `env ${e.name}`);
   }
+});
+
+t.test('kubernetes - the preStop command is one the command line accepts', async (t) => {
+  const [bin, ...args] = sidecar.lifecycle.preStop.exec.command as string[];
+  t.equal(bin, 'sidecache');
+  // Against an admin address where nothing listens: a usage error would exit 2, an
+  // unreachable admin API exits 1 with its message.
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'sidecache.js'), ...args], {
+    env: { PATH: process.env.PATH, SIDECACHE_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`, SIDECACHE_ADMIN_TOKEN: 'x'.repeat(32) },
+    encoding: 'utf8', timeout: 30_000,
+  });
+  t.equal(r.status, 1, r.stderr);
+  t.match(r.stderr, /127\.0\.0\.1/, 'it names the admin address it tried');
 });
