@@ -57,6 +57,10 @@ if (process.env.DEPLOY_IMAGE_TEST !== '1') {
   await ok('podman', ['build', '--format', 'docker', '--network', 'host', '--build-arg', `NODE_IMAGE=${base}`,
     '-f', 'deploy/Containerfile', '-t', IMAGE, '.']);
   t.comment(`podman build: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // Each build that changes the tree leaves the previous image and its build stage untagged;
+  // those older than a day go (the last day's stay as the build cache), so the disk of a machine
+  // that runs CI after every change does not fill up.
+  t.teardown(() => run('podman', ['image', 'prune', '-f', '--filter', 'until=24h']).then(() => {}));
 
   // /hold answers only when released: a request in flight while the container is stopped.
   let release = (): void => {};
