@@ -318,7 +318,7 @@ export class ProxyHandler {
     const target = this.#recv.target(req);
     const method = req.method;
     if (!isRefusal(target) && (method === 'GET' || method === 'HEAD') &&
-        req.headers['cache-control'] === undefined && req.headers.pragma === undefined &&
+        req.headers['cache-control'] === undefined && req.headers.pragma === undefined && req.headers.authorization === undefined &&
         req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = Date.now();
@@ -398,7 +398,12 @@ export class ProxyHandler {
 
     // lookup
     const now = lookedAt ?? Date.now();
-    const entry = looked === undefined ? this.#s.cache.lookup(key, this.#variantOf, req, now) : looked ?? undefined;
+    const found = looked === undefined ? this.#s.cache.lookup(key, this.#variantOf, req, now) : looked ?? undefined;
+    // RFC 9111 §3.5 lets an origin share an answer with signed-in requests by public, s-maxage or
+    // must-revalidate. Without one of them, a request with Authorization is not answered from
+    // what other clients caused: an origin that personalises by Authorization without Vary would
+    // hand a signed-in user the anonymous page (Varnish's builtin passes such requests).
+    const entry = found !== undefined && req.headers.authorization !== undefined && !sharedWithAuthorization(found) ? undefined : found;
     if (entry !== undefined) {
       const verdict = this.#verdict(entry, now, dirs);
       if (verdict === Verdict.fresh) {
@@ -901,4 +906,10 @@ export class ProxyHandler {
     // Refused requests may carry a body: read and discard it so the connection stays usable.
     if (!req.complete) req.resume();
   }
+}
+
+/** May a stored answer serve a request with Authorization (RFC 9111 §3.5)? */
+function sharedWithAuthorization(entry: Entry): boolean {
+  const cc = parseCacheControl(rawGet(entry.headers, 'cache-control'));
+  return cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate');
 }

@@ -367,6 +367,20 @@ t.test('privacy - the answer to a request with Authorization is passed, not stor
   }
 });
 
+t.test('privacy - a request with Authorization is not answered from an anonymous answer that does not say it may be shared (§3.5)', async (t) => {
+  // An origin that personalises by Authorization without Vary: the signed-in user must not get
+  // the anonymous page another client caused to be stored.
+  origin.route('/auth-personal', (req, res, n) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60' });
+    res.end(`${req.headers.authorization === undefined ? 'signed out' : 'signed in'} #${n}`);
+  });
+  t.equal((await text('/auth-personal')).body, 'signed out #1');
+  t.match((await text('/auth-personal')).status, /hit/, 'stored for anonymous clients');
+  const alice = await text('/auth-personal', { authorization: 'Bearer alice' });
+  t.equal(alice.body, 'signed in #2', 'the signed-in request went to the origin');
+  t.equal((await text('/auth-personal')).body, 'signed out #1', 'and the anonymous answer is still served to anonymous clients');
+});
+
 t.test('privacy - an answer to a request with Authorization is shared when public, s-maxage or must-revalidate say so (§3.5)', async (t) => {
   for (const cc of ['public, max-age=60', 's-maxage=60', 'max-age=60, must-revalidate']) {
     const path = `/auth-shared/${encodeURIComponent(cc)}`;
