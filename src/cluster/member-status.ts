@@ -14,7 +14,7 @@ export const STATUS_VERSION = 1;
  *  (a miss goes to its owner as a GET, proxy/handler.ts). */
 export const CONTROL_PREFIX = '/.sidecache/';
 
-export const SIDECACHE_VERSION: string = (() => {
+export const PACKAGE_VERSION: string = (() => {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
     return typeof pkg.version === 'string' ? pkg.version : 'unknown';
@@ -105,7 +105,7 @@ export async function memberStatus(s: MemberStatusSources): Promise<MemberStatus
   ]);
   return {
     id: s.id,
-    version: SIDECACHE_VERSION,
+    version: PACKAGE_VERSION,
     at: Date.now(),
     startedAt: s.startedAt,
     state: view.members.find((x) => x.id === s.id)?.state ?? 'absent',
