@@ -2,13 +2,13 @@
 // source had applied, in the numbering of the INVAL stream it came from. A hot copy from an
 // owner still behind on INVAL, and a fill from before a stream reset, must not outlive a purge
 // that every member acknowledged.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../helpers/cluster.js';
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
+import { startTcpGate, type TcpGate } from '../helpers/tcp-gate.js';
 import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
 
 const nats = await startNats({ nodes: 1 });
@@ -33,28 +33,38 @@ async function metric(sc: SidecarProcess, name: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(name.length + 1));
 }
 
-t.test('read-your-purge - a hot copy from an owner still behind on INVAL does not outlive the purge', async (t) => {
-  // One owner per key (R=1). The owner reaches NATS through a relay the test holds, so the
-  // purge reaches the other sidecar first; heartbeats outlast the hold, so nobody is dropped
-  // and the purge waits for the owner's acknowledgement.
+/** Two sidecars, one key owner each (R=1), the first reaching NATS through a relay the test
+ *  holds; heartbeats outlast a hold, so nobody is dropped from the view. */
+async function gatedPair(t: Test, purgeTimeout: string): Promise<{ gate: TcpGate; gated: SidecarProcess; direct: SidecarProcess }> {
   const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port));
   t.teardown(() => gate.close());
   const cluster = uniqueCluster();
-  const env = { SIDECACHE_REPLICAS: '1', SIDECACHE_HEARTBEAT_TTL: '30s', SIDECACHE_PURGE_TIMEOUT: '60s' };
-  const owner = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
-  const other = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
-  t.teardown(() => Promise.all([owner.kill(), other.kill()]));
-  await waitForRing([owner, other], 2);
+  const env = { SIDECACHE_REPLICAS: '1', SIDECACHE_HEARTBEAT_TTL: '30s', SIDECACHE_PURGE_TIMEOUT: purgeTimeout };
+  const gated = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
+  const direct = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
+  t.teardown(() => Promise.all([gated.kill(), direct.kill()]));
+  await waitForRing([gated, direct], 2);
+  return { gate, gated, direct };
+}
 
-  version++;
-  const old = version;
-  // A path `owner` owns: asked there, it is fetched there, not forwarded to `other`.
-  let path = '';
-  for (let k = 0; path === '' && k < 64; k++) {
-    const r = await fetch(`${owner.url}/f/hot/${k}`);
+/** A path under `prefix` that `owner` owns: asked at `at`, the answer names `owner`'s node
+ *  (or, asked at the owner itself, not the other's). */
+async function pathOwnedBy(owner: SidecarProcess, other: SidecarProcess, at: SidecarProcess, prefix: string): Promise<string> {
+  for (let k = 0; k < 64; k++) {
+    const r = await fetch(`${at.url}${prefix}${k}`);
     await r.text();
-    if (!r.headers.get('cache-status')!.includes(`node="${other.id}"`)) path = `/f/hot/${k}`;
+    const status = r.headers.get('cache-status')!;
+    if (at === owner ? !status.includes(`node="${other.id}"`) : status.includes(`node="${owner.id}"`)) return `${prefix}${k}`;
   }
+  return '';
+}
+
+t.test('read-your-purge - a hot copy from an owner still behind on INVAL does not outlive the purge', async (t) => {
+  // The owner reaches NATS through the held relay, so the purge reaches the other sidecar
+  // first, and waits for the owner's acknowledgement.
+  const { gate, gated: owner, direct: other } = await gatedPair(t, '60s');
+  version++;
+  const path = await pathOwnedBy(owner, other, owner, '/f/hot/');
   t.not(path, '', `found a path owned by ${owner.id}`);
 
   gate.hold();
@@ -80,23 +90,10 @@ t.test('read-your-purge - an acknowledging member does not pass on the old copy 
   // The owner's link to NATS is held past the purge's timeout: the purge returns with the
   // owner missing, and the owner, still in the view (heartbeats outlast the hold), still owns
   // the key. A read at the member that acknowledged must not get what the purge removed.
-  const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port));
-  t.teardown(() => gate.close());
-  const cluster = uniqueCluster();
-  const env = { SIDECACHE_REPLICAS: '1', SIDECACHE_HEARTBEAT_TTL: '30s', SIDECACHE_PURGE_TIMEOUT: '2s' };
-  const owner = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
-  const other = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
-  t.teardown(() => Promise.all([owner.kill(), other.kill()]));
-  await waitForRing([owner, other], 2);
-
+  const { gate, gated: owner, direct: other } = await gatedPair(t, '2s');
   version++;
   const old = version;
-  let path = '';
-  for (let k = 0; path === '' && k < 64; k++) {
-    const r = await fetch(`${owner.url}/f/missing/${k}`);
-    await r.text();
-    if (!r.headers.get('cache-status')!.includes(`node="${other.id}"`)) path = `/f/missing/${k}`;
-  }
+  const path = await pathOwnedBy(owner, other, owner, '/f/missing/');
   t.not(path, '', `found a path owned by ${owner.id}`);
   t.equal(await body(other, path), `${path} v${old}`, `${other.id} reads the owner's copy`);
 
@@ -117,8 +114,6 @@ t.test('no resurrection - an owner\'s 304 after a hard purge does not keep, at a
   // when it is purged by hand), so the owner, which applied the purge and fetched again,
   // confirms the lagging member's old copy with a 304 fenced after the purge. That 304 says
   // nothing about where the member's body came from: the purge must still remove it.
-  const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port));
-  t.teardown(() => gate.close());
   const fetched = new Map<string, number>();
   origin.route('/e/*', (req, res) => {
     const url = req.url!;
@@ -128,20 +123,9 @@ t.test('no resurrection - an owner\'s 304 after a hard purge does not keep, at a
     res.writeHead(200, { 'cache-control': `public, max-age=${n === 1 ? 1 : 300}`, etag: '"same"', 'content-type': 'text/plain' });
     res.end(`${url} f=${n}`);
   });
-  const cluster = uniqueCluster();
-  const env = { SIDECACHE_REPLICAS: '1', SIDECACHE_HEARTBEAT_TTL: '30s', SIDECACHE_PURGE_TIMEOUT: '60s' };
-  const owner = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
-  const lagging = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
-  t.teardown(() => Promise.all([owner.kill(), lagging.kill()]));
-  await waitForRing([owner, lagging], 2);
-
+  const { gate, gated: lagging, direct: owner } = await gatedPair(t, '60s');
   // A path `owner` owns, read at `lagging`: it keeps a hot copy of fetch 1.
-  let path = '';
-  for (let k = 0; path === '' && k < 64; k++) {
-    const r = await fetch(`${lagging.url}/e/${k}`);
-    await r.text();
-    if (r.headers.get('cache-status')!.includes(`node="${owner.id}"`)) path = `/e/${k}`;
-  }
+  const path = await pathOwnedBy(owner, lagging, lagging, '/e/');
   t.not(path, '', `found a path owned by ${owner.id}`);
   t.equal(await body(lagging, path), `${path} f=1`, 'the hot copy serves');
   await new Promise((r) => setTimeout(r, 1_500));
