@@ -1,5 +1,5 @@
 // The admin listener: POST /purge, POST /drain, GET /inspect (token), GET /metrics, /healthz,
-// /readyz, /cluster, /cluster/members.
+// /readyz, /cluster, /cluster/members, /purges.
 // Purges go through the log interface, so a cluster makes them cluster-wide unchanged.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -9,6 +9,7 @@ import { SidecacheError } from '../errors.js';
 import type { ClusterLog } from '../log/types.js';
 import type { Metrics } from '../metrics.js';
 import { BadRequest, parsePurgeBody } from './purge-body.js';
+import { PurgeHistory, purgeRecord } from './purge-history.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -62,6 +63,7 @@ export class AdminServer {
   readonly server: Server;
   readonly #d: AdminDeps;
   readonly #token: Buffer | undefined;
+  readonly #purges = new PurgeHistory();
 
   constructor(d: AdminDeps) {
     this.#d = d;
@@ -101,6 +103,9 @@ export class AdminServer {
           if (d.members === undefined) break;
           json(res, 200, await d.members());
           return;
+        case '/purges':
+          json(res, 200, { version: 1, from: d.config.nodeId, limit: this.#purges.limit, purges: this.#purges.recent() });
+          return;
         case '/inspect': {
           if (d.inspect === undefined) break;
           this.#authorize(req);
@@ -124,6 +129,7 @@ export class AdminServer {
       }
       const acks = await d.log.waitApplied(seq, d.config.purgeTimeoutMs);
       d.metrics.purges.labels(inval.kind).inc();
+      this.#purges.add(purgeRecord(inval, seq, started, Date.now() - started, acks));
       d.logger.info({ purge: inval, seq, ms: Date.now() - started, missing: acks.missing }, 'purge applied');
       json(res, 200, { seq, acknowledged: acks.acknowledged, missing: acks.missing });
       return;
