@@ -1,5 +1,5 @@
 // The admin listener: POST /purge, POST /drain, GET /inspect (token), GET /metrics, /healthz,
-// /readyz, /cluster, /cluster/members, /purges.
+// /readyz, /cluster, /cluster/members, /purges, and the status page (GET /, status-page.ts).
 // Purges go through the log interface, so a cluster makes them cluster-wide unchanged.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,6 +10,7 @@ import type { ClusterLog } from '../log/types.js';
 import type { Metrics } from '../metrics.js';
 import { BadRequest, parsePurgeBody } from './purge-body.js';
 import { PurgeHistory, purgeRecord } from './purge-history.js';
+import { serveStatusPage } from './status-page.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -114,6 +115,7 @@ export class AdminServer {
           return;
         }
       }
+      if (serveStatusPage(path!, req.method, res)) return;
       json(res, 404, { error: `no such endpoint: ${path}` });
       return;
     }
