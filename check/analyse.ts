@@ -62,6 +62,33 @@ function membership(p: PurgeOp, member: string): Membership {
 
 const STALE_SERVE = /stale-while-revalidate|stale-if-error|detail="stale/;
 
+/** The INVAL seq `member` had applied when it answered, from its Cache-Status entry. */
+function seqAnswered(cacheStatus: string, member: string): number | undefined {
+  for (const part of cacheStatus.split(/,\s*(?=sidecache)/)) {
+    if (!part.includes(`node="${member}"`)) continue;
+    const m = /;\s*seq=(\d+)/.exec(part);
+    return m === null ? undefined : Number(m[1]);
+  }
+  return undefined;
+}
+
+/** Had `member`, in neither list of `purge`, applied it when it answered `op`? Its Cache-Status
+ *  names the seq it had applied. That seq counts in the purge's numbering only when no INVAL
+ *  reset began between the purge and the read, and the member had learnt the numbering the
+ *  purge counts in: it became ready again after the last reset before the purge, or it
+ *  acknowledged a purge begun after that reset. Anything less: not known, the strict rule. */
+function appliedBeforeAnswer(h: HistoryData, purges: readonly PurgeOp[], op: ReadOp, purge: PurgeOp, member: string): boolean {
+  const seq = seqAnswered(op.cacheStatus ?? '', member);
+  if (seq === undefined || purge.seq === undefined || seq < purge.seq) return false;
+  const resets = h.faults.filter((f) => f.kind === 'inval-reset');
+  if (resets.some((f) => f.start >= purge.start && f.start <= op.end!)) return false;
+  const lastReset = Math.max(-Infinity, ...resets.filter((f) => f.start < purge.start).map((f) => f.start));
+  if (lastReset === -Infinity) return true;
+  const readyAfter = h.outages.some((o) => o.member === member && o.kind === 'down' && o.end !== undefined && o.end > lastReset && o.end <= op.start);
+  const ackedAfter = purges.some((p) => p.start > lastReset && p.end! <= op.start && (p.acknowledged?.includes(member) ?? false));
+  return readyAfter || ackedAfter;
+}
+
 /** The member that chose to serve stale: the one whose Cache-Status entry carries the stale
  *  detail (an owner's, passed on by the member asked), else the member asked. */
 function staleServer(cacheStatus: string, asked: string): string {
@@ -133,8 +160,9 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       // did not apply it is in revalidate-every-hit mode, where a stale serve is no revalidation.
       // The member that served stale is judged: an owner's stale answer passed on by the member
       // asked (a miss there, forwarded) is the owner's serve.
-      const exempt = soft && staleServe &&
-        (acknowledged || membership(purge, staleServer(op.cacheStatus ?? '', op.member)) === 'acknowledged');
+      const server = staleServer(op.cacheStatus ?? '', op.member);
+      const exempt = soft && staleServe && (acknowledged || membership(purge, server) === 'acknowledged' ||
+        (membership(purge, server) === 'not listed' && appliedBeforeAnswer(h, purges, op, purge, server)));
       const before = fetch !== undefined && fetch.receivedAt < purge.start;
       const revalidated = !staleServe && confirmed(op.key, op.version, purge.start, op.end);
       let kind: AnomalyKind | undefined;

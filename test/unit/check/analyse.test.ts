@@ -2,7 +2,7 @@
 // broken promise and what does not. Pure: no processes, fixed times in milliseconds.
 import t from 'tap';
 import { analyse, type Bounds, type HistoryData } from '../../../check/analyse.js';
-import type { Bump, ClientOp, OriginResponse, Outage, PurgeOp, ReadOp } from '../../../check/history.js';
+import type { Bump, ClientOp, FaultEvent, OriginResponse, Outage, PurgeOp, ReadOp } from '../../../check/history.js';
 
 const BOUNDS: Bounds = { missingGraceMs: 5_000, answerWithinMs: 12_000 };
 const KEY = '/k/a/1';
@@ -73,6 +73,25 @@ t.test('analyse - after a soft purge, a stale answer is judged at the member tha
   const fromMissing = 'sidecache; hit; node="s2"; detail="stale-while-revalidate", sidecache; fwd=uri-miss; fwd-status=200; node="s3"';
   t.same(kinds(history([purge(true), read('s3', 400, 1, 1, fromMissing)])), ['soft-not-revalidated'], 'nor one passed on from a member that did not acknowledge');
   t.same(kinds(history([purge(), read('s3', 400, 1, 1, passedOn)])), ['fetched-before-purge'], 'a hard purge allows no stale serve');
+});
+
+t.test('analyse - after a soft purge, a member in neither list may serve stale once its answer shows it applied the purge', async (t) => {
+  // s3 joined (or came back) during the purge: its Cache-Status names the seq it had applied.
+  const swr = (seq: number) => `sidecache; hit; node="s3"; epoch=4; seq=${seq}; detail="stale-while-revalidate"`;
+  const reset = (at: number): FaultEvent => ({ type: 'fault', id: 9, kind: 'inval-reset', target: 'INVAL', start: at, end: at + 50, note: '' });
+  t.same(kinds(history([purge(true), read('s3', 400, 1, 1, swr(7))])), [], 'seq 7 >= the purge\'s 5: applied');
+  t.same(kinds(history([purge(true), read('s3', 400, 1, 1, swr(4))])), ['soft-not-revalidated'], 'seq 4: not applied');
+  t.same(kinds({ ...history([purge(true), read('s3', 400, 1, 1, swr(7))]), faults: [reset(350)] }), ['soft-not-revalidated'],
+    'a reset between the purge and the read: the seq may count in another numbering');
+  t.same(kinds({ ...history([purge(true), read('s3', 400, 1, 1, swr(7))]), faults: [reset(50)] }), ['soft-not-revalidated'],
+    'a reset before the purge, and nothing shows s3 learnt the new numbering');
+  const restarted: Outage = { member: 's3', kind: 'down', start: 60, end: 120 };
+  t.same(kinds({ ...history([purge(true), read('s3', 400, 1, 1, swr(7))], undefined, [], [restarted]), faults: [reset(50)] }), [],
+    'ready again after that reset: its seqs count in the new numbering');
+  const acked: PurgeOp = { type: 'purge', id: 2, member: 's0', body: { url: ['/k/other'] }, start: 80, end: 90, status: 200, seq: 2, acknowledged: ['s0', 's3'], missing: [] };
+  t.same(kinds({ ...history([acked, purge(true), read('s3', 400, 1, 1, swr(7))]), faults: [reset(50)] }), [],
+    'it acknowledged a purge after that reset');
+  t.same(kinds(history([purge(), read('s3', 400, 1, 1, swr(7))])), ['fetched-before-purge'], 'a hard purge allows no stale serve');
 });
 
 t.test('analyse - a request failing at a sidecar that was neither paused nor down', async (t) => {
