@@ -230,6 +230,7 @@ function purgeHints(h: HistoryData, op: ReadOp, purge: PurgeOp, fetch: OriginRes
   for (const o of h.outages) {
     if (o.member !== op.member || !overlaps(o, from, op.start)) continue;
     if (o.kind === 'paused') hints.push(`${op.member} was paused ${(((o.end ?? op.start) - o.start) / 1000).toFixed(1)} s between the fetch and the read`);
+    else if (o.kind === 'stopped') hints.push(`${op.member} was stopped (SIGTERM) and started again (joined again) between the fetch and the read`);
     else hints.push(`${op.member} was restarted (joined again) between the fetch and the read`);
   }
   return [...new Set(hints)];

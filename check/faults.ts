@@ -4,22 +4,29 @@
 // whose NATS link lags while purges run (a peer may serve it a copy it has not purged yet), a
 // member paused past the heartbeat TTL (its peers drop it and purge without it), crashes and
 // restarts (a member that joins must catch up with the log before it serves), an INVAL stream
-// reset followed by a join, and NATS servers paused or killed.
+// reset followed by a join, NATS servers paused or killed (the INVAL stream's leader among
+// them), a peer link that hangs while its member stays up, and the operator's own changes: a
+// rolling restart, a member leaving for good and a new one joining.
 import type { History } from './history.js';
 import { KEYS } from './origin.js';
 import { httpRequest } from './workload.js';
 import { Rng } from './prng.js';
 import { TIMING, type System } from './system.js';
 
-export const FAULT_KINDS = ['lag', 'cut', 'pause', 'kill', 'nats-pause', 'nats-kill', 'inval-reset', 'inval-flood', 'join'] as const;
+export const FAULT_KINDS = [
+  'lag', 'cut', 'pause', 'kill', 'nats-pause', 'nats-kill', 'inval-reset', 'inval-flood', 'join',
+  'peer-hang', 'leader-kill', 'rolling-restart', 'leave',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface PlannedFault {
   /** History time at which it starts (if the previous fault has ended by then). */
   readonly at: number;
   readonly kind: FaultKind;
-  /** Sidecar slot or NATS server index. */
+  /** Sidecar slot (among the members that have not left) or NATS server index. */
   readonly target: number;
+  /** How long the fault holds; for `rolling-restart` the pause between two members, for
+   *  `leave` the time before a new member joins in its place. */
   readonly durationMs: number;
   /** Relay delay for `lag`, and for `kill`/`join`/`inval-reset` when the (re)started member lags. */
   readonly lagMs: number;
@@ -37,15 +44,23 @@ export interface ScheduleOptions {
 /** The schedule for a seed: a pure function of its options. */
 export function planFaults(o: ScheduleOptions): PlannedFault[] {
   const rng = Rng.fork(o.seed, 'faults');
-  const weights: Record<FaultKind, number> = { lag: 4, cut: 1, pause: 3, kill: 2, 'nats-pause': 1, 'nats-kill': 1, 'inval-reset': 2, 'inval-flood': 2, join: 1 };
+  const weights: Record<FaultKind, number> = {
+    lag: 4, cut: 1, pause: 3, kill: 2, 'nats-pause': 1, 'nats-kill': 1, 'inval-reset': 2, 'inval-flood': 2, join: 1,
+    'peer-hang': 2, 'leader-kill': 1, 'rolling-restart': 2, leave: 1,
+  };
   const allowed = Object.fromEntries(o.kinds.map((k) => [k, weights[k]])) as Record<FaultKind, number>;
   const plan: PlannedFault[] = [];
   let joined = false;
+  let left = false;
   let at = o.startMs;
   for (let n = 0; n < 1000 && at < o.endMs && o.kinds.length > 0; n++) {
     let kind = rng.weighted(allowed);
-    if (kind === 'join' && joined) kind = 'lag';
+    // One join and one leave a run at most (each starts a sidecar and its clients), and a
+    // rolling restart only while the run has time for it: it must not hold the run past its end.
+    if ((kind === 'join' && joined) || (kind === 'leave' && left)) kind = 'lag';
+    if (kind === 'rolling-restart' && at + ROLLING_RESTART_SPAN_MS > o.endMs) kind = 'pause';
     if (kind === 'join') joined = true;
+    if (kind === 'leave') left = true;
     const natsFault = kind === 'nats-pause' || kind === 'nats-kill';
     const target = rng.int(natsFault ? 3 : o.sidecars);
     // Pauses either side of the heartbeat TTL: short ones the cluster rides out, long ones
@@ -56,14 +71,18 @@ export function planFaults(o: ScheduleOptions): PlannedFault[] {
         : kind === 'cut' ? rng.between(2000, 6000)
           : kind === 'kill' ? rng.between(200, 2000)
             : kind === 'nats-pause' ? rng.between(1000, 6000)
-              : kind === 'nats-kill' ? rng.between(1000, 4000)
-                : rng.between(500, 2000);
+              : kind === 'nats-kill' || kind === 'leader-kill' ? rng.between(1000, 4000)
+                : kind === 'peer-hang' ? rng.between(3000, 8000)
+                  : rng.between(500, 2000);
     const lagMs = kind === 'lag' ? rng.between(300, 1500) : rng.chance(0.6) ? rng.between(300, 1200) : 0;
     plan.push({ at, kind, target, durationMs, lagMs });
-    at += durationMs + rng.between(1500, 4000);
+    at += (kind === 'rolling-restart' ? ROLLING_RESTART_SPAN_MS : durationMs) + rng.between(1500, 4000);
   }
   return plan;
 }
+
+/** What a rolling restart of three members takes on two busy cores: drain, exit, start, join. */
+const ROLLING_RESTART_SPAN_MS = 12_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -95,7 +114,8 @@ export async function runFaults(sys: System, history: History, plan: readonly Pl
 }
 
 async function applyFault(sys: System, history: History, f: PlannedFault, onJoin: (slot: number) => void): Promise<void> {
-  const m = sys.members[f.target % sys.members.length]!;
+  const live = sys.live();
+  const m = live[f.target % live.length]!;
   switch (f.kind) {
     case 'lag': {
       const ev = history.fault('lag', m.id, `every NATS relay of ${m.id} delays ${f.lagMs} ms`);
@@ -163,6 +183,59 @@ async function applyFault(sys: System, history: History, f: PlannedFault, onJoin
       const n = await floodInval(sys, history, FLOOD_WRITES, FLOOD_MAX_MS);
       ev.note = `${n} writes through the sidecars (one invalidation each), then SIGKILL and restart ${m.id}${f.lagMs > 0 ? ` with its NATS relays delaying ${f.lagMs} ms` : ''}`;
       await restartLagging(m, { ...f, durationMs: 300 }, ev);
+      ev.end = history.now();
+      return;
+    }
+    case 'peer-hang': {
+      // Requests from the other members to m hang (connected, never answered); m itself stays
+      // up, attached to NATS and active in the view: only the peers' breakers can route around.
+      const ev = history.fault('peer-hang', m.id, `the relay in front of ${m.id}'s peer port holds every connection for ${f.durationMs} ms; ${m.id} stays up and attached to NATS`);
+      m.peerGate.hold();
+      await sleep(f.durationMs);
+      m.peerGate.release();
+      ev.end = history.now();
+      return;
+    }
+    case 'leader-kill': {
+      const leader = await sys.invalLeader();
+      const ev = history.fault('leader-kill', `nats${leader.index}`, `SIGKILL nats-server ${leader.index} (${leader.name}), the INVAL stream's leader, restart after ${f.durationMs} ms`);
+      sys.nats.kill(leader.index);
+      await sleep(f.durationMs);
+      await sys.nats.restart(leader.index);
+      ev.note += await sys.invalLeader().then((l) => `; INVAL's leader now ${l.name}`, (err: unknown) => `; INVAL's leader now unknown: ${(err as Error).message}`);
+      ev.end = history.now();
+      return;
+    }
+    case 'rolling-restart': {
+      // A deploy: each member in turn is stopped gracefully, started again and waited for.
+      const ev = history.fault('rolling-restart', 'all', 'each sidecar in turn: SIGTERM, exit, start again, ready');
+      for (const x of sys.live()) {
+        const t0 = history.now();
+        const code = await x.stop();
+        const exited = history.now();
+        await x.restart();
+        ev.note += `; ${x.id} exited ${code} ${((exited - t0) / 1000).toFixed(1)} s after SIGTERM, ready ${((history.now() - exited) / 1000).toFixed(1)} s later`;
+        await sleep(f.durationMs);
+      }
+      ev.end = history.now();
+      return;
+    }
+    case 'leave': {
+      // Scale-in: m drains and leaves for good. With three members or fewer left, a new one
+      // then joins in its place (scale-out), as an autoscaler replacing a node would.
+      const replace = live.length <= 3;
+      const ev = history.fault('leave', m.id, `scale-in: SIGTERM ${m.id}, which leaves for good`);
+      const t0 = history.now();
+      const code = await m.stop();
+      m.retire();
+      ev.note += ` (exited ${code} ${((history.now() - t0) / 1000).toFixed(1)} s after SIGTERM)`;
+      if (replace) {
+        await sleep(f.durationMs);
+        const joined = await sys.addMember();
+        ev.note += `; ${joined.id} joined in its place ${f.durationMs} ms after`;
+        onJoin(sys.members.length - 1);
+        await sleep(3000);
+      }
       ev.end = history.now();
       return;
     }

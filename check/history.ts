@@ -105,16 +105,20 @@ export interface FaultEvent {
   note: string;
 }
 
-/** A time a sidecar could not answer: SIGSTOPped, or killed and not yet ready again. */
+/** A time a sidecar could not answer its own clients: SIGSTOPped (`paused`), killed and not
+ *  yet ready again (`down`), or from a SIGTERM until it is ready again (`stopped`; for good
+ *  after a scale-in). Only the member's own clients are excused: its peers route around it. */
 export interface Outage {
   readonly member: string;
-  readonly kind: 'paused' | 'down';
+  readonly kind: 'paused' | 'down' | 'stopped';
   readonly start: number;
   end?: number;
 }
 
 export class History {
   readonly #t0 = performance.now();
+  /** Wall-clock time of history time 0: the sidecars' log lines carry wall-clock times. */
+  readonly wallT0 = Date.now();
   #nextId = 1;
   readonly ops: ClientOp[] = [];
   readonly origin: OriginResponse[] = [];
@@ -152,6 +156,6 @@ export class History {
   }
 
   toJSON(): object {
-    return { trafficStart: this.trafficStart, ops: this.ops, origin: this.origin, bumps: this.bumps, faults: this.faults, outages: this.outages };
+    return { wallT0: this.wallT0, trafficStart: this.trafficStart, ops: this.ops, origin: this.origin, bumps: this.bumps, faults: this.faults, outages: this.outages };
   }
 }

@@ -3,7 +3,7 @@
 // (check/workload.ts, check/faults.ts), then reads the history for broken promises
 // (check/analyse.ts). Exit 0 only when no seed found an anomaly; 1 when one did; 2 when the
 // checker itself could not run. See check/README.md.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyse, ANOMALY_KINDS, slice, type Anomaly, type Bounds, type HistoryData } from './analyse.js';
@@ -119,6 +119,9 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     const file = join(historyDir, `seed-${seed}.json`);
     writeFileSync(file, JSON.stringify({ seed, durationMs: o.durationMs, plan, bounds: BOUNDS, ...history.toJSON() }));
     writeAnomalies(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies, history.trafficStart);
+    // The sidecars' own lines (membership, log, drain), to read an anomaly against: their
+    // times are wall-clock, the history's `wallT0` says where its time 0 falls.
+    writeFileSync(join(historyDir, `seed-${seed}.sidecars.log`), sys.members.map((m) => m.output()).join('\n'));
     report(seed, history, anomalies, o, file, (performance.now() - began) / 1000);
     return { seed, anomalies, seconds: (performance.now() - began) / 1000 };
   } finally {
@@ -189,6 +192,7 @@ async function main(): Promise<number> {
     return anomalies.length === 0 ? 0 : 1;
   }
   const dir = o.historyDir ?? mkdtempSync(join(tmpdir(), 'sidecache-check-'));
+  mkdirSync(dir, { recursive: true });
   console.log(`check: seeds ${o.seeds.join(',')}, ${o.durationMs / 1000} s of traffic each, ${o.clients} clients per sidecar, faults ${o.faults.join(',') || 'none'}`);
   const results: SeedResult[] = [];
   for (const seed of o.seeds) {

@@ -74,7 +74,8 @@ export async function clientLoop(o: WorkloadOptions, member: Member, name: strin
   const seen = new Map<string, { etag?: string; lastModified?: string }>();
   for (let n = 0; n < 100_000 && history.now() < o.until; n++) {
     await sleep(rng.between(20, 120));
-    if (history.now() >= o.until) break;
+    // A member that left for good (scale-in) has no clients left.
+    if (history.now() >= o.until || member.state === 'gone') break;
     const key = rng.pick(KEYS);
     if (rng.chance(0.06)) {
       await write(o, member, name, key, rng.chance(0.5) ? 'POST' : 'PUT');

@@ -30,6 +30,8 @@ export interface NatsOptions {
 export interface NatsServers {
   /** Client URLs, one per node, `nats://127.0.0.1:<port>`. */
   readonly urls: readonly string[];
+  /** Server names (`-n`), one per node, as JetStream names a stream's leader and replicas. */
+  readonly names: readonly string[];
   /** Stop every node (SIGTERM, SIGKILL after 5 s) and delete the store directories. */
   stop(): Promise<void>;
   /** SIGKILL node i (no shutdown, no flush): a crash. */
@@ -236,6 +238,7 @@ async function startOnce(count: 1 | 3, readyTimeoutMs: number, noAdvertise: bool
 
   const servers: NatsServers = {
     urls: nodes.map((n) => `nats://127.0.0.1:${n.clientPort}`),
+    names: nodes.map((n) => n.name),
     async stop() {
       if (stopped) return;
       stopped = true;

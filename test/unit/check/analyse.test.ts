@@ -107,3 +107,17 @@ t.test('analyse - a body for another variant', async (t) => {
   const wrong = { ...read('s0', 400, 1, 1), key: '/k/a/2', bodyKey: '/k/a/2', lang: 'en', bodyLang: 'fr' };
   t.same(kinds(history([wrong])), ['wrong-body']);
 });
+
+t.test('analyse - a sidecar stopped gracefully (SIGTERM) excuses its own clients only, until it is ready again', async (t) => {
+  // A rolling restart: s1 drains from 300 and is ready again at 2,000. Its peers must route
+  // around it, so their clients' failures and timeouts meanwhile are anomalies.
+  const stopped: Outage = { member: 's1', kind: 'stopped', start: 300, end: 2_000 };
+  const refused = (member: string, start: number) => read(member, start, 1, undefined, undefined, { error: 'connect ECONNREFUSED' });
+  t.same(kinds(history([refused('s1', 400)], [], [], [stopped])), [], 'its own client, while it was stopping or starting');
+  t.same(kinds(history([refused('s1', 2_100)], [], [], [stopped])), ['unavailable'], 'its own client, once it was ready again');
+  t.same(kinds(history([refused('s0', 400)], [], [], [stopped])), ['unavailable'], 'a client of a peer');
+  const slow = read('s0', 400, 1, 1, 'sidecache; fwd=uri-miss', { end: 400 + 12_001 });
+  t.same(kinds(history([slow], [fetched(1, 100, 1)], [], [stopped])), ['unavailable'], 'a peer\'s client that waited past the bound');
+  const gone: Outage = { member: 's2', kind: 'stopped', start: 300 };
+  t.same(kinds(history([refused('s2', 30_000)], [], [], [gone])), [], 'a member that left for good (scale-in): its outage never ends');
+});
