@@ -265,7 +265,7 @@ export const MUTANTS = [
       replace: 'return a !== undefined && a.seq >= seq;',
     }, {
       file: 'src/log/nats-log.ts',
-      find: 'if (seq <= this.#appliedSeq && !(seq === this.#appliedSeq && this.#appliedMsgId === msgID)) {',
+      find: 'if (seq <= this.#appliedSeq && appliedAs !== seq) {',
       replace: 'if (seq < 0) {',
     }],
     tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'no ack' }],

@@ -183,6 +183,16 @@ interface Applied {
   readonly incarnation: string | undefined;
 }
 
+/** Our INVAL cursor at one moment: the seq applied and the Nats-Msg-Id of that message. */
+interface AppliedCursor {
+  readonly seq: number;
+  readonly msgId: string | undefined;
+}
+
+/** Our own invalidations our consumer applied before their publish returned: a few hundred
+ *  is more than the publishes one sidecar has in flight. */
+const OWN_APPLIED_MAX = 1024;
+
 interface Waiter {
   readonly seq: number;
   settle(final: boolean): void;
@@ -243,6 +253,9 @@ export class NatsLog implements ClusterLog {
   #stampDue = false;
   /** Nats-Msg-Id of the message at appliedSeq, to recognise the stream (#isSameStream). */
   #appliedMsgId: string | undefined;
+  /** Nats-Msg-Id -> seq of our own invalidations as our consumer applied them: a publish
+   *  acknowledged after they were applied (and later ones) is no seq numbered twice. */
+  readonly #ownApplied = new Map<string, number>();
   #invalOps: Promise<void> = Promise.resolve();
   /** Resets of the INVAL stream seen (seqs restarted): a catchUp target of the old numbering is void. */
   #resets = 0;
@@ -649,7 +662,7 @@ export class NatsLog implements ClusterLog {
       this.#handlers!.horizon(this.#appliedSeq);
     } else {
       this.#appliedSeq = initial;
-      this.#checkGapWith(info, true, 'start');
+      this.#checkGapWith(info, info.state.last_seq >= initial, 'start');
     }
     await this.#restartInvalConsumer();
     this.#scheduleAck();
@@ -733,6 +746,10 @@ export class NatsLog implements ClusterLog {
     }
     this.#appliedSeq = seq;
     this.#appliedMsgId = m.headers?.get(MSG_ID_HEADER) || undefined;
+    if (this.#appliedMsgId?.startsWith(`${this.#self.id}-`) === true) {
+      this.#ownApplied.set(this.#appliedMsgId, seq);
+      if (this.#ownApplied.size > OWN_APPLIED_MAX) this.#ownApplied.delete(this.#ownApplied.keys().next().value!);
+    }
     this.#scheduleAck();
     this.#checkWaiters();
   }
@@ -752,24 +769,27 @@ export class NatsLog implements ClusterLog {
     this.#recoverSeq = 0;
   }
 
-  /** Is `info` still the INVAL stream whose messages we applied? A changed incarnation id
-   *  alone does not prove a reset: sidecars that create the stream at the same moment race
-   *  in the meta layer and the last create's description wins after some of them read the
-   *  first (seen on 2.9.10). So look at the message we applied last: same seq, same
-   *  Nats-Msg-Id means same stream. */
-  async #isSameStream(info: StreamInfo): Promise<boolean> {
+  /** Is `info` still the INVAL stream whose messages we applied? `before` is our cursor as it
+   *  was when we asked for `info`: messages that arrive while the server answers move the
+   *  cursor past the last seq it named, and that is no reset.
+   *  A changed incarnation id alone does not prove a reset either: sidecars that create the
+   *  stream at the same moment race in the meta layer and the last create's description wins
+   *  after some of them read the first (seen on 2.9.10). So when the id changed, or we
+   *  applied past what the answer holds, look at the message we had applied last: same seq,
+   *  same Nats-Msg-Id means same stream. */
+  async #isSameStream(info: StreamInfo, before: AppliedCursor): Promise<boolean> {
     const { first_seq: firstSeq, last_seq: lastSeq } = info.state;
-    if (lastSeq < this.#appliedSeq) return false;
-    if (incarnationOf(info) === this.#incarnation) return true;
-    const seq = this.#appliedSeq;
-    const msgId = this.#appliedMsgId;
+    // Fewer messages than we had applied before asking: numbered afresh.
+    if (lastSeq < before.seq) return false;
+    const overtaken = lastSeq < this.#appliedSeq;
+    if (!overtaken && incarnationOf(info) === this.#incarnation) return true;
     // Nothing applied yet: there is nothing a reset could have taken from us.
-    if (seq === 0) return true;
+    if (before.seq === 0) return true;
     // Our last message aged out or was purged: the gap check flushes everything anyway.
-    if (seq < firstSeq) return true;
-    if (msgId === undefined) return false;
-    const sm = await this.#jsm!.streams.getMessage(this.#names.invalStream, { seq });
-    return sm !== null && sm.header.get(MSG_ID_HEADER) === msgId;
+    if (before.seq < firstSeq) return true;
+    if (before.msgId === undefined) return false;
+    const sm = await this.#jsm!.streams.getMessage(this.#names.invalStream, { seq: before.seq });
+    return sm !== null && sm.header.get(MSG_ID_HEADER) === before.msgId;
   }
 
   /** Compare the stream's state with our cursor (invariant 3). `sameStream` comes from
@@ -777,7 +797,7 @@ export class NatsLog implements ClusterLog {
   #checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {
     const { first_seq: firstSeq, last_seq: lastSeq } = info.state;
     const incarnation = incarnationOf(info);
-    if (!sameStream || lastSeq < this.#appliedSeq) {
+    if (!sameStream) {
       // Deleted and recreated: seqs restarted; everything after our cursor is unknown.
       const old = this.#incarnation;
       this.#incarnation = incarnation;
@@ -790,6 +810,7 @@ export class NatsLog implements ClusterLog {
       }
       // Applied seqs of the old stream mean nothing in the new one.
       this.#acks.clear();
+      this.#ownApplied.clear();
       this.#publishedSeq = 0;
       this.#resets++;
       this.#gap(
@@ -821,6 +842,9 @@ export class NatsLog implements ClusterLog {
   #checkGap(when: 'periodic' | 'reconnect' | 'publish'): Promise<void> {
     return this.#serialInval(async () => {
       if (this.#closing) return;
+      // Our cursor before we ask: the answer is compared with it, not with a cursor that our
+      // consumer moved on while the server answered.
+      const before: AppliedCursor = { seq: this.#appliedSeq, msgId: this.#appliedMsgId };
       let info: StreamInfo;
       try {
         info = await this.#jsm!.streams.info(this.#names.invalStream);
@@ -833,7 +857,7 @@ export class NatsLog implements ClusterLog {
           this.#invalCreateOnly(),
         );
       }
-      const reset = this.#checkGapWith(info, await this.#isSameStream(info), when);
+      const reset = this.#checkGapWith(info, await this.#isSameStream(info, before), when);
       if (this.#stampDue) await this.#stampIncarnation(info);
       // A restart that failed last time (JetStream busy electing) is due now.
       let restart = reset || this.#invalNeedsRestart;
@@ -919,10 +943,13 @@ export class NatsLog implements ClusterLog {
       );
     }
     // A seq at or below one we applied cannot be new in the stream we know, unless it is this
-    // very message, already applied by our consumer: the stream was reset (perhaps recreated
-    // from a copy of its configuration, which the id does not show). Find out before anyone's
-    // acknowledgement of this seq is counted; if we cannot, the caller must not report it.
-    if (seq <= this.#appliedSeq && !(seq === this.#appliedSeq && this.#appliedMsgId === msgID)) {
+    // very message, already applied by our consumer (with others after it, when publishes
+    // run concurrently): the stream was reset (perhaps recreated from a copy of its
+    // configuration, which the id does not show). Find out before anyone's acknowledgement of
+    // this seq is counted; if we cannot, the caller must not report it.
+    const appliedAs = this.#ownApplied.get(msgID);
+    this.#ownApplied.delete(msgID);
+    if (seq <= this.#appliedSeq && appliedAs !== seq) {
       try {
         await this.#checkGap('publish');
       } catch (err) {

@@ -393,6 +393,34 @@ t.test('gap - an ack counted in a reset stream\'s numbering is no ack: whoever i
   t.ok(acks.acknowledged.includes('A'), 'the publisher noticed the reset by its seq and applied the new stream');
 });
 
+t.test('gap - concurrent publishes and gap checks are no reset: nothing is flushed while no message is lost', async (t) => {
+  // Found by the cluster checker (an inval-flood: 1,500 writes through three sidecars): the
+  // members took the stream for reset hundreds of times and flushed their caches each time.
+  // A gap check compared the stream's last seq, as the server answered it, with the seq
+  // applied when the answer came back, though messages arriving meanwhile had moved it on;
+  // and a publish acknowledged after our consumer had applied it and later messages looked
+  // like a seq the stream had numbered twice. Each false reset stamped the stream with a new
+  // id, which set the other members checking too.
+  const cluster = uniqueCluster();
+  const busy = { gapCheckIntervalMs: 50 };
+  const members = [await startMember(t, cluster, 'A', busy), await startMember(t, cluster, 'B', busy), await startMember(t, cluster, 'C', busy)];
+  const count = 600;
+  let next = 0;
+  let last = 0;
+  const worker = async (w: number) => {
+    while (next < count) {
+      const i = next++;
+      last = Math.max(last, await members[(i + w) % members.length]!.log.invalidate({ kind: 'url', keys: [`k${i}`] }));
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)));
+  await waitFor(`every member applied seq ${last}`, () => members.every((m) => m.log.appliedSeq >= last), 20_000);
+  for (const m of members) {
+    t.same(m.gaps(), [], `${m.id} saw no gap`);
+    t.equal(m.invals().length, count, `${m.id} applied each invalidation once`);
+  }
+});
+
 t.test('view - join, state change, heartbeat expiry agreed by the survivors, leave', async (t) => {
   const cluster = uniqueCluster();
   const fast = { heartbeatIntervalMs: 200, heartbeatTtlMs: 1_500 };
