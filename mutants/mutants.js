@@ -43,6 +43,16 @@ export const MUTANTS = [
     tests: [{ file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'cut off from NATS' }],
   },
   {
+    name: 'behind-bound-off',
+    promise: 'a member whose invalidations stop arriving while it stays attached stops trusting its cache after SIDECACHE_MAX_STALE_DETACHED',
+    edits: [{
+      file: 'src/sidecar.ts',
+      find: ' ||\n        this.log.behindMs() > config.maxStaleDetachedMs,',
+      replace: ',',
+    }],
+    tests: [{ file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'invalidations stop arriving' }],
+  },
+  {
     name: 'join-without-replay',
     promise: 'handoff before cutover: a joining member replays its partitions before it is active',
     edits: [{

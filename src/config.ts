@@ -140,7 +140,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_HEARTBEAT_TTL', def: '15s', help: 'a member silent this long has left (must outlast a NATS leader election, 4-7 s)' },
   { name: 'SIDECACHE_RING', def: 'true', help: 'false = every sidecar caches for itself (no forwarding)' },
   { name: 'SIDECACHE_HANDOFF', def: 'true', help: 'false = gained partitions start cold (no replay from the log)' },
-  { name: 'SIDECACHE_MAX_STALE_DETACHED', def: '10s', help: 'while NATS is unreachable, serve cached entries this long, then revalidate every request (sooner when our heartbeats have not been stored for SIDECACHE_HEARTBEAT_TTL less one interval: peers may drop us then)' },
+  { name: 'SIDECACHE_MAX_STALE_DETACHED', def: '10s', help: 'while NATS is unreachable, serve cached entries this long, then revalidate every request (sooner when our heartbeats have not been stored for SIDECACHE_HEARTBEAT_TTL less one interval: peers may drop us then); the same while invalidations we know the log holds have not arrived' },
   { name: 'SIDECACHE_FILL_MAX_BYTES', def: '512KiB', help: 'largest body replicated through the log' },
   { name: 'SIDECACHE_FILL_MAX_IN_FLIGHT', def: '256', help: 'fill publishes in flight before new fills are dropped' },
   { name: 'SIDECACHE_FILLS_MAX_BYTES', def: '1GiB', help: 'size bound of the FILLS stream' },

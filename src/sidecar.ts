@@ -171,13 +171,15 @@ export class Sidecar {
       writeQueue: this.writeQueue,
       onNotStored: (key, reason) => this.notStored.note(key, reason),
       ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
-      // Detached from NATS for too long, or dropped from the view or about to be (see
-      // NatsLog.mustRevalidate): purges may have gone by without us, so every entry is
-      // revalidated before it is served.
+      // Detached from NATS for too long, dropped from the view or about to be (see
+      // NatsLog.mustRevalidate), or behind invalidations we know the log holds for as long
+      // (deliveries stalled while attached): purges may have gone by without us, so every
+      // entry is revalidated before it is served.
       // A drained member too: purges no longer wait for it, so it serves nothing it has not
       // revalidated with an owner (or the origin) since.
       mustRevalidateAll: () => this.log.mustRevalidate() || this.#draining ||
-        (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs),
+        (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs) ||
+        this.log.behindMs() > config.maxStaleDetachedMs,
     });
     this.proxyServer = createServer(
       // requireHostHeader off: node:http's own 400 for a missing Host lets the requests

@@ -71,5 +71,10 @@ export class MemoryLog implements ClusterLog {
     return false;
   }
 
+  /** In-process: applied as published. */
+  behindMs(): number {
+    return 0;
+  }
+
   async close(): Promise<void> {}
 }

@@ -38,6 +38,7 @@ import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { ErrorCode, SidecacheError, logError, redactCredentials } from '../errors.js';
 import { describeTlsError, type NatsTls } from '../transport-security.js';
+import { Backlog } from './backlog.js';
 import {
   FILL_OP_DELETE,
   FILL_OP_HEADER,
@@ -256,6 +257,8 @@ export class NatsLog implements ClusterLog {
   /** Nats-Msg-Id -> seq of our own invalidations as our consumer applied them: a publish
    *  acknowledged after they were applied (and later ones) is no seq numbered twice. */
   readonly #ownApplied = new Map<string, number>();
+  /** Invalidations we know the stream holds and have not applied, and since when. */
+  readonly #backlog = new Backlog();
   #invalOps: Promise<void> = Promise.resolve();
   /** Resets of the INVAL stream seen (seqs restarted): a catchUp target of the old numbering is void. */
   #resets = 0;
@@ -313,6 +316,13 @@ export class NatsLog implements ClusterLog {
     const ok = this.#heartbeatOkAt;
     if (ok === undefined) return false;
     return performance.now() - ok > this.#leaseMs() || this.#recovering || this.#appliedSeq < this.#recoverSeq;
+  }
+
+  /** For how long we have known that the stream holds invalidations we have not applied
+   *  (our own publishes, its last seq at a check): 0 when none. A member whose deliveries
+   *  stall while it stays attached must stop trusting its cache after a while (Backlog). */
+  behindMs(): number {
+    return this.#backlog.behindMs(performance.now());
   }
 
   #leaseMs(): number {
@@ -745,6 +755,7 @@ export class NatsLog implements ClusterLog {
       }
     }
     this.#appliedSeq = seq;
+    this.#backlog.applied(seq);
     this.#appliedMsgId = m.headers?.get(MSG_ID_HEADER) || undefined;
     if (this.#appliedMsgId?.startsWith(`${this.#self.id}-`) === true) {
       this.#ownApplied.set(this.#appliedMsgId, seq);
@@ -764,6 +775,7 @@ export class NatsLog implements ClusterLog {
       this.#log.error({ err }, 'gap handler threw');
     }
     this.#appliedSeq = toSeq;
+    this.#backlog.applied(toSeq);
     this.#appliedMsgId = undefined;
     // What could not be proven fresh is gone: nothing left to catch up on.
     this.#recoverSeq = 0;
@@ -811,6 +823,7 @@ export class NatsLog implements ClusterLog {
       // Applied seqs of the old stream mean nothing in the new one.
       this.#acks.clear();
       this.#ownApplied.clear();
+      this.#backlog.clear();
       this.#publishedSeq = 0;
       this.#resets++;
       this.#gap(
@@ -858,6 +871,7 @@ export class NatsLog implements ClusterLog {
         );
       }
       const reset = this.#checkGapWith(info, await this.#isSameStream(info, before), when);
+      this.#backlog.learn(info.state.last_seq, this.#appliedSeq, performance.now());
       if (this.#stampDue) await this.#stampIncarnation(info);
       // A restart that failed last time (JetStream busy electing) is due now.
       let restart = reset || this.#invalNeedsRestart;
@@ -957,6 +971,7 @@ export class NatsLog implements ClusterLog {
       }
     }
     this.#publishedSeq = Math.max(this.#publishedSeq, seq);
+    this.#backlog.learn(seq, this.#appliedSeq, performance.now());
     if (inval.kind === 'all' && inval.soft !== true) await this.#purgeFills();
     return seq;
   }

@@ -118,5 +118,9 @@ export interface ClusterLog {
   /** True while peers may have dropped this member (its heartbeats lapsed), or did (a view
    *  without it), until it is listed again and has caught up: nothing may be served as fresh. */
   mustRevalidate(): boolean;
+  /** For how long (ms) this sidecar has known that the log holds invalidations it has not
+   *  applied; 0 when it knows of none. Past SIDECACHE_MAX_STALE_DETACHED nothing is served
+   *  as fresh, as when NATS is unreachable: its deliveries may have stalled. */
+  behindMs(): number;
   close(): Promise<void>;
 }

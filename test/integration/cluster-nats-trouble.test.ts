@@ -6,6 +6,7 @@ import { clusterEnv, clusterInfo, startCluster, uniqueCluster, waitForRing } fro
 import { startNats } from '../helpers/nats-server.js';
 import { startOrigin } from '../helpers/origin.js';
 import { startTcpGate } from '../helpers/tcp-gate.js';
+import { isDeliveryOf, natsServerFrames } from '../helpers/nats-frames.js';
 import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
 
 let version = 1;
@@ -169,4 +170,41 @@ for (const [title, prefix] of [
   gate.release();
   await waitFor(async () => (await clusterInfo(a)).view.members.length === 3, 30_000, 'the lone sidecar to register again');
   for (const p of paths) t.same(await body(lone, p), [200, `${p} v${version}`], `${p} once it is back`);
+});
+
+t.test('a sidecar whose invalidations stop arriving while it stays attached stops trusting its cache', async (t) => {
+  // Found by the cluster checker (leader-kill): with the INVAL stream's leader killed, every
+  // member's INVAL consumer stalled for 10 s while heartbeats, the view and peers worked; a
+  // purge returned listing them missing, and they kept serving what it removed. Here the
+  // relay passes everything the server sends A but its INVAL deliveries.
+  const nats = await startNats({ nodes: 1 });
+  t.teardown(() => nats.stop());
+  const gate = await startTcpGate(Number(new URL(nats.urls[0]!).port), { serverFrames: natsServerFrames });
+  t.teardown(() => gate.close());
+  const cluster = uniqueCluster();
+  const env = { SIDECACHE_MAX_STALE_DETACHED: '1s', SIDECACHE_PURGE_TIMEOUT: '1s' };
+  const a = await startSidecar({ env: clusterEnv({ natsUrls: [gate.url('nats')], upstream: origin.url, env }, cluster) });
+  const b = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url, env }, cluster) });
+  t.teardown(() => Promise.all([a.kill(), b.kill()]));
+  await waitForRing([a, b], 2);
+  version++;
+  const paths = Array.from({ length: 12 }, (_, k) => `/n/stall/${k}`);
+  // Asked at A: it stores what it owns and keeps hot copies of the rest.
+  for (const p of paths) t.same(await body(a, p), [200, `${p} v${version}`]);
+  gate.dropFromServer((frame) => isDeliveryOf(frame, `SC_${cluster}_INVAL`));
+  t.teardown(() => gate.dropFromServer(undefined));
+  version++;
+  const r = await purge(b, { prefix: '/n/stall/' });
+  t.equal(r.status, 200);
+  t.ok(r.json.missing.includes(a.id), 'A did not apply the purge: its deliveries are held back');
+  t.equal((await clusterInfo(a)).attached, true, 'A is attached to NATS all along');
+  let got: Array<[number, string]> = [];
+  await waitFor(async () => {
+    got = await Promise.all(paths.map((p) => body(a, p)));
+    return got.every(([, text], i) => text === `${paths[i]} v${version}`);
+  }, 20_000, 'A to serve the new bodies').catch(() => undefined);
+  for (const [i, p] of paths.entries()) t.same(got[i], [200, `${p} v${version}`], `${p} at A is the new body, SIDECACHE_MAX_STALE_DETACHED after it knew of the purge`);
+  t.ok((await clusterInfo(a)).appliedSeq < r.json.seq, 'A has still not applied the purge: it revalidated');
+  gate.dropFromServer(undefined);
+  await waitFor(async () => (await clusterInfo(a)).appliedSeq >= r.json.seq, 30_000, 'A to apply the purge once its deliveries arrive again');
 });
