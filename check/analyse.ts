@@ -84,7 +84,7 @@ function appliedBeforeAnswer(h: HistoryData, purges: readonly PurgeOp[], op: Rea
   if (resets.some((f) => f.start >= purge.start && f.start <= op.end!)) return false;
   const lastReset = Math.max(-Infinity, ...resets.filter((f) => f.start < purge.start).map((f) => f.start));
   if (lastReset === -Infinity) return true;
-  const readyAfter = h.outages.some((o) => o.member === member && o.kind === 'down' && o.end !== undefined && o.end > lastReset && o.end <= op.start);
+  const readyAfter = h.outages.some((o) => o.member === member && (o.kind === 'down' || o.kind === 'stopped') && o.end !== undefined && o.end > lastReset && o.end <= op.start);
   const ackedAfter = purges.some((p) => p.start > lastReset && p.end! <= op.start && (p.acknowledged?.includes(member) ?? false));
   return readyAfter || ackedAfter;
 }
@@ -129,6 +129,15 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
   const purges = h.ops.filter((o): o is PurgeOp => o.type === 'purge' && o.status === 200 && o.end !== undefined && o.seq !== undefined)
     .sort((x, y) => y.end! - x.end!);
   const purgeKeys = new Map(purges.map((p) => [p.id, new Set(keysOfPurge(p.body as Parameters<typeof keysOfPurge>[0]))]));
+  // A member that acknowledged a purge which began after another returned has applied that
+  // other one too (or flushed everything at an INVAL reset between them): from then on it is
+  // held to it as an acknowledging member, whatever that purge listed it as (joining, down).
+  const ackedBy = new Map<string, PurgeOp[]>();
+  for (const p of purges) for (const m of p.acknowledged ?? []) ackedBy.set(m, [...(ackedBy.get(m) ?? []), p]);
+  const appliedLater = (member: string, purge: PurgeOp, by: number): PurgeOp | undefined =>
+    ackedBy.get(member)?.find((q) => q.start > purge.end! && q.end! < by);
+  const heldAs = (purge: PurgeOp, member: string, by: number): Membership =>
+    membership(purge, member) === 'acknowledged' || appliedLater(member, purge, by) !== undefined ? 'acknowledged' : membership(purge, member);
 
   for (const op of h.ops) {
     if (op.type === 'purge' || op.end === undefined) continue;
@@ -151,8 +160,11 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
     const staleServe = STALE_SERVE.test(op.cacheStatus ?? '');
     for (const purge of purges) {
       if (purge.end! >= op.start || !purgeKeys.get(purge.id)!.has(op.key)) continue;
-      const mship = membership(purge, op.member);
+      const listed = membership(purge, op.member);
+      const later = listed === 'acknowledged' ? undefined : appliedLater(op.member, purge, op.start);
+      const mship: Membership = later !== undefined ? 'acknowledged' : listed;
       if (mship === 'missing' && op.start < purge.end! + b.missingGraceMs) continue;
+      const as = later === undefined ? `${listed} in` : `${listed} in, then acknowledged #${later.id} after,`;
       const removed = removedBy(purge, op.key);
       const soft = purge.body.soft === true;
       const acknowledged = mship === 'acknowledged';
@@ -161,21 +173,22 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       // The member that served stale is judged: an owner's stale answer passed on by the member
       // asked (a miss there, forwarded) is the owner's serve.
       const server = staleServer(op.cacheStatus ?? '', op.member);
-      const exempt = soft && staleServe && (acknowledged || membership(purge, server) === 'acknowledged' ||
-        (membership(purge, server) === 'not listed' && appliedBeforeAnswer(h, purges, op, purge, server)));
+      const serverHeld = heldAs(purge, server, op.start);
+      const exempt = soft && staleServe && (acknowledged || serverHeld === 'acknowledged' ||
+        (serverHeld === 'not listed' && appliedBeforeAnswer(h, purges, op, purge, server)));
       const before = fetch !== undefined && fetch.receivedAt < purge.start;
       const revalidated = !staleServe && confirmed(op.key, op.version, purge.start, op.end);
       let kind: AnomalyKind | undefined;
       let message = '';
       if (op.version < removed && !exempt) {
         kind = 'stale-read';
-        message = `v${op.version} of ${op.key} at ${op.member} (${mship} in purge #${purge.id}), which began when the origin held v${removed}`;
+        message = `v${op.version} of ${op.key} at ${op.member} (${as} purge #${purge.id}), which began when the origin held v${removed}`;
       } else if (before && !soft && acknowledged) {
         kind = 'fetched-before-purge';
-        message = `${op.key} at ${op.member} (acknowledged purge #${purge.id}) served the body of origin response f=${fetch.id}, requested before the purge began`;
+        message = `${op.key} at ${op.member} (${as} purge #${purge.id}) served the body of origin response f=${fetch.id}, requested before the purge began`;
       } else if (before && !exempt && !revalidated) {
         kind = soft ? 'soft-not-revalidated' : 'fetched-before-purge';
-        message = `${op.key} at ${op.member} (${mship} in ${soft ? 'soft ' : ''}purge #${purge.id}) served the body of origin response f=${fetch!.id}, ` +
+        message = `${op.key} at ${op.member} (${as} ${soft ? 'soft ' : ''}purge #${purge.id}) served the body of origin response f=${fetch!.id}, ` +
           `requested before the purge began, ${staleServe ? 'as stale' : 'as fresh'}; the origin has not confirmed v${op.version} since the purge began`;
       }
       if (kind !== undefined) {

@@ -121,3 +121,20 @@ t.test('analyse - a sidecar stopped gracefully (SIGTERM) excuses its own clients
   const gone: Outage = { member: 's2', kind: 'stopped', start: 300 };
   t.same(kinds(history([refused('s2', 30_000)], [], [], [gone])), [], 'a member that left for good (scale-in): its outage never ends');
 });
+
+t.test('analyse - a member that acknowledged a later purge is held to an earlier one it was not listed in as an acknowledging member', async (t) => {
+  // The checker, seed 4: s0 was down during a soft purge-all (in neither list), joined again,
+  // acknowledged a later purge, then served its own stale-while-revalidate copy of a body
+  // fetched before the soft purge: as a member that applied the purge, it may.
+  const later: PurgeOp = { type: 'purge', id: 2, member: 's1', body: { url: ['/k/b/0'] }, start: 400, end: 450, status: 200, seq: 9, acknowledged: ['s0', 's1', 's3'], missing: [] };
+  const ownStale = 'sidecache; hit; node="s3"; detail="stale-while-revalidate"';
+  t.same(kinds(history([purge(true), later, read('s3', 500, 1, 1, ownStale)])), [], 'after the later purge returned');
+  t.same(kinds(history([purge(true), later, read('s3', 420, 1, 1, ownStale)])), ['soft-not-revalidated'], 'before it returned: still catching up');
+  const early: PurgeOp = { ...later, start: 250 };
+  t.same(kinds(history([purge(true), early, read('s3', 500, 1, 1, ownStale)])), ['soft-not-revalidated'], 'not a purge that began before the first returned');
+  // Held as acknowledging, a hard purge allows no body fetched before it, even revalidated.
+  const revalidated = 'sidecache; fwd=stale; fwd-status=304; stored';
+  const origin = [fetched(1, 100, 1), fetched(3, 501, 1, 304, true)];
+  t.same(kinds(history([purge(), read('s3', 500, 1, 1, revalidated)], origin)), [], 'in neither list: a revalidated copy is allowed');
+  t.same(kinds(history([purge(), later, read('s3', 500, 1, 1, revalidated)], origin)), ['fetched-before-purge'], 'once it has applied the purge: not');
+});
