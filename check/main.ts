@@ -121,8 +121,14 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     writeAnomalies(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies, history.trafficStart);
     // The sidecars' own lines (membership, log, drain), to read an anomaly against: their
     // times are wall-clock, the history's `wallT0` says where its time 0 falls.
-    writeFileSync(join(historyDir, `seed-${seed}.sidecars.log`), sys.members.map((m) => m.output()).join('\n'));
-    report(seed, history, anomalies, o, file, (performance.now() - began) / 1000);
+    const logs = sys.members.map((m) => m.output()).join('\n');
+    writeFileSync(join(historyDir, `seed-${seed}.sidecars.log`), logs);
+    // Not an anomaly (a flush is never a stale read), but a flush without a reset, retention or
+    // a long outage behind it is a member emptying its cache for nothing: worth a look.
+    const count = (msg: string) => logs.split('\n').filter((l) => l.includes(`"msg":"${msg}`)).length;
+    const logLine = `sidecar logs: ${count('log gap:')} flushes on a log gap (${history.faults.filter((f) => f.kind === 'inval-reset').length} INVAL resets in the schedule), ` +
+      `${count('INVAL consumer made no progress')} stalled INVAL consumers restarted`;
+    report(seed, history, anomalies, o, file, (performance.now() - began) / 1000, logLine);
     return { seed, anomalies, seconds: (performance.now() - began) / 1000 };
   } finally {
     current = undefined;
@@ -144,7 +150,7 @@ function count<T>(items: readonly T[], key: (t: T) => string): string {
   return [...m].map(([k, n]) => `${k} ${n}`).join(', ');
 }
 
-function report(seed: number, h: HistoryData, anomalies: Anomaly[], o: Options, file: string, seconds: number): void {
+function report(seed: number, h: HistoryData, anomalies: Anomaly[], o: Options, file: string, seconds: number, logLine?: string): void {
   const ops = h.ops;
   const reads = ops.filter((x) => x.type === 'read').length;
   const writes = ops.filter((x) => x.type === 'write').length;
@@ -167,6 +173,7 @@ function report(seed: number, h: HistoryData, anomalies: Anomaly[], o: Options, 
     }
   }
   if (anomalies.length > 0) console.log(`\n  reproduce: npm run check -- --seed=${seed} --duration=${Math.round(o.durationMs / 1000)}s${o.faults.length === FAULT_KINDS.length ? '' : ` --faults=${o.faults.join(',')}`}`);
+  if (logLine !== undefined) console.log(`  ${logLine}`);
   console.log(`  history: ${file}\n`);
 }
 
