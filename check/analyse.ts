@@ -158,6 +158,10 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
     }
     const fetch = op.fetchId === undefined ? undefined : fetches.get(op.fetchId);
     const staleServe = STALE_SERVE.test(op.cacheStatus ?? '');
+    // The origin failed this very read and the member answered from its stale copy: what the
+    // README allows a member that revalidates every hit (dropped, joining, cut off or behind).
+    const staleOnError = /stale-if-error/.test(op.cacheStatus ?? '') &&
+      h.origin.some((r) => r.key === op.key && r.receivedAt >= op.start && r.receivedAt <= op.end! && (r.status ?? 0) >= 500);
     for (const purge of purges) {
       if (purge.end! >= op.start || !purgeKeys.get(purge.id)!.has(op.key)) continue;
       const listed = membership(purge, op.member);
@@ -169,13 +173,15 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       const soft = purge.body.soft === true;
       const acknowledged = mship === 'acknowledged';
       // Only a member that applied a soft purge may serve what it marked as stale; one that
-      // did not apply it is in revalidate-every-hit mode, where a stale serve is no revalidation.
+      // did not apply it is in revalidate-every-hit mode, where a stale serve is no revalidation
+      // (but for stale-if-error when the origin fails: the README keeps it in that mode).
       // The member that served stale is judged: an owner's stale answer passed on by the member
       // asked (a miss there, forwarded) is the owner's serve.
       const server = staleServer(op.cacheStatus ?? '', op.member);
       const serverHeld = heldAs(purge, server, op.start);
-      const exempt = soft && staleServe && (acknowledged || serverHeld === 'acknowledged' ||
-        (serverHeld === 'not listed' && appliedBeforeAnswer(h, purges, op, purge, server)));
+      const exempt = (soft && staleServe && (acknowledged || serverHeld === 'acknowledged' ||
+        (serverHeld === 'not listed' && appliedBeforeAnswer(h, purges, op, purge, server)))) ||
+        (!acknowledged && staleOnError);
       const before = fetch !== undefined && fetch.receivedAt < purge.start;
       const revalidated = !staleServe && confirmed(op.key, op.version, purge.start, op.end);
       let kind: AnomalyKind | undefined;

@@ -138,3 +138,15 @@ t.test('analyse - a member that acknowledged a later purge is held to an earlier
   t.same(kinds(history([purge(), read('s3', 500, 1, 1, revalidated)], origin)), [], 'in neither list: a revalidated copy is allowed');
   t.same(kinds(history([purge(), later, read('s3', 500, 1, 1, revalidated)], origin)), ['fetched-before-purge'], 'once it has applied the purge: not');
 });
+
+t.test('analyse - a member that revalidates every hit may answer stale-if-error when the origin fails that read, as the README says', async (t) => {
+  // The checker, seeds 5 and 8: a member joining again (5) or dropped from the view while its
+  // NATS server was paused (8) served its copy under stale-if-error after a purge it was not
+  // listed in, the origin answering 503 to its revalidation.
+  const sie = 'sidecache; fwd=stale; fwd-status=503; node="s3"; detail="stale-if-error"';
+  const failed: OriginResponse = { id: 4, key: KEY, method: 'GET', receivedAt: 401, sentAt: 402, status: 503, conditional: true, via: '' };
+  t.same(kinds(history([purge(), read('s3', 400, 1, 1, sie)], [fetched(1, 100, 1), failed])), [], 'in neither list, the origin failing');
+  t.same(kinds(history([purge(true), read('s3', 400, 1, 1, sie)], [fetched(1, 100, 1), failed])), [], 'after a soft purge too');
+  t.same(kinds(history([purge(), read('s3', 400, 1, 1, sie)])), ['fetched-before-purge'], 'not without an origin failure during the read');
+  t.same(kinds(history([purge(), read('s0', 400, 1, 1, sie)], [fetched(1, 100, 1), failed])), ['fetched-before-purge'], 'never at a member that acknowledged a hard purge');
+});
