@@ -1,8 +1,12 @@
 // File descriptors and active handles on /metrics (prom-client's process collectors under the
 // sidecache_process_ prefix): what an operator, and the soak (check/soak.ts), watch for leaks.
-// Real client connections must show in both, and be gone from both once closed.
+// Real client connections must show in both, and be gone from both once closed; so must the
+// connections a burst of forwarded requests opens to a peer, once idle.
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
+import { startCluster } from '../helpers/cluster.js';
+import { startNats } from '../helpers/nats-server.js';
+import { startOrigin } from '../helpers/origin.js';
 import { startStandalone } from '../helpers/standalone.js';
 import { waitFor, type SidecarProcess } from '../helpers/sidecar.js';
 
@@ -66,4 +70,41 @@ t.test('process metrics - open client connections raise file descriptors and act
   const after = await metrics(sc);
   t.ok(Math.abs(after[FDS]! - before[FDS]!) <= SLACK, `fds back: ${before[FDS]} -> ${open[FDS]} -> ${after[FDS]}`);
   t.ok(Math.abs(after[HANDLES]! - before[HANDLES]!) <= SLACK, `handles back: ${before[HANDLES]} -> ${open[HANDLES]} -> ${after[HANDLES]}`);
+});
+
+t.test('process metrics - connections a burst of forwarded requests opens to a peer are closed once idle for 10 s, not kept for the peer server\'s 65 s keep-alive', async (t) => {
+  const nats = await startNats({ nodes: 1 });
+  t.teardown(() => nats.stop());
+  // Slow answers: the burst's forwarded requests overlap, so each needs a connection of its own.
+  const origin = await startOrigin({
+    '/burst/*': (req, res, n) => setTimeout(() => {
+      res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+      res.end(`${req.url} #${n}\n`);
+    }, 300),
+  });
+  t.teardown(() => origin.close());
+  const { sidecars } = await startCluster(2, { natsUrls: nats.urls, upstream: origin.url });
+  const a = sidecars[0]!;
+  t.teardown(async () => { for (const s of sidecars) await s.stop(); });
+  const before = await metrics(a);
+
+  const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    const r = await fetch(`${a.url}/burst/${i}`, { headers: { connection: 'close' } });
+    await r.text();
+    return r.headers.get('cache-status') ?? '';
+  }));
+  const forwarded = answers.filter((cs) => cs.split(',').length > 1).length;
+  t.ok(forwarded >= 10, `${forwarded} of 40 went through the peer (its keys)`);
+  const busy = await metrics(a);
+  t.ok(busy[FDS]! >= before[FDS]! + 8, `the burst left connections to the peer open: fds ${before[FDS]} -> ${busy[FDS]}`);
+
+  // Idle from here on: within 10 s and a margin they are closed (the old code kept them 63 s).
+  const idleAt = Date.now();
+  let now = busy;
+  for (let n = 0; n < 100 && Date.now() - idleAt < 25_000 && now[FDS]! > before[FDS]! + SLACK; n++) {
+    await new Promise((r) => setTimeout(r, 250));
+    now = await metrics(a);
+  }
+  t.ok(now[FDS]! <= before[FDS]! + SLACK, `fds back to ${now[FDS]} (from ${busy[FDS]}; ${before[FDS]} before the burst) ${((Date.now() - idleAt) / 1000).toFixed(1)} s after the burst`);
+  t.ok(now[HANDLES]! <= before[HANDLES]! + SLACK, `handles ${before[HANDLES]} -> ${busy[HANDLES]} -> ${now[HANDLES]}`);
 });
