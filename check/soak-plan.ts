@@ -1,0 +1,53 @@
+// The soak's plan, from its options alone: the windows compared, how often a sample is taken,
+// the timing of membership changes and when everything is purged. Pure, so the help text, the
+// run and the tests agree.
+
+export interface SoakOptions {
+  durationMs: number;
+  rate: number;
+  seed: number;
+  nats: 1 | 3;
+  maxBytes: number;
+  hotBytes: number;
+  historyBytes: number;
+  out: string | undefined;
+  judge: string | undefined;
+}
+
+export interface Timing {
+  /** Length of the first and the last window. */
+  readonly windowMs: number;
+  /** From the start of the traffic (or a member's restart) to its first window. */
+  readonly warmMs: number;
+  readonly sampleEveryMs: number;
+  /** A joiner's stay before it leaves. */
+  readonly holdMs: number;
+  /** Quiet after a leave before the next change. */
+  readonly settleMs: number;
+  /** A killed member stays down this long before its restart. */
+  readonly downMs: number;
+}
+
+/** Windows of a minute from a 4-minute run on, else a quarter of the run (15 s in a 1-minute run). */
+export function timingOf(durationMs: number): Timing {
+  const windowMs = Math.min(60_000, Math.round(durationMs / 4));
+  return {
+    windowMs,
+    warmMs: Math.min(10_000, Math.round(durationMs / 12)),
+    sampleEveryMs: Math.max(1000, Math.min(5000, Math.round(windowMs / 12))),
+    holdMs: windowMs >= 60_000 ? 30_000 : 3000,
+    settleMs: Math.max(2000, Math.min(10_000, Math.round(windowMs / 5))),
+    downMs: 1000,
+  };
+}
+
+/** Milliseconds from the start of the traffic at which everything is purged: at the middle of
+ *  the first window and of the last, and evenly between, about every two minutes. A purge-all
+ *  empties every cache and brings a burst of misses (and of origin connections); placed alike in
+ *  both windows, it weighs the same in each. */
+export function purgeAllTimes(durationMs: number, t: Timing = timingOf(durationMs)): number[] {
+  const first = t.warmMs + t.windowMs / 2;
+  const last = durationMs - t.windowMs / 2;
+  const n = Math.max(1, Math.round((last - first) / 120_000));
+  return Array.from({ length: n + 1 }, (_, i) => Math.round(first + (i * (last - first)) / n));
+}
