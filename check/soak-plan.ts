@@ -17,7 +17,8 @@ export interface SoakOptions {
 export interface Timing {
   /** Length of the first and the last window. */
   readonly windowMs: number;
-  /** From the start of the traffic (or a member's restart) to its first window. */
+  /** From the start of the traffic (or a member's restart) to its first window: a minute in runs
+   *  with windows of a minute, a twelfth of a shorter run. */
   readonly warmMs: number;
   readonly sampleEveryMs: number;
   /** A joiner's stay before it leaves. */
@@ -33,7 +34,9 @@ export function timingOf(durationMs: number): Timing {
   const windowMs = Math.min(60_000, Math.round(durationMs / 4));
   return {
     windowMs,
-    warmMs: Math.min(10_000, Math.round(durationMs / 12)),
+    // Long enough in a long run for the caches to fill: a cold cache sends more misses to the
+    // origin and the peers, and so holds more connections, than the steady state it is compared with.
+    warmMs: windowMs >= 60_000 ? 60_000 : Math.min(10_000, Math.round(durationMs / 12)),
     sampleEveryMs: Math.max(1000, Math.min(5000, Math.round(windowMs / 12))),
     holdMs: windowMs >= 60_000 ? 30_000 : 3000,
     settleMs: Math.max(2000, Math.min(10_000, Math.round(windowMs / 5))),

@@ -46,14 +46,15 @@ membership change ran into the last window ("windows-clean").
 Windows: a minute each from a 4-minute run on, else a quarter of the run: in a 1-minute run
 "the first and last minute" are the first and last 15 s. Windows shorter than a minute are
 compared and printed, but do not fail the run: their counts follow the sizes of connection
-pools, which follow concurrency over the last seconds and moved by up to 16 % between two
-15-s windows of runs without any leak; the quiet check is exact. The first window starts after a
-warm-up (10 s, or a twelfth of a shorter run) from the start of the traffic or, for a sidecar
-restarted during the run, from its last restart. Membership changes run in turns between the
-first window and the last: a 4th sidecar joins, stays, then leaves with SIGTERM; one of the
-first 3 is SIGKILLed and restarted with the same id and ports, then nothing else changes for
-its warm-up and first window (in a short run that window may overlap the run's last one). A
-change that cannot end in time is skipped, and the summary says so.
+pools, which follow concurrency over the last seconds (more while the caches are cold) and
+moved by up to 23 % between the first and last 15 s of 1-minute runs without any leak; the
+quiet check is exact. The first window starts after a warm-up (a minute in runs with windows
+of a minute, so that the caches are full; 5 s in a 1-minute run) from the start of the traffic
+or, for a sidecar restarted during the run, from its last restart. Membership changes run in
+turns between the first window and the last: a 4th sidecar joins, stays, then leaves with
+SIGTERM; one of the first 3 is SIGKILLed and restarted with the same id and ports, then
+nothing else changes for its warm-up and first window (in a short run that window may overlap
+the run's last one). A change that cannot end in time is skipped, and the summary says so.
 The last line is "soak: ok" or "soak: FAILED: " and the checks that failed.`;
 
 class UsageError extends Error {}
