@@ -149,7 +149,7 @@ const MIX: Readonly<Record<OpKind, number>> = { hit: 56, miss: 26, head: 3, cond
 export const PURGE_KINDS = ['url', 'url-soft', 'prefix', 'tags', 'tags-soft', 'all'] as const;
 type PurgeKind = (typeof PURGE_KINDS)[number];
 /** Purge-all is not drawn: it empties every cache and sends a burst of misses to the origin, so
- *  it comes at the times the soak gives (the same place in the first window and the last). */
+ *  it comes at the times the soak gives (the same place in every window it compares). */
 const PURGE_MIX: Readonly<Record<Exclude<PurgeKind, 'all'>, number>> = { url: 38, 'url-soft': 16, prefix: 15, tags: 20, 'tags-soft': 10 };
 
 export interface OpCounts {
@@ -170,7 +170,7 @@ export interface LoadStats {
   purgesWithMissing: number;
   /** Operations not issued because too many were in flight. */
   skipped: number;
-  /** Cache-Status of reads at the sidecar asked, by its first parameter (hit, fwd=miss, ...). */
+  /** Reads by their Cache-Status: each entry's hit or fwd=..., the owner's first ("hit > fwd=uri-miss"). */
   cacheStatus: Record<string, number>;
   /** The first few unexpected errors, for the summary. */
   errorSamples: string[];
@@ -184,7 +184,7 @@ export interface LoadOptions {
   readonly origin: SoakOrigin;
   /** The sidecars now (a join adds one, a leave marks it). */
   readonly targets: () => readonly LoadTarget[];
-  /** When to purge everything (Date.now() values). */
+  /** When to purge everything (Date.now() values); more with purgeAllAt(). */
   readonly purgeAllAt: readonly number[];
 }
 
@@ -194,11 +194,13 @@ export class Load {
   readonly #o: LoadOptions;
   readonly #rng: Rng;
   readonly #pools = new Map<string, Pool>();
+  readonly #purgeAllAt: number[];
   #inFlight = 0;
 
   constructor(o: LoadOptions) {
     this.#o = o;
     this.#rng = Rng.fork(o.seed, 'soak-load');
+    this.#purgeAllAt = [...o.purgeAllAt].sort((a, b) => a - b);
     const counts = (): OpCounts => ({ issued: 0, ok: 0, originErrors: 0, errors: 0, errorsAtChange: 0 });
     this.stats = {
       byKind: Object.fromEntries(OP_KINDS.map((k) => [k, counts()])) as Record<OpKind, OpCounts>,
@@ -211,21 +213,26 @@ export class Load {
   async run(untilMs: number): Promise<void> {
     const began = performance.now();
     let issued = 0;
-    let purgeAll = 0;
     const maxTicks = Math.ceil((untilMs - Date.now()) / 20) + 10;
     for (let tick = 0; tick < maxTicks && Date.now() < untilMs; tick++) {
       const due = Math.floor(((performance.now() - began) / 1000) * this.#o.ratePerSec);
       for (; issued < due; issued++) {
         if (this.#inFlight >= this.#o.maxInFlight) { this.stats.skipped++; continue; }
         this.#inFlight++;
-        const all = purgeAll < this.#o.purgeAllAt.length && Date.now() >= this.#o.purgeAllAt[purgeAll]!;
-        if (all) purgeAll++;
+        const all = this.#purgeAllAt.length > 0 && Date.now() >= this.#purgeAllAt[0]!;
+        if (all) this.#purgeAllAt.shift();
         void this.#one(all).finally(() => { this.#inFlight--; });
       }
       await new Promise((r) => setTimeout(r, 20));
     }
     const deadline = Date.now() + this.#o.requestTimeoutMs + 5_000;
     while (this.#inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** One more purge of everything, at `at` (a Date.now() value). */
+  purgeAllAt(at: number): void {
+    this.#purgeAllAt.push(at);
+    this.#purgeAllAt.sort((a, b) => a - b);
   }
 
   /** A target's connections are dropped (it left for good). */

@@ -44,13 +44,15 @@ export function timingOf(durationMs: number): Timing {
   };
 }
 
-/** Milliseconds from the start of the traffic at which everything is purged: at the middle of
- *  the first window and of the last, and evenly between, about every two minutes. A purge-all
- *  empties every cache and brings a burst of misses (and of origin connections); placed alike in
- *  both windows, it weighs the same in each. */
+/** Milliseconds from the start of the traffic at which everything is purged: the middle of the
+ *  first window and of the last (the soak adds the middle of each restarted member's first
+ *  window). A purge-all empties every cache and brings a burst of misses, and of origin and peer
+ *  connections: each compared window holds one, at the same place. */
 export function purgeAllTimes(durationMs: number, t: Timing = timingOf(durationMs)): number[] {
-  const first = t.warmMs + t.windowMs / 2;
-  const last = durationMs - t.windowMs / 2;
-  const n = Math.max(1, Math.round((last - first) / 120_000));
-  return Array.from({ length: n + 1 }, (_, i) => Math.round(first + (i * (last - first)) / n));
+  return [t.warmMs + t.windowMs / 2, durationMs - t.windowMs / 2];
+}
+
+/** When a member restarted (ready) at `readyAt` has its own purge-all. */
+export function restartPurgeAll(readyAt: number, t: Timing): number {
+  return readyAt + t.warmMs + t.windowMs / 2;
 }
