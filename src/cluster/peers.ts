@@ -91,10 +91,14 @@ export class PeerClient {
 
   #pool(url: string): Pool | undefined {
     const tls = this.#o.tls;
-    if (tls === undefined) return new Pool(url, { connections: 64, keepAliveTimeout: 10_000, connect: { timeout: this.#o.acceptTimeoutMs } });
+    // An idle connection is closed after 10 s. keepAliveMaxTimeout too: undici otherwise takes
+    // the peer server's hint (Keep-Alive: timeout=65) over keepAliveTimeout, and a burst of
+    // forwarded requests left up to 64 idle sockets per peer open for a minute (the soak).
+    const idle = { keepAliveTimeout: 10_000, keepAliveMaxTimeout: 10_000 };
+    if (tls === undefined) return new Pool(url, { connections: 64, ...idle, connect: { timeout: this.#o.acceptTimeoutMs } });
     if (!url.startsWith('https:')) return undefined;
     return new Pool(url, {
-      connections: 64, keepAliveTimeout: 10_000,
+      connections: 64, ...idle,
       connect: {
         timeout: this.#o.acceptTimeoutMs, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true,
         ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
