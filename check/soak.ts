@@ -47,7 +47,8 @@ Windows: a minute each from a 4-minute run on, else a quarter of the run: in a 1
 "the first and last minute" are the first and last 15 s. Windows shorter than a minute are
 compared and printed, but do not fail the run: their counts follow the sizes of connection
 pools, which follow concurrency over the last seconds (more while the caches are cold) and
-moved by up to 23 % between the first and last 15 s of 1-minute runs without any leak; the
+moved by up to 23 % either way between the first and last 15 s of 1-minute runs without any
+leak; the
 quiet check is exact. The first window starts after a warm-up (a minute in runs with windows
 of a minute, so that the caches are full; 5 s in a 1-minute run) from the start of the traffic
 or, for a sidecar restarted during the run, from its last restart. Membership changes run in
