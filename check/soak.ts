@@ -48,8 +48,7 @@ Windows: a minute each from a 4-minute run on, else a quarter of the run: in a 1
 compared and printed, but do not fail the run: their counts follow the sizes of connection
 pools, which follow concurrency over the last seconds (more while the caches are cold) and
 moved by up to 23 % either way between the first and last 15 s of 1-minute runs without any
-leak; the
-quiet check is exact. The first window starts after a warm-up (a minute in runs with windows
+leak; the quiet check is exact. The first window starts after a warm-up (a minute in runs with windows
 of a minute, so that the caches are full; 5 s in a 1-minute run) from the start of the traffic
 or, for a sidecar restarted during the run, from its last restart. Membership changes run in
 turns between the first window and the last: a 4th sidecar joins, stays, then leaves with
