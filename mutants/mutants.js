@@ -260,7 +260,7 @@ export const MUTANTS = [
     name: 'write-invalidation-forgotten',
     promise: 'a write invalidation the log cannot take is kept and published later, never dropped',
     edits: [{
-      file: 'src/log/write-queue.ts',
+      file: 'src/cluster/write-queue.ts',
       find: "'invalidation after a write could not reach the log; queued until it can');\n      this.#enqueue(inval);",
       replace: "'invalidation after a write could not reach the log; queued until it can');",
     }],

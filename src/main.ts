@@ -1,8 +1,8 @@
 // The only module with side effects: read the configuration, start the sidecar, and stop
 // it cleanly on SIGTERM / SIGINT.
 import { pino } from 'pino';
-import { ConfigErrors } from './errors.js';
-import { helpText, loadConfig, type Config } from './config.js';
+import { ConfigErrors } from './core/errors.js';
+import { helpText, loadConfig, type Config } from './core/config.js';
 import { capYoungGeneration, holdYoungGeneration, youngGenCapFor } from './young-gen.js';
 
 // A young generation that does not grow while the program loads, then grows to a cap sized

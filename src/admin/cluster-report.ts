@@ -2,7 +2,8 @@
 // admin URLs, so each other member is asked over the signed peer port (cluster/peer-control.ts);
 // one that does not answer is listed as unreachable. Gathers are shared and reused briefly, so
 // however often the endpoint is polled each peer gets at most one query per REPORT_REUSE_MS.
-import type { ClusterLog, MemberState } from '../log/types.js';
+import type { ClusterLog } from '../log/types.js';
+import type { MemberState } from '../core/types.js';
 import { STATUS_VERSION, type MemberStatus } from '../cluster/member-status.js';
 import type { OwnerTable } from '../cluster/picker.js';
 

@@ -2,7 +2,8 @@
 // would be; this member says what it holds, and every other member of the view is asked over
 // the signed peer port (its owners, and any that keep a hot copy).
 import type { OwnerTable } from '../cluster/picker.js';
-import type { ClusterLog, MemberState } from '../log/types.js';
+import type { ClusterLog } from '../log/types.js';
+import type { MemberState } from '../core/types.js';
 import { partitionOf } from '../proxy/key.js';
 import type { StoredVariant } from '../store/describe.js';
 import type { NotStored } from '../store/not-stored.js';

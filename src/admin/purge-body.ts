@@ -1,7 +1,7 @@
 // The body of POST /purge -> one Invalidation of primary keys, or a 4xx saying what is
 // wrong. Pure: the upstream and the key function come in as arguments.
-import { SidecacheError } from '../errors.js';
-import type { Invalidation } from '../log/types.js';
+import { SidecacheError } from '../core/errors.js';
+import type { Invalidation } from '../core/types.js';
 import { canonicalTarget, originOf, parseAbsolute } from '../proxy/key.js';
 
 /** Most URLs or tags in one purge. */

@@ -2,7 +2,7 @@
 // how long that took, for GET /purges (the status page). Bounded; kept in memory only.
 // What was purged is summarised as kind and count: reads are open (like /metrics) and never
 // name a URL, prefix or tag.
-import type { Invalidation, InvalidationKind } from '../log/types.js';
+import type { Invalidation, InvalidationKind } from '../core/types.js';
 
 /** Purges kept; older ones are forgotten. */
 export const PURGE_HISTORY_LIMIT = 50;

@@ -4,10 +4,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import { SidecacheError } from '../errors.js';
+import type { Config } from '../core/config.js';
+import { SidecacheError } from '../core/errors.js';
 import type { ClusterLog } from '../log/types.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import { BadRequest, parsePurgeBody } from './purge-body.js';
 import { PurgeHistory, purgeRecord } from './purge-history.js';
 import { serveStatusPage } from './status-page.js';

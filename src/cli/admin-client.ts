@@ -1,7 +1,7 @@
 // The command line's way to the admin API: the URL and token the sidecar beside it reads
 // (SIDECACHE_ADMIN_LISTEN, SIDECACHE_ADMIN_TOKEN) unless flags say otherwise, and requests
 // whose failures become one clear message. It reads none of the server's other variables.
-import { parseListen, VARIABLES } from '../config.js';
+import { parseListen, VARIABLES } from '../core/config.js';
 
 /** A failure the user must read: the message is printed as it is, with this exit code. */
 export class CliError extends Error {

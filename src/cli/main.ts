@@ -2,7 +2,7 @@
 // the server when no command is given). Arguments are parsed with node:util parseArgs: built
 // in, strict (an unknown or malformed flag is an error) and enough for five commands.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseDuration } from '../config.js';
+import { parseDuration } from '../core/config.js';
 import { AdminClient, adminToken, adminUrl, CliError, Exit } from './admin-client.js';
 import { drain, inspect, purge, status, type Output } from './commands.js';
 import { top } from './top.js';

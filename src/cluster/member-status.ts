@@ -2,8 +2,9 @@
 // GET /cluster/members lists it: state, ring, log position, cache size and request counters.
 // Counters are totals since the start: rates are differences between two reads (`at`).
 import { readFileSync } from 'node:fs';
-import type { ClusterLog, MemberState } from '../log/types.js';
-import { CacheOutcome, type Metrics } from '../metrics.js';
+import type { ClusterLog } from '../log/types.js';
+import type { MemberState } from '../core/types.js';
+import { CacheOutcome, type Metrics } from '../core/metrics.js';
 import type { Cache } from '../store/cache.js';
 import type { OwnerTable } from './picker.js';
 

@@ -3,11 +3,12 @@
 // runs the lifecycle: join (warm, replay, then active), leave (draining, then gone).
 import CachePolicy from 'http-cache-semantics';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import { rawGet } from '../http/headers.js';
 import { FILL_VERSION } from '../log/codec.js';
-import type { ClusterLog, FillRecord, View } from '../log/types.js';
-import type { Metrics } from '../metrics.js';
+import type { ClusterLog, FillRecord } from '../log/types.js';
+import type { View } from '../core/types.js';
+import type { Metrics } from '../core/metrics.js';
 import { hash32, partitionOf } from '../proxy/key.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
 import type { Router } from '../proxy/route.js';

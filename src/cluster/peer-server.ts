@@ -5,10 +5,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import { sendError } from '../proxy/deliver.js';
 import type { ProxyHandler } from '../proxy/handler.js';
-import type { PeerTls } from '../transport-security.js';
+import type { PeerTls } from '../core/transport-security.js';
 import { CONTROL_PREFIX } from './member-status.js';
 import type { PeerRefusal, PeerVerifier } from './peer-auth.js';
 

@@ -13,11 +13,11 @@
 // against the cluster's CA and ours presented; a member that advertises a plain http URL is
 // sent nothing (its misses go to the next owner or the origin, as for an unreachable peer).
 import { Pool } from 'undici';
-import { ErrorCode, SidecacheError } from '../errors.js';
+import { ErrorCode, SidecacheError } from '../core/errors.js';
 import type { HeaderObject } from '../http/headers.js';
-import type { Member } from '../log/types.js';
+import type { Member } from '../core/types.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
-import { describeTlsError, type PeerTls } from '../transport-security.js';
+import { describeTlsError, type PeerTls } from '../core/transport-security.js';
 import { signRequest, type PeerIdentity } from './peer-auth.js';
 
 const BREAKER_COOL_DOWN_MS = 2_000;

@@ -1,7 +1,7 @@
 // Placement: which members own a partition. Computed once per epoch into a table, never
 // per request (DESIGN facts: hashring lookups are slow, the table is an array index).
 import HashRing from 'hashring';
-import type { View } from '../log/types.js';
+import type { View } from '../core/types.js';
 
 /** Who owns each partition at one epoch. `owners[p][0]` is the primary. */
 export interface OwnerTable {

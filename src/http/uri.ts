@@ -15,7 +15,7 @@
 // The sidecar forwards the canonical target to the origin, not the client's spelling: the
 // key then names exactly what the origin was asked for, so no two spellings that an origin
 // might answer differently can share an entry.
-import { ErrorCode, SidecacheError } from '../errors.js';
+import { ErrorCode, SidecacheError } from '../core/errors.js';
 
 /** Bits of ALLOWED: a path or a query component. */
 const IN_PATH = 1;

@@ -22,92 +22,19 @@
 //                 entry counts only if it was stored at prevRevision+1 (see nats-log.ts #readView).
 //   Heartbeat     {"v":1,"id","peerUrl","appliedSeq","at","incarnation"?}
 //   Ack           {"v":1,"id","seq","incarnation"?}
-//   Peer fence    HTTP field `x-sidecache-fence: 1:<seq>:<incarnation>` on responses to peers
-//                 only (version 1, the seq in decimal, the incarnation percent-encoded UTF-8):
-//                 the fence of the entry or fetch the body came from (DESIGN invariant 1).
+//   (The peer fence, an HTTP field between peers, is in core/peer-fence.ts.)
 // `incarnation` identifies the INVAL stream the seq belongs to (an id in its description):
 // after the stream is deleted and recreated, seqs restart and an old seq must not count.
 
-import { ErrorCode, SidecacheError } from '../errors.js';
-import type { Fence, FillRecord, Invalidation, Member, MemberState, View } from './types.js';
+import { codecError, describe, EMPTY, json, nonNegInt, optBool, optStr, parseJson, str, strArray } from '../core/wire.js';
+import type { FillRecord } from './types.js';
+import type { Invalidation, Member, MemberState, View } from '../core/types.js';
 
 export const CODEC_VERSION = 1;
 export const FILL_VERSION = 3;
-export const PEER_FENCE_VERSION = 1;
-/** Response field, peer port only, carrying the fence of the body (encodePeerFence). */
-export const PEER_FENCE_HEADER = 'x-sidecache-fence';
 /** Header marking a tombstone on a fill subject. */
 export const FILL_OP_HEADER = 'SC-Op';
 export const FILL_OP_DELETE = 'del';
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
-const EMPTY = new Uint8Array(0);
-
-function codecError(what: string, message: string, cause?: unknown): SidecacheError {
-  return new SidecacheError(ErrorCode.log, `${what}: ${message}`, { cause });
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
-  return s === undefined ? typeof v : s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-function parseJson(what: string, data: Uint8Array): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(decoder.decode(data));
-  } catch (err) {
-    throw codecError(what, `expected UTF-8 JSON, got ${data.length} bytes that are not`, err);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw codecError(what, `expected a JSON object, got ${describe(parsed)}`);
-  }
-  const obj = parsed as Record<string, unknown>;
-  if (obj.v !== CODEC_VERSION) {
-    throw codecError(what, `expected version v=${CODEC_VERSION}, got v=${describe(obj.v)}`);
-  }
-  return obj;
-}
-
-function json(value: object): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
-}
-
-function str(what: string, obj: Record<string, unknown>, field: string): string {
-  const v = obj[field];
-  if (typeof v !== 'string') throw codecError(what, `${field}: expected a string, got ${describe(v)}`);
-  return v;
-}
-
-function strArray(what: string, obj: Record<string, unknown>, field: string): string[] {
-  const v = obj[field];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
-    throw codecError(what, `${field}: expected an array of strings, got ${describe(v)}`);
-  }
-  return v as string[];
-}
-
-function nonNegInt(what: string, obj: Record<string, unknown>, field: string): number {
-  const v = obj[field];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw codecError(what, `${field}: expected an integer >= 0, got ${describe(v)}`);
-  }
-  return v;
-}
-
-function optBool(what: string, obj: Record<string, unknown>, field: string): boolean | undefined {
-  const v = obj[field];
-  if (v === undefined || typeof v === 'boolean') return v;
-  throw codecError(what, `${field}: expected a boolean or nothing, got ${describe(v)}`);
-}
-
-function optStr(what: string, obj: Record<string, unknown>, field: string): string | undefined {
-  const v = obj[field];
-  if (v === undefined || typeof v === 'string') return v;
-  throw codecError(what, `${field}: expected a string or nothing, got ${describe(v)}`);
-}
 
 // ---- Invalidation -------------------------------------------------------------------
 
@@ -117,7 +44,7 @@ export function encodeInvalidation(inval: Invalidation): Uint8Array {
 
 export function decodeInvalidation(data: Uint8Array): Invalidation {
   const what = 'invalidation';
-  const obj = parseJson(what, data);
+  const obj = parseJson(what, data, CODEC_VERSION);
   const soft = optBool(what, obj, 'soft');
   const withSoft = soft === undefined ? {} : { soft };
   switch (obj.kind) {
@@ -173,56 +100,6 @@ export function decodeFill(
   return { partition, subjectKey, meta: own.subarray(0, metaLength), body: own.subarray(metaLength) };
 }
 
-// ---- Peer fence ---------------------------------------------------------------------
-
-/** Longest field value accepted: a nuid incarnation is 22 characters; a description an
- *  operator wrote by hand can be longer, but not this long. */
-const PEER_FENCE_MAX_CHARS = 4096;
-const HEX = '0123456789ABCDEF';
-
-/** RFC 3986 unreserved characters stay as they are; every other UTF-8 byte is %XX. */
-function percentEncode(s: string): string {
-  let out = '';
-  for (const b of encoder.encode(s)) {
-    const unreserved = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) ||
-      b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
-    out += unreserved ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
-  }
-  return out;
-}
-
-export function encodePeerFence(fence: Fence): string {
-  return `${PEER_FENCE_VERSION}:${fence.seq}:${percentEncode(fence.incarnation)}`;
-}
-
-/** The fence a peer sent with a response. Throws SC_ERR_LOG for a missing, repeated,
- *  malformed or other-version field: such a body must not be stored as if it were fenced. */
-export function decodePeerFence(value: string | readonly string[] | undefined): Fence {
-  const what = 'peer fence';
-  if (value === undefined) throw codecError(what, `expected a ${PEER_FENCE_HEADER} field, got nothing`);
-  if (typeof value !== 'string') throw codecError(what, `expected one ${PEER_FENCE_HEADER} field, got ${value.length}`);
-  if (value.length > PEER_FENCE_MAX_CHARS) {
-    throw codecError(what, `expected at most ${PEER_FENCE_MAX_CHARS} characters, got ${value.length}`);
-  }
-  const v = /^(\d{1,6}):/.exec(value);
-  if (v === null) throw codecError(what, `expected "<version>:<seq>:<incarnation>", got ${describe(value)}`);
-  if (Number(v[1]) !== PEER_FENCE_VERSION) {
-    throw codecError(what, `expected version ${PEER_FENCE_VERSION}, got ${v[1]}`);
-  }
-  const m = /^\d+:(0|[1-9]\d{0,15}):([A-Za-z0-9\-._~%]*)$/.exec(value);
-  const seq = m === null ? NaN : Number(m[1]);
-  if (m === null || !Number.isSafeInteger(seq)) {
-    throw codecError(what, `expected "${PEER_FENCE_VERSION}:<seq>:<incarnation>", got ${describe(value)}`);
-  }
-  let incarnation: string;
-  try {
-    incarnation = decodeURIComponent(m[2]!);
-  } catch (err) {
-    throw codecError(what, `incarnation: expected percent-encoded UTF-8, got ${describe(m[2])}`, err);
-  }
-  return { incarnation, seq };
-}
-
 // ---- View ---------------------------------------------------------------------------
 
 const memberStates: ReadonlySet<string> = new Set<MemberState>(['joining', 'warming', 'active', 'draining']);
@@ -245,7 +122,7 @@ export function encodeView(stored: StoredView): Uint8Array {
 
 export function decodeView(data: Uint8Array): StoredView {
   const what = 'view';
-  const obj = parseJson(what, data);
+  const obj = parseJson(what, data, CODEC_VERSION);
   const epoch = nonNegInt(what, obj, 'epoch');
   const prevRevision = nonNegInt(what, obj, 'prevRevision');
   if (!Array.isArray(obj.members)) throw codecError(what, `members: expected an array, got ${describe(obj.members)}`);
@@ -282,7 +159,7 @@ export function encodeHeartbeat(hb: Heartbeat): Uint8Array {
 
 export function decodeHeartbeat(data: Uint8Array): Heartbeat {
   const what = 'heartbeat';
-  const obj = parseJson(what, data);
+  const obj = parseJson(what, data, CODEC_VERSION);
   const incarnation = optStr(what, obj, 'incarnation');
   return {
     id: str(what, obj, 'id'),
@@ -305,7 +182,7 @@ export function encodeAck(ack: AppliedAck): Uint8Array {
 
 export function decodeAck(data: Uint8Array): AppliedAck {
   const what = 'ack';
-  const obj = parseJson(what, data);
+  const obj = parseJson(what, data, CODEC_VERSION);
   const incarnation = optStr(what, obj, 'incarnation');
   return {
     id: str(what, obj, 'id'),

@@ -1,6 +1,7 @@
 // MemoryLog: the in-process log of a standalone sidecar. The cluster is this one member,
 // every invalidation is applied the moment it is appended, nothing is replicated.
-import type { ClusterLog, Invalidation, LogHandlers, MemberState, PurgeAcks, View } from './types.js';
+import type { ClusterLog, LogHandlers } from './types.js';
+import type { Invalidation, MemberState, PurgeAcks, View } from '../core/types.js';
 
 export class MemoryLog implements ClusterLog {
   #handlers: LogHandlers | undefined;

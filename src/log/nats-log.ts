@@ -36,8 +36,8 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
-import { ErrorCode, SidecacheError, logError, redactCredentials } from '../errors.js';
-import { describeTlsError, type NatsTls } from '../transport-security.js';
+import { ErrorCode, SidecacheError, logError, redactCredentials } from '../core/errors.js';
+import { describeTlsError, type NatsTls } from '../core/transport-security.js';
 import { Backlog } from './backlog.js';
 import {
   FILL_OP_DELETE,
@@ -55,16 +55,8 @@ import {
   type StoredView,
 } from './codec.js';
 import { fillSubject, heartbeatKey, logNames, parseFillSubject, type LogNames } from './subjects.js';
-import type {
-  ClusterLog,
-  FillRecord,
-  Invalidation,
-  LogHandlers,
-  Member,
-  MemberState,
-  PurgeAcks,
-  View,
-} from './types.js';
+import type { ClusterLog, FillRecord, LogHandlers } from './types.js';
+import type { Invalidation, Member, MemberState, PurgeAcks, View } from '../core/types.js';
 
 export interface NatsLogOptions {
   readonly servers: readonly string[];

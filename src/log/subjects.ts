@@ -2,7 +2,7 @@
 // the cluster name. No other module spells a subject: grep here to see the whole namespace.
 
 import { createHash } from 'node:crypto';
-import { SidecacheError, ErrorCode } from '../errors.js';
+import { SidecacheError, ErrorCode } from '../core/errors.js';
 
 /** The names of one cluster's log. Built once per NatsLog by `logNames(cluster)`. */
 export interface LogNames {

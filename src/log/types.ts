@@ -1,23 +1,7 @@
 // The log seam: what the cache needs from the replicated log (INVAL, FILLS) and from
 // membership. MemoryLog (standalone) and the JetStream implementation both satisfy it.
 
-/** An invalidation as it travels on INVAL. `key` and `prefix` are primary cache keys
- *  (see proxy/key.ts), so every sidecar matches them the same way. */
-export type Invalidation =
-  | { readonly kind: 'url'; readonly keys: readonly string[]; readonly soft?: boolean }
-  | { readonly kind: 'prefix'; readonly prefix: string; readonly soft?: boolean }
-  | { readonly kind: 'tags'; readonly tags: readonly string[]; readonly soft?: boolean }
-  | { readonly kind: 'all'; readonly soft?: boolean };
-
-export type InvalidationKind = Invalidation['kind'];
-
-/** Where a response's content stands in the log: the INVAL seq its source had applied when
- *  it was fetched (DESIGN: fence), in the numbering of INVAL incarnation `incarnation`. Seqs
- *  restart when the stream is deleted and recreated, so a seq means nothing without it. */
-export interface Fence {
-  readonly incarnation: string;
-  readonly seq: number;
-}
+import type { Fence, Invalidation, MemberState, PurgeAcks, View } from '../core/types.js';
 
 /** One replicable cache entry on FILLS. The log does not look inside `meta` or `body`:
  *  it only routes by partition and compacts by subjectKey. */
@@ -30,34 +14,6 @@ export interface FillRecord {
   readonly body: Uint8Array;
   /** A tombstone removes the variant from the compacted log; meta/body are empty. */
   readonly tombstone?: boolean;
-}
-
-export const MemberState = {
-  joining: 'joining',
-  warming: 'warming',
-  active: 'active',
-  draining: 'draining',
-} as const;
-export type MemberState = (typeof MemberState)[keyof typeof MemberState];
-
-export interface Member {
-  readonly id: string;
-  /** Where peers reach this sidecar's peer listener, e.g. http://127.0.0.1:7001 */
-  readonly peerUrl: string;
-  readonly state: MemberState;
-  /** Partition count the member runs with; a member with another value may not join. */
-  readonly partitions: number;
-}
-
-/** The agreed membership view. Equal epochs mean equal member lists on every sidecar. */
-export interface View {
-  readonly epoch: number;
-  readonly members: readonly Member[];
-}
-
-export interface PurgeAcks {
-  readonly acknowledged: readonly string[];
-  readonly missing: readonly string[];
 }
 
 export interface LogHandlers {

@@ -4,8 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
 import { parseRange } from '../http/range.js';
-import { encodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
-import type { Fence } from '../log/types.js';
+import { encodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
+import type { Fence } from '../core/types.js';
 import { EntrySource, type Entry } from '../store/types.js';
 
 /** Identity of this sidecar in Cache-Status, and whether to add debug parameters. */

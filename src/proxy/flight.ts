@@ -3,7 +3,7 @@
 // Buffer chunks go to every response: bodies are never copied per waiter.
 import type { ServerResponse } from 'node:http';
 import type { BodyControl } from './origin.js';
-import type { Fence } from '../log/types.js';
+import type { Fence } from '../core/types.js';
 import type { Entry } from '../store/types.js';
 
 export interface FlightHead {

@@ -2,8 +2,8 @@
 // fetch -> deliver. Hits are served synchronously; only fetch and forward are async.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import { SidecacheError } from '../errors.js';
+import type { Config } from '../core/config.js';
+import { SidecacheError } from '../core/errors.js';
 import { errors as undiciErrors } from 'undici';
 import { parseCacheControl } from '../http/cache-control.js';
 import { canServeOnError, requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
@@ -11,9 +11,9 @@ import { combineFieldLines, rawGet, rawWithout, toRawHeaders, upstreamRequestHea
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import { admit, CachePolicy, freshnessOf, isUpdateFor, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
 import { hasImplicitVaryField, IMPLICIT_VARY, objectView, SecondaryKey, secondaryKeyNames, secondaryKeySecret, type FieldView } from '../http/vary.js';
-import { decodePeerFence, PEER_FENCE_HEADER } from '../log/codec.js';
-import type { ClusterLog, Fence, Invalidation } from '../log/types.js';
-import { CacheOutcome, type Metrics } from '../metrics.js';
+import { decodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
+import type { Fence, Invalidation, LogPosition } from '../core/types.js';
+import { CacheOutcome, type Metrics } from '../core/metrics.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
 import { cacheStatus, deliverEntry, HitStatuses, peerHeaders, relayInterim, sendError, type StatusContext, type StatusParts } from './deliver.js';
@@ -28,7 +28,7 @@ export interface Services {
   readonly config: Config;
   readonly cache: Cache;
   readonly origin: OriginClient;
-  readonly log: ClusterLog;
+  readonly log: LogPosition;
   readonly router: Router;
   readonly metrics: Metrics;
   readonly logger: Logger;

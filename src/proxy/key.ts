@@ -2,7 +2,7 @@
 // and RFC 9111 §4.4 write invalidations (target, Location, Content-Location) all build it
 // with keyOf() over a canonical target (http/uri.ts) and nothing else, so that every
 // spelling of a URL names one key. GET and HEAD share it; Vary adds a secondary key.
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 
 export { canonicalTarget, originOf, parseAbsolute, resolveReference } from '../http/uri.js';
 

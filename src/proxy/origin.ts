@@ -7,8 +7,8 @@ import { IncomingMessage } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
-import type { Config } from '../config.js';
-import { ErrorCode, SidecacheError } from '../errors.js';
+import type { Config } from '../core/config.js';
+import { ErrorCode, SidecacheError } from '../core/errors.js';
 import type { HeaderObject } from '../http/headers.js';
 
 /** A response as a stream (what a peer answers with). */

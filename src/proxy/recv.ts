@@ -2,8 +2,8 @@
 // absolute-form target or the CONNECT tunnel's host), refusing what we must not fetch.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Config, HostPattern } from '../config.js';
-import { SidecacheError } from '../errors.js';
+import type { Config, HostPattern } from '../core/config.js';
+import { SidecacheError } from '../core/errors.js';
 import { canonicalTarget, originOf, parseAbsolute } from './key.js';
 
 export interface Target {

@@ -10,7 +10,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
+import type { Config } from '../core/config.js';
 import { toRawHeaders, upstreamRequestHeaders, VIA } from '../http/headers.js';
 import { isAllowedHost, isRefusal, markTunnel, splitHostPort, type Receiver } from './recv.js';
 

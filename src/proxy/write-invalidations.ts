@@ -6,7 +6,7 @@
 // distinct parents in one interval, of their origins. §4.4 allows marking stored responses as
 // needing validation instead of removing them, which is what a soft invalidation does; the
 // writing sidecar still removes the exact keys from its own cache at once.
-import type { Invalidation } from '../log/types.js';
+import type { Invalidation } from '../core/types.js';
 
 export interface WriteInvalidationOptions {
   /** Write invalidations published as they are per second, before writes coalesce. */

@@ -1,7 +1,7 @@
 // Cache: the owned store, the hot set, and what invalidation needs to be exact: bans by
 // seq (purge-all in O(1)) and the recent invalidations that a late fill is checked
 // against (DESIGN invariant 2, no resurrection).
-import type { Invalidation } from '../log/types.js';
+import type { Invalidation } from '../core/types.js';
 import { InvalHistory } from './history.js';
 import { LruStore } from './memory.js';
 import { Reclaimer } from './reclaim.js';

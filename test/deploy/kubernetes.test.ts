@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import t from 'tap';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/core/config.js';
 import { freePort } from '../helpers/sidecar.js';
 import { containerEnv, containerfileEnv, loadManifests, podTemplates, quantityBytes, ROOT } from '../helpers/deploy-files.js';
 

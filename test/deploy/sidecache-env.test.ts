@@ -1,9 +1,9 @@
 // Every SIDECACHE_* variable the deployment files set (the Kubernetes manifests, compose.yaml,
 // the Containerfile's defaults) is one sidecache knows, and each container's whole environment
-// passes sidecache's own start-up checks (src/config.ts), as it would when the sidecar starts.
+// passes sidecache's own start-up checks (src/core/config.ts), as it would when the sidecar starts.
 import t from 'tap';
-import { loadConfig, VARIABLES } from '../../src/config.js';
-import { ConfigErrors } from '../../src/errors.js';
+import { loadConfig, VARIABLES } from '../../src/core/config.js';
+import { ConfigErrors } from '../../src/core/errors.js';
 import { containerEnv, containerfileEnv, loadCompose, loadManifests, podTemplates } from '../helpers/deploy-files.js';
 
 const KNOWN = new Set(VARIABLES.map((v) => v.name));

@@ -1,6 +1,6 @@
 // The ConfigErrors loadConfig throws for an environment, as "VARIABLE: message" lines.
-import { loadConfig } from '../../src/config.js';
-import { ConfigErrors } from '../../src/errors.js';
+import { loadConfig } from '../../src/core/config.js';
+import { ConfigErrors } from '../../src/core/errors.js';
 
 export function errorsOf(env: Record<string, string>): string[] {
   try {

@@ -9,8 +9,9 @@ import { Kvm } from '@nats-io/kv';
 import { startNats, type NatsServers } from '../helpers/nats-server.js';
 import { NatsLog, type NatsLogOptions } from '../../src/log/nats-log.js';
 import { heartbeatKey, logNames } from '../../src/log/subjects.js';
-import { SidecacheError } from '../../src/errors.js';
-import type { FillRecord, Invalidation, LogHandlers, View } from '../../src/log/types.js';
+import { SidecacheError } from '../../src/core/errors.js';
+import type { FillRecord, LogHandlers } from '../../src/log/types.js';
+import type { Invalidation, View } from '../../src/core/types.js';
 
 const logger = pino({ level: process.env.SIDECACHE_TEST_LOG ?? 'silent' });
 const enc = new TextEncoder();

@@ -2,8 +2,8 @@
 // credentials), the outcome taken from Cache-Status, and its variable's validation.
 import t from 'tap';
 import { cacheOutcome, loggedTarget, MAX_LOGGED_TARGET } from '../../src/access-log.js';
-import { loadConfig } from '../../src/config.js';
-import { ConfigErrors } from '../../src/errors.js';
+import { loadConfig } from '../../src/core/config.js';
+import { ConfigErrors } from '../../src/core/errors.js';
 
 const BASE = { SIDECACHE_UPSTREAM: 'http://127.0.0.1:8080' };
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import fc from 'fast-check';
 import t from 'tap';
-import { loadConfig, VARIABLES, type Config } from '../../src/config.js';
-import { ConfigErrors } from '../../src/errors.js';
+import { loadConfig, VARIABLES, type Config } from '../../src/core/config.js';
+import { ConfigErrors } from '../../src/core/errors.js';
 import { Cache } from '../../src/store/cache.js';
 
 const BASE = { SIDECACHE_UPSTREAM: 'http://127.0.0.1:8080' };

@@ -1,6 +1,6 @@
 // SIDECACHE_* parsing: every error names the variable and the value; units; lists.
 import t from 'tap';
-import { helpText, loadConfig, parseDuration, parseSize, VARIABLES } from '../../src/config.js';
+import { helpText, loadConfig, parseDuration, parseSize, VARIABLES } from '../../src/core/config.js';
 import { errorsOf } from '../helpers/config-errors.js';
 
 const BASE = { SIDECACHE_UPSTREAM: 'http://127.0.0.1:8080' };

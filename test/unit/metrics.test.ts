@@ -1,7 +1,7 @@
 // Requests by outcome and their latency: counted in plain arrays, exported as prom-client would.
 import t from 'tap';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 
 const sources = {
   bytes: () => 0, entries: () => 0, hotBytes: () => 0, appliedSeq: () => 0, epoch: () => 0, members: () => 0,

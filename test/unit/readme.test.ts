@@ -1,7 +1,7 @@
 // The README's configuration table is the same list as `sidecache --help`.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { VARIABLES } from '../../src/config.js';
+import { VARIABLES } from '../../src/core/config.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createAccount, createUser, encodeUser, fmtCreds } from '@nats-io/jwt';
-import { loadConfig } from '../../src/config.js';
-import { describeTlsError, readCertificate } from '../../src/transport-security.js';
+import { loadConfig } from '../../src/core/config.js';
+import { describeTlsError, readCertificate } from '../../src/core/transport-security.js';
 import { makeCerts, OPENSSL_BIN } from '../helpers/certs.js';
 import { errorsOf } from '../helpers/config-errors.js';
 

@@ -4,7 +4,8 @@
 import t from 'tap';
 import { ClusterReporter, REPORT_REUSE_MS } from '../../../src/admin/cluster-report.js';
 import type { MemberStatus } from '../../../src/cluster/member-status.js';
-import type { ClusterLog, View } from '../../../src/log/types.js';
+import type { ClusterLog } from '../../../src/log/types.js';
+import type { View } from '../../../src/core/types.js';
 
 function status(id: string, appliedSeq: number, incarnation = 'i1'): MemberStatus {
   return {

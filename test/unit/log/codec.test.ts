@@ -1,15 +1,9 @@
 // The versioned wire formats that fences travel in: the peer fence field and the fill payload.
 // A message of another version is refused with both versions named, never misread.
 import t, { type Test } from 'tap';
-import {
-  FILL_VERSION,
-  PEER_FENCE_VERSION,
-  decodeFill,
-  decodePeerFence,
-  encodeFillPayload,
-  encodePeerFence,
-} from '../../../src/log/codec.js';
-import { SidecacheError } from '../../../src/errors.js';
+import { FILL_VERSION, decodeFill, encodeFillPayload } from '../../../src/log/codec.js';
+import { PEER_FENCE_VERSION, decodePeerFence, encodePeerFence } from '../../../src/core/peer-fence.js';
+import { SidecacheError } from '../../../src/core/errors.js';
 
 function codecError(t: Test, fn: () => unknown, message: RegExp, what: string): void {
   let caught: unknown;

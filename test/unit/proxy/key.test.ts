@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import t from 'tap';
 import type { IncomingMessage } from 'node:http';
-import { loadConfig } from '../../../src/config.js';
+import { loadConfig } from '../../../src/core/config.js';
 import { relatedTargets } from '../../../src/http/invalidate.js';
 import { removeDotSegments } from '../../../src/http/uri.js';
 import { canonicalTarget, hash32, keyOf, keyOptions, originOf, parseAbsolute, partitionOf, resolveReference } from '../../../src/proxy/key.js';

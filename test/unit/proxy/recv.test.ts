@@ -1,6 +1,6 @@
 // The forward allow list: an entry's port, or port 80 and the TLS ports when it names none.
 import t from 'tap';
-import type { HostPattern } from '../../../src/config.js';
+import type { HostPattern } from '../../../src/core/config.js';
 import { isAllowedHost } from '../../../src/proxy/recv.js';
 
 const patterns: HostPattern[] = [

@@ -1,7 +1,7 @@
 // Write invalidations within a rate: as they are below it, coalesced into soft invalidations
 // of parent paths (then hosts) above it. A fixed clock; the flush is called by the test.
 import t from 'tap';
-import type { Invalidation } from '../../../src/log/types.js';
+import type { Invalidation } from '../../../src/core/types.js';
 import { originPrefixOf, parentPrefixOf, WriteInvalidations } from '../../../src/proxy/write-invalidations.js';
 
 const NOW = 1_700_000_000_000;

@@ -2,8 +2,8 @@
 // folds into coarser soft invalidations instead of dropping any.
 import t from 'tap';
 import { pino } from 'pino';
-import { WriteQueue } from '../../../src/log/write-queue.js';
-import type { Invalidation } from '../../../src/log/types.js';
+import { WriteQueue } from '../../../src/cluster/write-queue.js';
+import type { Invalidation } from '../../../src/core/types.js';
 
 const logger = pino({ level: 'silent' });
 

@@ -1,11 +1,11 @@
 // Applying invalidations from the log to this sidecar: the stores, the flights in
 // progress (so no request after a purge joins a fetch that began before it), metrics.
 import type { Logger } from 'pino';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Flights } from '../proxy/flight.js';
 import { matches, type Cache } from '../store/cache.js';
 import type { Entry } from '../store/types.js';
-import type { Invalidation } from './types.js';
+import type { Invalidation } from '../core/types.js';
 
 export function applyInvalidation(
   cache: Cache, flights: Flights, metrics: Metrics, seq: number, inval: Invalidation, onRemoved?: (e: Entry) => void,

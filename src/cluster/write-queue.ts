@@ -4,7 +4,8 @@
 // never dropped). The sidecar that saw the write has already removed the keys locally.
 import type { Logger } from 'pino';
 import { originPrefixOf } from '../proxy/write-invalidations.js';
-import type { ClusterLog, Invalidation } from './types.js';
+import type { ClusterLog } from '../log/types.js';
+import type { Invalidation } from '../core/types.js';
 
 /** Characters of queued keys before the queue coalesces (2 bytes each in memory). */
 export const WRITE_QUEUE_MAX_CHARS = 1 << 20;
