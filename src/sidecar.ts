@@ -11,7 +11,8 @@ import { AdminServer } from './admin/server.js';
 import { memberStatus, type MemberStatus } from './cluster/member-status.js';
 import { ControlPath, createPeerControl } from './cluster/peer-control.js';
 import type { Config, Listen } from './core/config.js';
-import { applyGap, applyInvalidation } from './cluster/invalidator.js';
+import { SingleNode, type Cluster } from './cluster/cluster.js';
+import { Invalidator } from './cluster/invalidator.js';
 import { MemoryLog } from './log/memory-log.js';
 import { WriteQueue } from './cluster/write-queue.js';
 import { NatsLog } from './log/nats-log.js';
@@ -19,13 +20,12 @@ import { ClusterNode } from './cluster/node.js';
 import { PeerVerifier } from './cluster/peer-auth.js';
 import { createPeerServer, type PeerServer } from './cluster/peer-server.js';
 import { PeerClient } from './cluster/peers.js';
-import { HashRingPicker } from './cluster/picker.js';
+import { placementOf } from './cluster/placement.js';
 import type { ClusterLog, LogHandlers } from './log/types.js';
 import { Metrics } from './core/metrics.js';
 import { sendError } from './proxy/deliver.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { OriginClient } from './proxy/origin.js';
-import { NoPeers } from './proxy/route.js';
 import { createUpgradeHandler, handleConnect } from './proxy/tunnel.js';
 import { Cache } from './store/cache.js';
 import { describeKey } from './store/describe.js';
@@ -71,7 +71,9 @@ export class Sidecar {
   readonly handler: ProxyHandler;
   readonly proxyServer: Server;
   readonly admin: AdminServer;
-  readonly node: ClusterNode | undefined;
+  /** This sidecar as a ring member, or a single node (no NATS): chosen from configuration. */
+  readonly cluster: Cluster;
+  readonly invalidator: Invalidator;
   readonly peerServer: PeerServer | undefined;
   readonly writeQueue: WriteQueue;
   readonly startedAt = Date.now();
@@ -96,8 +98,8 @@ export class Sidecar {
       incarnation: () => this.log.incarnation,
     });
     const self = { id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions };
-    this.log = config.natsUrls.length === 0
-      ? new MemoryLog(self)
+    const nats = config.natsUrls.length === 0
+      ? undefined
       : new NatsLog({
           servers: config.natsUrls,
           ...(config.natsToken === undefined ? {} : { token: config.natsToken }),
@@ -118,24 +120,29 @@ export class Sidecar {
           replayRetainedInvalidations: true,
           logger: logger.child({ part: 'log' }),
         });
+    this.log = nats ?? new MemoryLog(self);
+    const logStats = () => nats?.stats;
     this.metrics = new Metrics({
-      bytes: () => this.cache.main.stats.bytes,
-      entries: () => this.cache.main.stats.entries,
-      hotBytes: () => this.cache.hot.stats.bytes,
+      bytes: () => this.cache.stats.bytes,
+      entries: () => this.cache.stats.entries,
+      hotBytes: () => this.cache.stats.hotBytes,
       appliedSeq: () => this.log.appliedSeq,
       epoch: () => this.log.view.epoch,
       members: () => this.log.view.members.filter((m) => m.state === 'active').length,
-      partitionsOwned: () => (this.node === undefined ? this.config.partitions : this.node.owned.size),
+      partitionsOwned: () => this.cluster.partitionsOwned,
       attached: () => (this.log.attached ? 1 : 0),
-      fills: () => (this.log instanceof NatsLog
-        ? { published: this.log.stats.fillsPublished, dropped: this.log.stats.fillsDropped, undecodable: this.log.stats.fillsUndecodable }
-        : { published: 0, dropped: 0, undecodable: 0 }),
+      fills: () => {
+        const s = logStats();
+        return { published: s?.fillsPublished ?? 0, dropped: s?.fillsDropped ?? 0, undecodable: s?.fillsUndecodable ?? 0 };
+      },
       history: () => ({ bytes: this.cache.historyBytes, forgotten: this.cache.historyForgotten }),
       writesPending: () => this.writeQueue.pending,
       clientConnections: () => this.#sockets.size,
     }, { gcDurations: this.config.gcMetrics });
     let peers: PeerClient | undefined;
-    if (this.log instanceof NatsLog) {
+    if (nats === undefined) {
+      this.cluster = new SingleNode(config.partitions);
+    } else {
       peers = new PeerClient({
         secret: config.clusterSecret!,
         cluster: config.cluster,
@@ -146,9 +153,9 @@ export class Sidecar {
         epoch: () => this.log.view.epoch,
         ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       });
-      this.node = new ClusterNode({
-        config, log: this.log, cache: this.cache, peers, metrics: this.metrics, logger,
-        picker: new HashRingPicker(config.partitions, config.replicas),
+      this.cluster = new ClusterNode({
+        config, log: nats, cache: this.cache, peers, metrics: this.metrics, logger,
+        placement: placementOf(config.placement, config.partitions, config.replicas),
       });
     }
     this.writeQueue = new WriteQueue({
@@ -157,7 +164,7 @@ export class Sidecar {
       onCoalesced: (n) => this.metrics.writeInvalidationsCoalesced.inc(n),
     });
     this.origin = new OriginClient(config);
-    const node = this.node;
+    const cluster = this.cluster;
     // Off (0): the listeners are the plain ones, with no per-request work for it.
     const accessLog = config.accessLogSample > 0 ? new AccessLog(logger, config.accessLogSample) : undefined;
     this.handler = new ProxyHandler({
@@ -165,12 +172,12 @@ export class Sidecar {
       cache: this.cache,
       origin: this.origin,
       log: this.log,
-      router: node ?? NoPeers,
+      router: cluster,
       metrics: this.metrics,
       logger,
       writeQueue: this.writeQueue,
       onNotStored: (key, reason) => this.notStored.note(key, reason),
-      ...(node === undefined ? {} : { onStored: (e) => node.onStored(e) }),
+      onStored: (e) => cluster.replicate(e),
       // Detached from NATS for too long, dropped from the view or about to be (see
       // NatsLog.mustRevalidate), or behind invalidations we know the log holds for as long
       // (deliveries stalled while attached): purges may have gone by without us, so every
@@ -181,6 +188,7 @@ export class Sidecar {
         (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs) ||
         this.log.behindMs() > config.maxStaleDetachedMs,
     });
+    this.invalidator = new Invalidator({ cache: this.cache, flights: this.handler.flights, cluster, metrics: this.metrics, logger });
     this.proxyServer = createServer(
       // requireHostHeader off: node:http's own 400 for a missing Host lets the requests
       // pipelined behind it through; recv refuses it and closes instead.
@@ -230,7 +238,7 @@ export class Sidecar {
     const peerClient = peers;
     const reporter = new ClusterReporter({
       self: config.nodeId, cluster: config.cluster, replicas: config.replicas, partitions: config.partitions, log: this.log,
-      table: () => node?.table,
+      table: () => cluster.table,
       ownStatus: () => this.status(),
       peerStatus: peerClient === undefined ? undefined : (id) => peerClient.query(id, ControlPath.status, config.peerTimeoutMs),
     });
@@ -243,27 +251,27 @@ export class Sidecar {
       ready: () => this.#ready,
       clusterState: () => ({
         node: config.nodeId,
-        entries: this.cache.main.stats.entries,
-        hotEntries: this.cache.hot.stats.entries,
-        ...(this.node === undefined ? {} : {
-          ringEpoch: this.node.epoch,
-          ring: this.node.table.members,
-          partitionsOwned: this.node.owned.size,
-          replayedKeys: this.node.replayedKeys,
+        entries: this.cache.stats.entries,
+        hotEntries: this.cache.stats.hotEntries,
+        ...(cluster.table === undefined ? {} : {
+          ringEpoch: cluster.epoch,
+          ring: cluster.table.members,
+          partitionsOwned: cluster.partitionsOwned,
+          replayedKeys: cluster.replayedKeys,
         }),
-        ...(this.log instanceof NatsLog ? { logStats: this.log.stats } : {}),
+        ...(nats === undefined ? {} : { logStats: nats.stats }),
       }),
       members: () => reporter.report(),
       inspect: (url) => inspectUrl({
-        self: config.nodeId, partitions: config.partitions, upstream: config.upstream, log: this.log,
+        self: config.nodeId, partitionOf: (key) => cluster.partitionOf(key), upstream: config.upstream, log: this.log,
         keyOf: (keyOrigin, target) => this.handler.keyOf(keyOrigin, target),
-        table: () => node?.table,
+        table: () => cluster.table,
         local: (key) => this.#holding(key),
         remote: peerClient === undefined ? undefined : (id, key) => peerClient.query(id, ControlPath.inspect(key), config.peerTimeoutMs),
       }, url),
       drain: () => this.drain(),
     });
-    this.peerServer = this.node === undefined
+    this.peerServer = !cluster.ring
       ? undefined
       : createPeerServer(this.handler, new PeerVerifier(config.clusterSecret!, config.cluster), this.metrics, logger, {
           maxHeaderBytes: config.maxHeaderBytes,
@@ -286,7 +294,7 @@ export class Sidecar {
       log: this.log,
       cache: this.cache,
       metrics: this.metrics,
-      table: () => this.node?.table,
+      table: () => this.cluster.table,
       ready: () => this.#ready,
       draining: () => this.#draining || this.#stopping,
     });
@@ -300,12 +308,12 @@ export class Sidecar {
   /** POST /drain: out of the ring, still serving this sidecar's app, by forwarding to the owners
    *  (or fetching itself when none answers), until it is stopped. The same first step as SIGTERM. */
   async drain(): Promise<{ node: string; state: 'draining'; epoch: number }> {
-    if (this.node === undefined) throw new BadRequest('standalone: there is no ring to leave', 409);
+    if (!this.cluster.ring) throw new BadRequest('standalone: there is no ring to leave', 409);
     if (!this.#ready) throw new BadRequest('not ready: the sidecar is starting or stopping', 409);
     const wasDraining = this.#draining;
     this.#draining = true;
     try {
-      await this.node.drain();
+      await this.cluster.drain();
     } catch (err) {
       this.#draining = wasDraining;
       throw new BadRequest(`drain not accepted: ${(err as Error).message}`, 503);
@@ -317,12 +325,12 @@ export class Sidecar {
   logHandlers(): LogHandlers {
     return {
       invalidation: (seq, inval) => {
-        applyInvalidation(this.cache, this.handler.flights, this.metrics, seq, inval, this.node === undefined ? undefined : (e) => this.node!.onRemoved(e));
+        this.invalidator.apply(seq, inval);
       },
-      fill: (record, seq, replay) => { this.node?.onFill(record, seq, replay); },
+      fill: (record, seq, replay) => { this.cluster.applyFill(record, seq, replay); },
       horizon: (seq) => this.cache.raiseHistoryFloor(seq),
-      gap: (reason, from, to) => applyGap(this.cache, this.handler.flights, this.metrics, this.logger, reason, from, to),
-      view: (view) => this.node?.onView(view),
+      gap: (reason, from, to) => this.invalidator.gap(reason, from, to),
+      view: (view) => this.cluster.onView(view),
       attached: (on) => {
         if (on) {
           this.#detachedSince = undefined;
@@ -340,7 +348,7 @@ export class Sidecar {
     if (this.peerServer !== undefined) await listen(this.peerServer, this.config.peerListen);
     await listen(this.proxyServer, this.config.listen);
     // Handoff before cutover: replay what we will own, then become active.
-    if (this.node !== undefined) await this.node.join();
+    await this.cluster.join();
     this.#ready = true;
     this.logger.info({ listen: this.config.listen, admin: this.config.adminListen, upstream: this.config.upstream?.href, node: this.config.nodeId }, 'sidecache ready');
   }
@@ -350,8 +358,8 @@ export class Sidecar {
     this.#ready = false;
     this.#stopping = true;
     // Peers route around us first (draining), then in-flight work finishes.
-    if (this.node !== undefined && this.log.attached) {
-      await this.node.drain().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not mark draining'));
+    if (this.cluster.ring && this.log.attached) {
+      await this.cluster.drain().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not mark draining'));
     }
     const closed = new Promise<void>((resolve) => this.proxyServer.close(() => resolve()));
     this.proxyServer.closeIdleConnections();
@@ -373,8 +381,8 @@ export class Sidecar {
     // Our writes' invalidations the log could not take yet get until the deadline (at least
     // one try) before we go; close() below reports any still waiting.
     await this.writeQueue.settle(deadline);
-    if (this.node !== undefined && this.log.attached) {
-      await this.node.leave().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not leave the view'));
+    if (this.log.attached) {
+      await this.cluster.leave().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not leave the view'));
     }
     await new Promise<void>((resolve) => this.admin.server.close(() => resolve()));
     this.admin.server.closeAllConnections();

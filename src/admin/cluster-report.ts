@@ -5,7 +5,7 @@
 import type { ClusterLog } from '../log/types.js';
 import type { MemberState } from '../core/types.js';
 import { STATUS_VERSION, type MemberStatus } from '../cluster/member-status.js';
-import type { OwnerTable } from '../cluster/picker.js';
+import type { OwnerTable } from '../cluster/placement.js';
 
 /** A report younger than this is answered again rather than gathered anew. */
 export const REPORT_REUSE_MS = 250;

@@ -1,10 +1,9 @@
 // GET /inspect?url=: whether and where one URL is cached. The URL is keyed as a purge of it
 // would be; this member says what it holds, and every other member of the view is asked over
 // the signed peer port (its owners, and any that keep a hot copy).
-import type { OwnerTable } from '../cluster/picker.js';
+import type { OwnerTable } from '../cluster/placement.js';
 import type { ClusterLog } from '../log/types.js';
 import type { MemberState } from '../core/types.js';
-import { partitionOf } from '../proxy/key.js';
 import type { StoredVariant } from '../store/describe.js';
 import type { NotStored } from '../store/not-stored.js';
 import { BadRequest, resolvePurgeTarget, type KeyFunction } from './purge-body.js';
@@ -39,7 +38,8 @@ export interface Inspection {
 
 export interface InspectDeps {
   readonly self: string;
-  readonly partitions: number;
+  /** The partition of a primary key (the cluster's placement). */
+  readonly partitionOf: (key: string) => number;
   readonly upstream: URL | undefined;
   readonly keyOf: KeyFunction;
   readonly log: ClusterLog;
@@ -58,7 +58,7 @@ export async function inspectUrl(d: InspectDeps, url: string): Promise<Inspectio
   if (url === '') throw new BadRequest('expected ?url=<absolute URL, or a path in reverse mode>');
   const r = resolvePurgeTarget(url, 'url', d.upstream);
   const key = d.keyOf(r.keyOrigin, r.target);
-  const partition = partitionOf(key, d.partitions);
+  const partition = d.partitionOf(key);
   const table = d.table();
   const owners = table === undefined ? [d.self] : table.owners[partition] ?? [];
   const view = d.log.view;

@@ -6,7 +6,7 @@ import type { ClusterLog } from '../log/types.js';
 import type { MemberState } from '../core/types.js';
 import { CacheOutcome, type Metrics } from '../core/metrics.js';
 import type { Cache } from '../store/cache.js';
-import type { OwnerTable } from './picker.js';
+import type { OwnerTable } from './placement.js';
 
 /** Version of the shapes below (MemberStatus and the report of GET /cluster/members). */
 export const STATUS_VERSION = 1;
@@ -118,12 +118,7 @@ export async function memberStatus(s: MemberStatusSources): Promise<MemberStatus
     incarnation: s.log.incarnation,
     appliedSeq: s.log.appliedSeq,
     partitions: { total: s.partitions, primary, replica },
-    cache: {
-      entries: s.cache.main.stats.entries,
-      bytes: s.cache.main.stats.bytes,
-      hotEntries: s.cache.hot.stats.entries,
-      hotBytes: s.cache.hot.stats.bytes,
-    },
+    cache: s.cache.stats,
     requests,
     hitRatio: hitRatioOf(requests),
     originRequests,

@@ -1,65 +1,22 @@
 // ClusterNode: this sidecar as a member. It turns views into owner tables, routes misses
 // to owners (Router), replicates what it stores as an owner, applies replica fills, and
 // runs the lifecycle: join (warm, replay, then active), leave (draining, then gone).
-import CachePolicy from 'http-cache-semantics';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import { rawGet } from '../http/headers.js';
-import { FILL_VERSION } from '../log/codec.js';
 import type { ClusterLog, FillRecord } from '../log/types.js';
 import type { View } from '../core/types.js';
 import type { Metrics } from '../core/metrics.js';
-import { hash32, partitionOf } from '../proxy/key.js';
+import { hash32 } from '../proxy/key.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
-import type { Router } from '../proxy/route.js';
 import type { Cache } from '../store/cache.js';
-import { entrySize, EntrySource, heldBytes, sameVariant, type Entry } from '../store/types.js';
+import { entrySize, EntrySource, heldBytes, type Entry } from '../store/types.js';
 import type { PeerClient } from './peers.js';
-import { ownedPartitions, placedMembers, type OwnerPicker, type OwnerTable } from './picker.js';
+import type { Cluster } from './cluster.js';
+import { decodeFillMeta, encodeFillMeta } from './fill-meta.js';
+import { ownedPartitions, placedMembers, type Placement, type OwnerTable } from './placement.js';
 
-/** What a fill carries besides the body (log/codec keeps it opaque; its version is the fill
- *  payload's, see codec.ts). */
-interface FillMeta {
-  readonly v: typeof FILL_VERSION;
-  readonly key: string;
-  readonly varyNames: readonly string[] | null;
-  readonly varyValues: readonly string[];
-  readonly status: number;
-  readonly headers: readonly string[];
-  readonly policy: CachePolicy.CachePolicyObject;
-  readonly freshness: Entry['freshness'];
-  readonly keepUntil: number;
-  readonly tags: readonly string[];
-  readonly fence: number;
-  /** INVAL incarnation `fence` counts in: after a stream reset the seqs restart, and a fill
-   *  fenced in the old numbering would pass every check of the new one. */
-  readonly incarnation: string;
-}
-
-const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
-const decoder = new TextDecoder();
-
-/** A stored entry's fill meta, as published. It carries the entry's secondary key (credentials
- *  only as keyed hashes) and its policy, whose request head is that secondary key and nothing
- *  else (http/storable.ts policyRequestOf): no client header leaves in a fill. */
-export function fillMetaOf(entry: Entry): Uint8Array {
-  const meta: FillMeta = {
-    v: FILL_VERSION,
-    key: entry.key,
-    varyNames: entry.varyNames,
-    varyValues: entry.varyValues,
-    status: entry.status,
-    headers: entry.headers,
-    policy: entry.policy.toObject(),
-    freshness: entry.freshness,
-    keepUntil: entry.keepUntil,
-    tags: entry.tags,
-    fence: entry.fence,
-    incarnation: entry.incarnation,
-  };
-  return encoder.encode(JSON.stringify(meta));
-}
 
 /** Subject token of one variant: two independent 32-bit hashes, hex. The Vary names are part
  *  of it, as they are of the store's idea of a variant (sameVariant): two responses that vary
@@ -73,16 +30,16 @@ export interface ClusterNodeDeps {
   readonly config: Config;
   readonly log: ClusterLog;
   readonly cache: Cache;
-  readonly picker: OwnerPicker;
+  readonly placement: Placement;
   readonly peers: PeerClient;
   readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
-export class ClusterNode implements Router {
+export class ClusterNode implements Cluster {
+  readonly ring = true;
   readonly #d: ClusterNodeDeps;
   readonly #self: string;
-  readonly #partitions: number;
   #table: OwnerTable;
   #owned = new Set<number>();
   /** Partitions being replayed for a join: fills for them are applied too. */
@@ -94,8 +51,7 @@ export class ClusterNode implements Router {
   constructor(d: ClusterNodeDeps) {
     this.#d = d;
     this.#self = d.config.nodeId;
-    this.#partitions = d.config.partitions;
-    this.#table = d.picker.place([], 0);
+    this.#table = d.placement.place([], 0);
   }
 
   get epoch(): number {
@@ -106,19 +62,23 @@ export class ClusterNode implements Router {
     return this.#table;
   }
 
-  get owned(): ReadonlySet<number> {
-    return this.#owned;
+  get partitionsOwned(): number {
+    return this.#owned.size;
   }
 
   get replayedKeys(): number {
     return this.#replayedKeys;
   }
 
+  partitionOf(key: string): number {
+    return this.#d.placement.partitionOf(key);
+  }
+
   // ---- Router ----------------------------------------------------------------------------
 
   peersFor(key: string): readonly string[] | undefined {
     if (!this.#d.config.ring) return undefined;
-    const owners = this.#table.owners[partitionOf(key, this.#partitions)];
+    const owners = this.#table.owners[this.#d.placement.partitionOf(key)];
     if (owners === undefined || owners.length === 0 || owners[0] === this.#self) return undefined;
     const out: string[] = [];
     for (const id of owners) if (id !== this.#self && this.#d.peers.isAvailable(id)) out.push(id);
@@ -135,7 +95,7 @@ export class ClusterNode implements Router {
   onView(view: View): void {
     if (view.epoch < this.#table.epoch) return;
     this.#d.peers.update(view.members);
-    const table = this.#d.picker.place(placedMembers(view), view.epoch);
+    const table = this.#d.placement.place(placedMembers(view), view.epoch);
     const owned = ownedPartitions(table, this.#self);
     const gained = new Set<number>();
     for (const p of owned) if (!this.#owned.has(p) && !this.#warming.has(p)) gained.add(p);
@@ -151,8 +111,8 @@ export class ClusterNode implements Router {
   // ---- replication -----------------------------------------------------------------------
 
   /** Called after this sidecar stored an entry it fetched itself: replicate it. */
-  onStored(entry: Entry): void {
-    const p = partitionOf(entry.key, this.#partitions);
+  replicate(entry: Entry): void {
+    const p = this.#d.placement.partitionOf(entry.key);
     const owners = this.#table.owners[p];
     // Only owners publish; a non-owner's degraded fetch stays local.
     if (owners === undefined || (owners.length > 0 && !owners.includes(this.#self))) return;
@@ -160,7 +120,7 @@ export class ClusterNode implements Router {
     const record: FillRecord = {
       partition: p,
       subjectKey: variantSubjectKey(entry.key, entry.varyNames, entry.varyValues),
-      meta: fillMetaOf(entry),
+      meta: encodeFillMeta(entry),
       body: entry.body,
     };
     this.#d.log.publishFill(record);
@@ -171,8 +131,8 @@ export class ClusterNode implements Router {
    *  every member applies INVAL itself and a replaying member checks each fill against the
    *  retained invalidations (refusing fills fenced before them), so a lost or unsent
    *  tombstone costs a refused replay, never a stale read. */
-  onRemoved(entry: Entry): void {
-    const p = partitionOf(entry.key, this.#partitions);
+  removed(entry: Entry): void {
+    const p = this.#d.placement.partitionOf(entry.key);
     if (this.#table.owners[p]?.[0] !== this.#self) return;
     this.#d.log.publishFill({
       partition: p,
@@ -184,17 +144,12 @@ export class ClusterNode implements Router {
   }
 
   /** A fill from the log: stored when we own (or are warming) its partition. */
-  onFill(record: FillRecord, seq: number, replay = false): boolean {
+  applyFill(record: FillRecord, seq: number, replay = false): boolean {
     if (record.tombstone) return false;
     if (!this.#owned.has(record.partition) && !this.#warming.has(record.partition)) return false;
-    let meta: FillMeta;
+    let meta: ReturnType<typeof decodeFillMeta>;
     try {
-      meta = JSON.parse(decoder.decode(record.meta)) as FillMeta;
-      if (meta.v !== FILL_VERSION) throw new Error(`fill meta: expected version ${FILL_VERSION}, got ${String(meta.v)}`);
-      if (typeof meta.key !== 'string') throw new Error('fill meta: expected a key');
-      if (typeof meta.incarnation !== 'string' || !Number.isSafeInteger(meta.fence) || meta.fence < 0) {
-        throw new Error('fill meta: expected a fence (integer >= 0) and its incarnation');
-      }
+      meta = decodeFillMeta(record.meta);
     } catch (err) {
       this.#d.metrics.fencesUntrusted.labels('fill', 'unreadable').inc();
       this.#d.logger.warn({ seq, err: (err as Error).message }, 'unreadable fill skipped');
@@ -208,7 +163,7 @@ export class ClusterNode implements Router {
     }
     const now = Date.now();
     if (now >= meta.keepUntil) return false;
-    const existing = this.#d.cache.main.get(meta.key)?.entries.find((e) => sameVariant(e, meta));
+    const existing = this.#d.cache.sameVariantAs(meta);
     // Never replace a newer response with an older one (fills arrive in any order).
     if (existing !== undefined && existing.freshness.storedAt >= meta.freshness.storedAt) return false;
     const body = Buffer.from(record.body.buffer, record.body.byteOffset, record.body.byteLength);
@@ -219,7 +174,7 @@ export class ClusterNode implements Router {
       status: meta.status,
       headers: meta.headers,
       body,
-      policy: CachePolicy.fromObject(meta.policy),
+      policy: meta.policyObject,
       freshness: meta.freshness,
       keepUntil: meta.keepUntil,
       tags: meta.tags,
@@ -270,7 +225,7 @@ export class ClusterNode implements Router {
     const caughtUp = await this.#d.log.catchUp();
     this.#d.logger.info({ seq: caughtUp }, 'retained invalidations applied');
     const view = this.#d.log.view;
-    const future = this.#d.picker.place(placedMembers(view, this.#self), view.epoch);
+    const future = this.#d.placement.place(placedMembers(view, this.#self), view.epoch);
     const gaining = ownedPartitions(future, this.#self);
     if (this.#d.config.handoff && gaining.size > 0) await this.#replay(gaining, 'join');
     this.#joined = true;

@@ -3,19 +3,13 @@
 import { hostname } from 'node:os';
 import { ConfigError, ConfigErrors, redactCredentials } from './errors.js';
 import { readTransportSecurity, type NatsTls, type PeerTls } from './transport-security.js';
+import {
+  intIn, oneOf, parseBool, parseDuration, parseFraction, parseHostPatterns, parseHttpUrl, parseList, parseListen,
+  parsePorts, parseSize, parseStreamAge, positiveDuration, positiveSize, sizeAtLeast, type HostPattern, type Listen, type Parser,
+} from './config-parsers.js';
 
-export interface HostPattern {
-  /** Lower-cased host name, or a suffix starting with "." for `*.suffix` entries. */
-  readonly host: string;
-  readonly suffix: boolean;
-  /** undefined: port 80 and SIDECACHE_TLS_PORTS. */
-  readonly port: number | undefined;
-}
-
-export interface Listen {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPattern, Listen } from './config-parsers.js';
+export { MAX_TIMER_MS, parseDuration, parseListen, parseSize } from './config-parsers.js';
 
 export interface Config {
   readonly listen: Listen;
@@ -66,6 +60,8 @@ export interface Config {
   readonly streamReplicas: number | undefined;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTtlMs: number;
+  /** How keys map to partitions (cluster/placement.ts); fixed for the life of a cluster. */
+  readonly placement: 'hash' | 'range';
   readonly ring: boolean;
   readonly handoff: boolean;
   readonly maxStaleDetachedMs: number;
@@ -82,8 +78,6 @@ export interface Config {
   readonly natsCreds: Uint8Array | undefined;
   readonly peerTls: PeerTls | undefined;
 }
-
-type Parser<T> = (raw: string, name: string) => T;
 
 interface VarSpec {
   readonly name: string;
@@ -138,6 +132,7 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_STREAM_REPLICAS', def: '', help: 'JetStream replicas of the streams; empty = min(3, NATS servers)' },
   { name: 'SIDECACHE_HEARTBEAT_INTERVAL', def: '2s', help: 'membership heartbeat interval' },
   { name: 'SIDECACHE_HEARTBEAT_TTL', def: '15s', help: 'a member silent this long has left (must outlast a NATS leader election, 4-7 s)' },
+  { name: 'SIDECACHE_PLACEMENT', def: 'hash', help: 'hash = keys spread by hash; range = keys in path order, neighbours together (the same on every member)' },
   { name: 'SIDECACHE_RING', def: 'true', help: 'false = every sidecar caches for itself (no forwarding)' },
   { name: 'SIDECACHE_HANDOFF', def: 'true', help: 'false = gained partitions start cold (no replay from the log)' },
   { name: 'SIDECACHE_MAX_STALE_DETACHED', def: '10s', help: 'while NATS is unreachable, serve cached entries this long, then revalidate every request (sooner when our heartbeats have not been stored for SIDECACHE_HEARTBEAT_TTL less one interval: peers may drop us then); the same while invalidations we know the log holds have not arrived' },
@@ -160,119 +155,6 @@ export const VARIABLES: readonly VarSpec[] = [
 ];
 
 const KNOWN = new Set(VARIABLES.map((v) => v.name));
-
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3 };
-const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Largest size accepted: byte counts stay exact integers. */
-const MAX_SIZE = Number.MAX_SAFE_INTEGER;
-/** Longest timer Node honours (2^31-1 ms, about 24.8 days): a longer setTimeout fires after
- *  1 ms, so a timeout set too long would act as one far too short. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Longest stream age: JetStream takes it in nanoseconds, as a JSON integer in an int64. */
-const MAX_STREAM_AGE_MS = 10 * 365 * 24 * 3_600_000;
-
-export const parseSize: Parser<number> = (raw) => {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(raw.trim());
-  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new Error(`expected a size in bytes, KiB, MiB or GiB (e.g. 64MiB), got "${raw}"`);
-  const bytes = Math.floor(Number(m[1]) * unit);
-  if (!(bytes <= MAX_SIZE)) throw new Error(`expected a size up to ${MAX_SIZE} bytes, got "${raw}"`);
-  return bytes;
-};
-
-function durationUpTo(maxMs: number, maxText: string): Parser<number> {
-  return (raw) => {
-    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
-    if (!m) throw new Error(`expected a duration in ms, s, m or h (e.g. 5s), got "${raw}"`);
-    if (m[2] === undefined && m[1] !== '0') throw new Error(`expected a duration with a unit ms, s, m or h (e.g. 5s), got "${raw}"`);
-    const ms = Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? 'ms']!);
-    if (!(ms <= maxMs)) throw new Error(`expected a duration up to ${maxText}, got "${raw}"`);
-    return ms;
-  };
-}
-
-/** A duration used as a timer: at most MAX_TIMER_MS. */
-export const parseDuration: Parser<number> = durationUpTo(MAX_TIMER_MS, '596h (2^31-1 ms)');
-const parseStreamAge: Parser<number> = durationUpTo(MAX_STREAM_AGE_MS, '87600h (10 years)');
-
-const positiveSize: Parser<number> = (raw, name) => {
-  const bytes = parseSize(raw, name);
-  if (bytes <= 0) throw new Error(`expected a size above 0 (e.g. 64MiB), got "${raw}"`);
-  return bytes;
-};
-
-const positiveDuration: Parser<number> = (raw, name) => {
-  const ms = parseDuration(raw, name);
-  if (ms <= 0) throw new Error(`expected a duration above 0 (e.g. 5m), got "${raw}"`);
-  return ms;
-};
-
-const parseBool: Parser<boolean> = (raw) => {
-  const v = raw.trim().toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(v)) return true;
-  if (['false', '0', 'no', 'off'].includes(v)) return false;
-  throw new Error(`expected true or false, got "${raw}"`);
-};
-
-const parseList: Parser<string[]> = (raw) => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-
-function intIn(min: number, max: number): Parser<number> {
-  return (raw) => {
-    if (!/^\d+$/.test(raw.trim())) throw new Error(`expected an integer from ${min} to ${max}, got "${raw}"`);
-    const n = Number(raw);
-    if (n < min || n > max) throw new Error(`expected an integer from ${min} to ${max}, got "${raw}"`);
-    return n;
-  };
-}
-
-export const parseListen: Parser<Listen> = (raw) => {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(raw.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`expected host:port (e.g. 127.0.0.1:3128), got "${raw}"`);
-  return { host: m[1] ?? m[2]!, port };
-};
-
-function parseHttpUrl(raw: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw.trim());
-  } catch {
-    throw new Error(`expected an http(s) URL, got "${redactCredentials(raw)}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http(s) URL, got "${redactCredentials(raw)}"`);
-  if (url.search || url.hash || url.username || url.password) throw new Error(`expected an origin URL without query, fragment or credentials, got "${redactCredentials(raw)}"`);
-  return url;
-}
-
-const parseHostPatterns: Parser<HostPattern[]> = (raw) =>
-  parseList(raw, '').map((entry) => {
-    const m = /^(\*\.)?([a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::(\d{1,5}))?$/.exec(entry);
-    if (!m || (m[3] !== undefined && Number(m[3]) > 65535)) {
-      throw new Error(`expected host[:port] or *.suffix entries, got "${entry}"`);
-    }
-    const host = m[2]!.toLowerCase();
-    return { host: m[1] ? `.${host}` : host, suffix: Boolean(m[1]), port: m[3] === undefined ? undefined : Number(m[3]) };
-  });
-
-/** A size of at least `min` bytes. */
-function sizeAtLeast(min: number): Parser<number> {
-  return (raw, name) => {
-    const n = parseSize(raw, name);
-    if (n < min) throw new Error(`expected a size of at least ${min} bytes, got "${raw}"`);
-    return n;
-  };
-}
-
-/** A fraction from 0 to 1 in decimal notation (0, 1, 0.25, .5). */
-const parseFraction: Parser<number> = (raw) => {
-  const v = raw.trim();
-  const n = Number(v);
-  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(v) || !(n >= 0 && n <= 1)) throw new Error(`expected a fraction from 0 to 1 (e.g. 0.01), got "${raw}"`);
-  return n;
-};
-
-const parsePorts: Parser<number[]> = (raw) => parseList(raw, '').map((p) => intIn(1, 65535)(p, ''));
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -412,6 +294,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     streamReplicas: streamReplicasRaw === undefined ? undefined : get('SIDECACHE_STREAM_REPLICAS', intIn(1, 5)),
     heartbeatIntervalMs,
     heartbeatTtlMs,
+    placement: get('SIDECACHE_PLACEMENT', oneOf('hash', 'range')),
     ring: get('SIDECACHE_RING', parseBool),
     handoff: get('SIDECACHE_HANDOFF', parseBool),
     maxStaleDetachedMs: get('SIDECACHE_MAX_STALE_DETACHED', parseDuration),

@@ -5,7 +5,7 @@ import type { Invalidation } from '../core/types.js';
 import { InvalHistory } from './history.js';
 import { LruStore } from './memory.js';
 import { Reclaimer } from './reclaim.js';
-import type { Entry, Variants, VariantKeyOf } from './types.js';
+import { sameVariant, type CacheStore, type Entry, type Variants, type VariantKeyOf } from './types.js';
 
 /** Default bound on the invalidation history's memory (SIDECACHE_INVAL_HISTORY_BYTES). */
 export const DEFAULT_INVAL_HISTORY_BYTES = 32 * 1024 * 1024;
@@ -37,9 +37,19 @@ export interface CacheOptions {
   readonly incarnation?: () => string;
 }
 
+/** What the cache holds, for metrics and status. */
+export interface CacheStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hotEntries: number;
+  readonly hotBytes: number;
+}
+
 export class Cache {
-  readonly main: LruStore;
-  readonly hot: LruStore;
+  /** The owned store and the hot set (copies of peers' keys); tests look inside, the rest of
+   *  sidecache goes through the methods below. */
+  readonly main: CacheStore;
+  readonly hot: CacheStore;
   /** Entries whose fence is below this were purged by a purge-all. */
   #banBefore = 0;
   #softBanBefore = 0;
@@ -73,7 +83,7 @@ export class Cache {
     return found ?? this.#find(this.hot, key, variantOf, arg, now);
   }
 
-  #find<A>(store: LruStore, key: string, variantOf: VariantKeyOf<A>, arg: A, now: number): Entry | undefined {
+  #find<A>(store: CacheStore, key: string, variantOf: VariantKeyOf<A>, arg: A, now: number): Entry | undefined {
     const v = store.hit(key, now);
     if (v === undefined) return undefined;
     let slot = v.plain;
@@ -202,7 +212,7 @@ export class Cache {
     return count;
   }
 
-  #candidates(store: LruStore, inval: Invalidation): string[] {
+  #candidates(store: CacheStore, inval: Invalidation): string[] {
     switch (inval.kind) {
       case 'url':
         return [...inval.keys];
@@ -216,6 +226,37 @@ export class Cache {
         for (const k of store.keys()) if (inval.kind !== 'prefix' || k.startsWith(inval.prefix)) out.push(k);
         return out;
       }
+    }
+  }
+
+  get stats(): CacheStats {
+    const m = this.main.stats;
+    const h = this.hot.stats;
+    return { entries: m.entries, bytes: m.bytes, hotEntries: h.entries, hotBytes: h.bytes };
+  }
+
+  /** What each store holds for `key`, without touching the LRU order (inspection). */
+  holdings(key: string): { store: 'main' | 'hot'; variants: Variants }[] {
+    const out: { store: 'main' | 'hot'; variants: Variants }[] = [];
+    const main = this.main.peek(key);
+    if (main !== undefined) out.push({ store: 'main', variants: main });
+    const hot = this.hot.peek(key);
+    if (hot !== undefined) out.push({ store: 'hot', variants: hot });
+    return out;
+  }
+
+  /** The owned store's entry for the same variant as `like` (same Vary names and values). */
+  sameVariantAs(like: Pick<Entry, 'key' | 'varyNames' | 'varyValues'>): Entry | undefined {
+    return this.main.get(like.key)?.entries.find((e) => sameVariant(e, like));
+  }
+
+  /** Removes every variant of `key` from both stores (a write invalidated it). */
+  remove(key: string, onRemoved?: (e: Entry) => void): void {
+    for (const store of [this.main, this.hot]) {
+      const v = store.get(key);
+      if (v === undefined) continue;
+      if (onRemoved !== undefined) for (const e of v.entries) onRemoved(e);
+      store.delete(key);
     }
   }
 

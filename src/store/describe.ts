@@ -29,9 +29,7 @@ export interface StoredVariant {
 
 export function describeKey(cache: Cache, key: string, now = Date.now()): StoredVariant[] {
   const out: StoredVariant[] = [];
-  for (const [name, store] of [['main', cache.main], ['hot', cache.hot]] as const) {
-    const v = store.peek(key);
-    if (v === undefined) continue;
+  for (const { store: name, variants: v } of cache.holdings(key)) {
     for (const e of v.entries) {
       if (now >= e.keepUntil) continue;
       out.push({

@@ -103,6 +103,8 @@ export interface StoreStats {
 /** A byte-bounded store of variants by primary key. Called from the cache only. */
 export interface CacheStore {
   get(key: string): Variants | undefined;
+  /** get() without touching the LRU order (inspection). */
+  peek(key: string): Variants | undefined;
   /** get() for a hit at `now`: moves the key up the LRU at most once per PROMOTE_INTERVAL_MS. */
   hit(key: string, now: number): Variants | undefined;
   /** Adds or replaces the variant with the same vary names and values; past the store's

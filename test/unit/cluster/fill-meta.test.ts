@@ -2,7 +2,9 @@
 // header (cookies, API keys, a peer's signature) in the bytes that go to the log.
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import { fillMetaOf, variantSubjectKey } from '../../../src/cluster/node.js';
+import { decodeFillMeta, encodeFillMeta } from '../../../src/cluster/fill-meta.js';
+import { variantSubjectKey } from '../../../src/cluster/node.js';
+import { SidecacheError } from '../../../src/core/errors.js';
 import { upstreamRequestHeaders } from '../../../src/http/headers.js';
 import { admit, CachePolicy, policyRequestOf, POLICY_OPTIONS } from '../../../src/http/storable.js';
 import { objectView, SecondaryKey, secondaryKeyNames } from '../../../src/http/vary.js';
@@ -45,7 +47,7 @@ function entryFor(keys: SecondaryKey): Entry {
 t.test('fill meta - no cookie, API key or peer signature in the encoded fill', async (t) => {
   const keys = new SecondaryKey(randomBytes(32));
   const entry = entryFor(keys);
-  const bytes = Buffer.from(encodeFillPayload({ partition: 1, subjectKey: 'k', meta: fillMetaOf(entry), body: entry.body }));
+  const bytes = Buffer.from(encodeFillPayload({ partition: 1, subjectKey: 'k', meta: encodeFillMeta(entry), body: entry.body }));
   const text = bytes.toString('latin1');
   for (const secret of ['COOKIE-SECRET-1', 'APIKEY-SECRET-2', 'SIGNATURE-3', 'NONCE-4', 'CLUSTER-NAME-5', 'member-a', 'x-sidecache-ts', 'x-sidecache-from']) {
     t.equal(text.includes(secret), false, `no ${secret}`);
@@ -69,6 +71,41 @@ t.test('fill meta - a fill of another version is refused with both versions name
   const bytes = encodeFillPayload({ partition: 1, subjectKey: 'k', meta: new Uint8Array(2), body: new Uint8Array(0) });
   bytes[0] = 1;
   t.throws(() => decodeFill(1, 'k', bytes, false), { message: new RegExp(`expected version ${FILL_VERSION}, got version 1`) });
+});
+
+t.test('fill meta - decoded as encoded; every malformed field refused with its name, never stored', async (t) => {
+  const entry = entryFor(new SecondaryKey(randomBytes(32)));
+  const bytes = encodeFillMeta(entry);
+  const meta = decodeFillMeta(bytes);
+  t.same({ ...meta, policyObject: undefined }, { ...JSON.parse(Buffer.from(bytes).toString()), policyObject: undefined }, 'round trip');
+  t.ok(meta.policyObject.satisfiesWithoutRevalidation !== undefined, 'the policy loads');
+  const good = JSON.parse(Buffer.from(bytes).toString()) as Record<string, unknown>;
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['key', { key: 7 }, /key: expected a string/],
+    ['vary names', { varyNames: 'cookie' }, /varyNames: expected/],
+    ['vary values one short', { varyValues: (good.varyValues as string[]).slice(1) }, /varyValues: expected \d+ values/],
+    ['status', { status: 99 }, /status: expected 200 to 599/],
+    ['headers odd', { headers: ['a'] }, /headers: expected name\/value pairs/],
+    ['freshness', { freshness: { ...(good.freshness as object), freshUntil: 'later' } }, /freshUntil: expected a number/],
+    ['freshness missing', { freshness: null }, /freshness: expected an object/],
+    ['keepUntil', { keepUntil: null }, /keepUntil: expected a number/],
+    ['tags', { tags: [1] }, /tags: expected/],
+    ['fence', { fence: -1 }, /fence: expected an integer >= 0/],
+    ['incarnation', { incarnation: undefined }, /incarnation: expected a string/],
+    ['version', { v: 2 }, /expected version v=3/],
+    ['policy', { policy: 'x' }, /policy: expected an object/],
+  ];
+  for (const [what, change, message] of bad) {
+    const data = Buffer.from(JSON.stringify({ ...good, ...change }));
+    let caught: unknown;
+    try {
+      decodeFillMeta(data);
+    } catch (err) {
+      caught = err;
+    }
+    t.ok(caught instanceof SidecacheError && message.test(caught.message), `${what}: ${(caught as Error | undefined)?.message ?? 'accepted'}`);
+  }
+  t.throws(() => decodeFillMeta(Buffer.from('not json')), /expected UTF-8 JSON/, 'not JSON');
 });
 
 t.test('fills - variants of one key that vary on different fields have different subjects, even with equal values', async (t) => {
