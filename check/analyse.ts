@@ -17,7 +17,10 @@
 //   (the origin always answers, so something could always have answered).
 // - wrong body: a body naming another key, or another variant of a key that Vary's.
 //
-// Pure: the history in, the anomalies out (so a saved history can be analysed again).
+// Pure: the history in, the anomalies out (so a saved history can be analysed again). Linear-ish
+// in the history: purges and origin responses are indexed by key and time, so each read looks
+// only at the purges that could have removed what it got (a 30-minute history has some 100,000
+// reads and 4,000 purges); analyseAsync yields to the event loop as it goes.
 import type { Bump, ClientOp, FaultEvent, OriginResponse, Outage, PurgeOp, ReadOp, WriteOp } from './history.js';
 import { keysOfPurge, profile } from './origin.js';
 
@@ -77,15 +80,15 @@ function seqAnswered(cacheStatus: string, member: string): number | undefined {
  *  reset began between the purge and the read, and the member had learnt the numbering the
  *  purge counts in: it became ready again after the last reset before the purge, or it
  *  acknowledged a purge begun after that reset. Anything less: not known, the strict rule. */
-function appliedBeforeAnswer(h: HistoryData, purges: readonly PurgeOp[], op: ReadOp, purge: PurgeOp, member: string): boolean {
+function appliedBeforeAnswer(h: HistoryData, ix: Index, op: ReadOp, purge: PurgeOp, member: string): boolean {
   const seq = seqAnswered(op.cacheStatus ?? '', member);
   if (seq === undefined || purge.seq === undefined || seq < purge.seq) return false;
-  const resets = h.faults.filter((f) => f.kind === 'inval-reset');
+  const resets = ix.resets;
   if (resets.some((f) => f.start >= purge.start && f.start <= op.end!)) return false;
   const lastReset = Math.max(-Infinity, ...resets.filter((f) => f.start < purge.start).map((f) => f.start));
   if (lastReset === -Infinity) return true;
   const readyAfter = h.outages.some((o) => o.member === member && (o.kind === 'down' || o.kind === 'stopped') && o.end !== undefined && o.end > lastReset && o.end <= op.start);
-  const ackedAfter = purges.some((p) => p.start > lastReset && p.end! <= op.start && (p.acknowledged?.includes(member) ?? false));
+  const ackedAfter = ix.ackedBy.get(member)?.find(op.start, true, lastReset, (p) => p.start > lastReset) !== undefined;
   return readyAfter || ackedAfter;
 }
 
@@ -98,48 +101,207 @@ function staleServer(cacheStatus: string, asked: string): string {
   return asked;
 }
 
-export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
-  const anomalies: Anomaly[] = [];
-  const fetches = new Map(h.origin.map((r) => [r.id, r]));
-  const bumpsByKey = new Map<string, Bump[]>();
-  for (const x of h.bumps) {
-    const list = bumpsByKey.get(x.key) ?? [];
-    list.push(x);
-    bumpsByKey.set(x.key, list);
+/** The index of the first of `n` items for which `pred` holds, when it holds for a suffix; `n` if for none. */
+function firstWhere(n: number, pred: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pred(mid)) hi = mid;
+    else lo = mid + 1;
   }
-  const versionAt = (key: string, t: number): number => {
-    let v = 1;
-    for (const x of bumpsByKey.get(key) ?? []) if (x.at <= t) v = Math.max(v, x.version);
-    return v;
-  };
-  // The version each purge removed, per key: asked for every read it covers, computed once.
-  const removedCache = new Map<string, number>();
-  const removedBy = (p: PurgeOp, key: string): number => {
-    const k = `${p.id} ${key}`;
-    let v = removedCache.get(k);
-    if (v === undefined) removedCache.set(k, (v = versionAt(key, p.start)));
-    return v;
-  };
-  /** Did the origin vouch for `version` of `key` (a 200 carrying it or a 304 confirming it) in [from, to]? */
-  const confirmed = (key: string, version: number, from: number, to: number): boolean =>
-    h.origin.some((r) => r.key === key && r.version === version && (r.status === 200 || r.status === 304) &&
-      r.receivedAt >= from && r.sentAt !== undefined && r.sentAt <= to);
+  return lo;
+}
 
-  // Purges that returned, latest first: the most recent one a read breaks makes the smallest slice.
+/** Purges latest end first (the order the analysis tries them in), with the latest start from
+ *  each position on: a scan down from some end stops once no purge left began late enough. */
+class PurgeLine {
+  readonly #purges: PurgeOp[] = [];
+  readonly #latestStartFrom: number[] = [];
+
+  /** Purges must come latest end first. */
+  add(p: PurgeOp): void {
+    this.#purges.push(p);
+  }
+
+  seal(): this {
+    let latest = -Infinity;
+    for (let i = this.#purges.length - 1; i >= 0; i--) this.#latestStartFrom[i] = latest = Math.max(latest, this.#purges[i]!.start);
+    return this;
+  }
+
+  get length(): number {
+    return this.#purges.length;
+  }
+
+  at(i: number): PurgeOp {
+    return this.#purges[i]!;
+  }
+
+  latestStartFrom(i: number): number {
+    return this.#latestStartFrom[i]!;
+  }
+
+  /** The first position of a purge that returned before `t` (at `t` too, when `orAt`). */
+  endingBefore(t: number, orAt: boolean): number {
+    return firstWhere(this.#purges.length, (i) => (orAt ? this.#purges[i]!.end! <= t : this.#purges[i]!.end! < t));
+  }
+
+  /** The first purge, latest end first, that returned before `t` (or at it, when `orAt`), began
+   *  after `after` and satisfies `pred`. */
+  find(t: number, orAt: boolean, after: number, pred: (p: PurgeOp) => boolean): PurgeOp | undefined {
+    for (let i = this.endingBefore(t, orAt); i < this.#purges.length && this.#latestStartFrom[i]! > after; i++) {
+      if (pred(this.#purges[i]!)) return this.#purges[i];
+    }
+    return undefined;
+  }
+}
+
+/** A key's versions at the origin over time: bumps in time order with the highest version so far. */
+class VersionLine {
+  readonly #at: number[] = [];
+  readonly #highest: number[] = [];
+
+  constructor(bumps: Bump[]) {
+    bumps.sort((x, y) => x.at - y.at);
+    let highest = -Infinity;
+    for (const x of bumps) {
+      this.#at.push(x.at);
+      this.#highest.push((highest = Math.max(highest, x.version)));
+    }
+  }
+
+  /** The version the origin held at `t` (1 before any bump). */
+  at(t: number): number {
+    const i = firstWhere(this.#at.length, (j) => this.#at[j]! > t) - 1;
+    return i < 0 ? 1 : Math.max(1, this.#highest[i]!);
+  }
+
+  /** From when on the origin held a version newer than `v`: at(t) > v exactly when t >= this. */
+  newerThan(v: number): number {
+    if (1 > v) return -Infinity;
+    const j = firstWhere(this.#highest.length, (i) => this.#highest[i]! > v);
+    return j < this.#at.length ? this.#at[j]! : Infinity;
+  }
+}
+
+/** Origin responses in the order they were received, with the earliest answer from each on. */
+class OriginLine {
+  readonly responses: OriginResponse[];
+  readonly #earliestSentFrom: number[] = [];
+
+  constructor(responses: OriginResponse[]) {
+    this.responses = responses.sort((x, y) => x.receivedAt - y.receivedAt);
+    let earliest = Infinity;
+    for (let i = responses.length - 1; i >= 0; i--) this.#earliestSentFrom[i] = earliest = Math.min(earliest, responses[i]!.sentAt ?? Infinity);
+  }
+
+  /** The first position of a response received at or after `t`. */
+  receivedFrom(t: number): number {
+    return firstWhere(this.responses.length, (i) => this.responses[i]!.receivedAt >= t);
+  }
+
+  /** Was some response received at or after `from` and sent by `to`? */
+  sentWithin(from: number, to: number): boolean {
+    const i = this.receivedFrom(from);
+    return i < this.responses.length && this.#earliestSentFrom[i]! <= to;
+  }
+
+  /** The responses received within [from, to]. */
+  *receivedWithin(from: number, to: number): Generator<OriginResponse> {
+    for (let i = this.receivedFrom(from); i < this.responses.length && this.responses[i]!.receivedAt <= to; i++) yield this.responses[i]!;
+  }
+}
+
+function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of items) {
+    const k = key(x);
+    const list = m.get(k);
+    if (list === undefined) m.set(k, [x]);
+    else list.push(x);
+  }
+  return m;
+}
+
+/** What the analysis looks things up in, built once per history. */
+interface Index {
+  /** Purges that returned, latest end first: the most recent one a read breaks makes the smallest slice. */
+  readonly purges: readonly PurgeOp[];
+  /** The same, for each key a purge covers (prefixes, tags and all resolved). */
+  readonly purgesOf: ReadonlyMap<string, PurgeLine>;
+  /** The same, for each member a purge lists as acknowledged. */
+  readonly ackedBy: ReadonlyMap<string, PurgeLine>;
+  readonly versions: ReadonlyMap<string, VersionLine>;
+  readonly originOf: ReadonlyMap<string, OriginLine>;
+  /** The origin's 200s and 304s, by key and version: what vouches for a version. */
+  readonly vouched: ReadonlyMap<string, ReadonlyMap<number, OriginLine>>;
+  readonly resets: readonly FaultEvent[];
+}
+
+function indexOf(h: HistoryData): Index {
   const purges = h.ops.filter((o): o is PurgeOp => o.type === 'purge' && o.status === 200 && o.end !== undefined && o.seq !== undefined)
     .sort((x, y) => y.end! - x.end!);
-  const purgeKeys = new Map(purges.map((p) => [p.id, new Set(keysOfPurge(p.body as Parameters<typeof keysOfPurge>[0]))]));
+  const purgesOf = new Map<string, PurgeLine>();
+  const ackedBy = new Map<string, PurgeLine>();
+  const line = (m: Map<string, PurgeLine>, k: string): PurgeLine => m.get(k) ?? m.set(k, new PurgeLine()).get(k)!;
+  for (const p of purges) {
+    for (const key of new Set(keysOfPurge(p.body as Parameters<typeof keysOfPurge>[0]))) line(purgesOf, key).add(p);
+    for (const m of p.acknowledged ?? []) line(ackedBy, m).add(p);
+  }
+  for (const l of [...purgesOf.values(), ...ackedBy.values()]) l.seal();
+  const versions = new Map([...groupBy(h.bumps, (x) => x.key)].map(([k, list]) => [k, new VersionLine(list)]));
+  const originOf = new Map([...groupBy(h.origin, (r) => r.key)].map(([k, list]) => [k, new OriginLine(list)]));
+  const vouched = new Map<string, Map<number, OriginLine>>();
+  const good = h.origin.filter((r) => r.version !== undefined && (r.status === 200 || r.status === 304));
+  for (const [k, list] of groupBy(good, (r) => r.key)) {
+    vouched.set(k, new Map([...groupBy(list, (r) => String(r.version))].map(([v, rs]) => [rs[0]!.version!, new OriginLine(rs)])));
+  }
+  return { purges, purgesOf, ackedBy, versions, originOf, vouched, resets: h.faults.filter((f) => f.kind === 'inval-reset') };
+}
+
+export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
+  const run = analysis(h, b);
+  for (;;) {
+    const step = run.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** analyse, handing the event loop back every few thousand operations: the checker's watchdog
+ *  must be able to fire while a long history is read. */
+export async function analyseAsync(h: HistoryData, b: Bounds): Promise<Anomaly[]> {
+  const run = analysis(h, b);
+  for (;;) {
+    const step = run.next();
+    if (step.done === true) return step.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+const OPS_PER_STEP = 5_000;
+
+/** The analysis; yields every OPS_PER_STEP operations (a point where it may pause). */
+function* analysis(h: HistoryData, b: Bounds): Generator<void, Anomaly[]> {
+  const anomalies: Anomaly[] = [];
+  const ix = indexOf(h);
+  const fetches = new Map(h.origin.map((r) => [r.id, r]));
+  const versionAt = (key: string, t: number): number => ix.versions.get(key)?.at(t) ?? 1;
+  /** Did the origin vouch for `version` of `key` (a 200 carrying it or a 304 confirming it) in [from, to]? */
+  const confirmed = (key: string, version: number, from: number, to: number): boolean =>
+    ix.vouched.get(key)?.get(version)?.sentWithin(from, to) ?? false;
+
   // A member that acknowledged a purge which began after another returned has applied that
   // other one too (or flushed everything at an INVAL reset between them): from then on it is
   // held to it as an acknowledging member, whatever that purge listed it as (joining, down).
-  const ackedBy = new Map<string, PurgeOp[]>();
-  for (const p of purges) for (const m of p.acknowledged ?? []) ackedBy.set(m, [...(ackedBy.get(m) ?? []), p]);
   const appliedLater = (member: string, purge: PurgeOp, by: number): PurgeOp | undefined =>
-    ackedBy.get(member)?.find((q) => q.start > purge.end! && q.end! < by);
+    ix.ackedBy.get(member)?.find(by, false, purge.end!, (q) => q.start > purge.end!);
   const heldAs = (purge: PurgeOp, member: string, by: number): Membership =>
     membership(purge, member) === 'acknowledged' || appliedLater(member, purge, by) !== undefined ? 'acknowledged' : membership(purge, member);
 
-  for (const op of h.ops) {
+  for (let i = 0; i < h.ops.length; i++) {
+    if (i > 0 && i % OPS_PER_STEP === 0) yield;
+    const op = h.ops[i]!;
     if (op.type === 'purge' || op.end === undefined) continue;
     const unavailable = availability(op, h.outages, b);
     if (unavailable !== undefined) {
@@ -156,20 +318,29 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       anomalies.push({ kind: 'wrong-body', op, message: `asked for ${op.key} in ${op.lang} (Vary: Accept-Language), got the ${op.bodyLang} variant`, hints: [] });
       continue;
     }
+    const covering = ix.purgesOf.get(op.key);
+    if (covering === undefined) continue;
     const fetch = op.fetchId === undefined ? undefined : fetches.get(op.fetchId);
     const staleServe = STALE_SERVE.test(op.cacheStatus ?? '');
     // The origin failed this very read and the member answered from its stale copy: what the
     // README allows a member that revalidates every hit (dropped, joining, cut off or behind).
     const staleOnError = /stale-if-error/.test(op.cacheStatus ?? '') &&
-      h.origin.some((r) => r.key === op.key && r.receivedAt >= op.start && r.receivedAt <= op.end! && (r.status ?? 0) >= 500);
-    for (const purge of purges) {
-      if (purge.end! >= op.start || !purgeKeys.get(purge.id)!.has(op.key)) continue;
+      [...(ix.originOf.get(op.key)?.receivedWithin(op.start, op.end) ?? [])].some((r) => (r.status ?? 0) >= 500);
+    // Every anomaly below needs a purge that removed a version newer than the one read (one
+    // that began once the origin held it) or that began after the fetch behind the body: the
+    // purges of the key that returned before the read, from the latest, until none older can be either.
+    const newerFrom = ix.versions.get(op.key)?.newerThan(op.version) ?? (1 > op.version ? -Infinity : Infinity);
+    const fetchedAt = fetch?.receivedAt ?? Infinity;
+    const matters = (start: number): boolean => start >= newerFrom || start > fetchedAt;
+    for (let j = covering.endingBefore(op.start, false); j < covering.length && matters(covering.latestStartFrom(j)); j++) {
+      const purge = covering.at(j);
+      if (!matters(purge.start)) continue;
       const listed = membership(purge, op.member);
       const later = listed === 'acknowledged' ? undefined : appliedLater(op.member, purge, op.start);
       const mship: Membership = later !== undefined ? 'acknowledged' : listed;
       if (mship === 'missing' && op.start < purge.end! + b.missingGraceMs) continue;
       const as = later === undefined ? `${listed} in` : `${listed} in, then acknowledged #${later.id} after,`;
-      const removed = removedBy(purge, op.key);
+      const removed = versionAt(op.key, purge.start);
       const soft = purge.body.soft === true;
       const acknowledged = mship === 'acknowledged';
       // Only a member that applied a soft purge may serve what it marked as stale; one that
@@ -180,7 +351,7 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
       const server = staleServer(op.cacheStatus ?? '', op.member);
       const serverHeld = heldAs(purge, server, op.start);
       const exempt = (soft && staleServe && (acknowledged || serverHeld === 'acknowledged' ||
-        (serverHeld === 'not listed' && appliedBeforeAnswer(h, purges, op, purge, server)))) ||
+        (serverHeld === 'not listed' && appliedBeforeAnswer(h, ix, op, purge, server)))) ||
         (!acknowledged && staleOnError);
       const before = fetch !== undefined && fetch.receivedAt < purge.start;
       const revalidated = !staleServe && confirmed(op.key, op.version, purge.start, op.end);
@@ -198,7 +369,7 @@ export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
           `requested before the purge began, ${staleServe ? 'as stale' : 'as fresh'}; the origin has not confirmed v${op.version} since the purge began`;
       }
       if (kind !== undefined) {
-        anomalies.push({ kind, op, purge, ...(fetch !== undefined ? { fetch } : {}), message, hints: purgeHints(h, op, purge, fetch, mship) });
+        anomalies.push({ kind, op, purge, ...(fetch !== undefined ? { fetch } : {}), message, hints: purgeHints(h, ix, op, purge, fetch, mship) });
         break;
       }
     }
@@ -224,13 +395,13 @@ function overlaps(f: { start: number; end?: number }, from: number, to: number):
   return f.start <= to && (f.end ?? Infinity) >= from;
 }
 
-function purgeHints(h: HistoryData, op: ReadOp, purge: PurgeOp, fetch: OriginResponse | undefined, mship: Membership): string[] {
+function purgeHints(h: HistoryData, ix: Index, op: ReadOp, purge: PurgeOp, fetch: OriginResponse | undefined, mship: Membership): string[] {
   const hints: string[] = [];
   if (STALE_SERVE.test(op.cacheStatus ?? '')) hints.push('served as stale (stale-while-revalidate or stale-if-error)');
   if (/hot/.test(op.cacheStatus ?? '')) hints.push('served from the hot set (a copy a non-owner keeps)');
   if (/replica/.test(op.cacheStatus ?? '')) hints.push('served from a replica (a copy stored from FILLS)');
   if (/fwd=stale; fwd-status=304/.test(op.cacheStatus ?? '')) {
-    const during = h.origin.filter((r) => r.key === op.key && r.receivedAt >= op.start && r.receivedAt <= op.end!);
+    const during = [...(ix.originOf.get(op.key)?.receivedWithin(op.start, op.end!) ?? [])];
     if (during.some((r) => (r.status ?? 0) >= 500) && !during.some((r) => r.status === 304)) {
       hints.push('shown as revalidated (304), but the origin answered 5xx meanwhile: a stale-if-error copy passed on as a 304?');
     } else {

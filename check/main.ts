@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyse, ANOMALY_KINDS, slice, type Anomaly, type Bounds, type HistoryData } from './analyse.js';
+import { analyseAsync, ANOMALY_KINDS, slice, type Anomaly, type Bounds, type HistoryData } from './analyse.js';
 import { FAULT_KINDS, planFaults, runFaults, type FaultKind } from './faults.js';
 import { History } from './history.js';
 import { startSystem, TIMING, type System } from './system.js';
@@ -115,7 +115,7 @@ async function runSeed(seed: number, o: Options, historyDir: string): Promise<Se
     for (let i = 0; i < loops.length; i++) await loops[i];
     sys.healAll();
     history.closeAll();
-    const anomalies = analyse(history, BOUNDS);
+    const anomalies = await analyseAsync(history, BOUNDS);
     const file = join(historyDir, `seed-${seed}.json`);
     writeFileSync(file, JSON.stringify({ seed, durationMs: o.durationMs, plan, bounds: BOUNDS, ...history.toJSON() }));
     writeAnomalies(join(historyDir, `seed-${seed}.anomalies.jsonl`), anomalies, history.trafficStart);
@@ -193,7 +193,7 @@ async function main(): Promise<number> {
     const read = JSON.parse(readFileSync(o.analyse, 'utf8')) as HistoryData & { seed: number; durationMs: number };
     // Histories saved before the clients' start was recorded: their first operation is close.
     const saved = { ...read, trafficStart: read.trafficStart ?? Math.min(...read.ops.map((x) => x.start)) };
-    const anomalies = analyse(saved, BOUNDS);
+    const anomalies = await analyseAsync(saved, BOUNDS);
     writeAnomalies(o.analyse.replace(/(\.json)?$/, '.anomalies.jsonl'), anomalies, saved.trafficStart);
     report(saved.seed, saved, anomalies, { ...o, durationMs: saved.durationMs }, o.analyse, 0);
     return anomalies.length === 0 ? 0 : 1;
