@@ -17,10 +17,10 @@
 //   (the origin always answers, so something could always have answered).
 // - wrong body: a body naming another key, or another variant of a key that Vary's.
 //
-// Pure: the history in, the anomalies out (so a saved history can be analysed again). Linear-ish
-// in the history: purges and origin responses are indexed by key and time, so each read looks
-// only at the purges that could have removed what it got (a 30-minute history has some 100,000
-// reads and 4,000 purges); analyseAsync yields to the event loop as it goes.
+// Pure: the history in, the anomalies out (so a saved history can be analysed again). Purges,
+// versions and origin responses are indexed by key and time, so each read looks only at the
+// purges that could have removed what it got (a 30-minute history holds some 100,000 reads and
+// 3,000 purges); analyseAsync hands the event loop back as it goes.
 import type { Bump, ClientOp, FaultEvent, OriginResponse, Outage, PurgeOp, ReadOp, WriteOp } from './history.js';
 import { keysOfPurge, profile } from './origin.js';
 
@@ -88,7 +88,7 @@ function appliedBeforeAnswer(h: HistoryData, ix: Index, op: ReadOp, purge: Purge
   const lastReset = Math.max(-Infinity, ...resets.filter((f) => f.start < purge.start).map((f) => f.start));
   if (lastReset === -Infinity) return true;
   const readyAfter = h.outages.some((o) => o.member === member && (o.kind === 'down' || o.kind === 'stopped') && o.end !== undefined && o.end > lastReset && o.end <= op.start);
-  const ackedAfter = ix.ackedBy.get(member)?.find(op.start, true, lastReset, (p) => p.start > lastReset) !== undefined;
+  const ackedAfter = ix.ackedBy.get(member)?.find(op.start, true, lastReset) !== undefined;
   return readyAfter || ackedAfter;
 }
 
@@ -124,10 +124,9 @@ class PurgeLine {
     this.#purges.push(p);
   }
 
-  seal(): this {
+  seal(): void {
     let latest = -Infinity;
     for (let i = this.#purges.length - 1; i >= 0; i--) this.#latestStartFrom[i] = latest = Math.max(latest, this.#purges[i]!.start);
-    return this;
   }
 
   get length(): number {
@@ -147,11 +146,10 @@ class PurgeLine {
     return firstWhere(this.#purges.length, (i) => (orAt ? this.#purges[i]!.end! <= t : this.#purges[i]!.end! < t));
   }
 
-  /** The first purge, latest end first, that returned before `t` (or at it, when `orAt`), began
-   *  after `after` and satisfies `pred`. */
-  find(t: number, orAt: boolean, after: number, pred: (p: PurgeOp) => boolean): PurgeOp | undefined {
+  /** The first purge, latest end first, that returned before `t` (or at it, when `orAt`) and began after `after`. */
+  find(t: number, orAt: boolean, after: number): PurgeOp | undefined {
     for (let i = this.endingBefore(t, orAt); i < this.#purges.length && this.#latestStartFrom[i]! > after; i++) {
-      if (pred(this.#purges[i]!)) return this.#purges[i];
+      if (this.#purges[i]!.start > after) return this.#purges[i];
     }
     return undefined;
   }
@@ -213,8 +211,8 @@ class OriginLine {
   }
 }
 
-function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
+function groupBy<T, K>(items: Iterable<T>, key: (t: T) => K): Map<K, T[]> {
+  const m = new Map<K, T[]>();
   for (const x of items) {
     const k = key(x);
     const list = m.get(k);
@@ -226,9 +224,8 @@ function groupBy<T>(items: Iterable<T>, key: (t: T) => string): Map<string, T[]>
 
 /** What the analysis looks things up in, built once per history. */
 interface Index {
-  /** Purges that returned, latest end first: the most recent one a read breaks makes the smallest slice. */
-  readonly purges: readonly PurgeOp[];
-  /** The same, for each key a purge covers (prefixes, tags and all resolved). */
+  /** Purges that returned, latest end first (the most recent one a read breaks makes the
+   *  smallest slice), for each key they cover (prefixes, tags and all resolved). */
   readonly purgesOf: ReadonlyMap<string, PurgeLine>;
   /** The same, for each member a purge lists as acknowledged. */
   readonly ackedBy: ReadonlyMap<string, PurgeLine>;
@@ -252,12 +249,10 @@ function indexOf(h: HistoryData): Index {
   for (const l of [...purgesOf.values(), ...ackedBy.values()]) l.seal();
   const versions = new Map([...groupBy(h.bumps, (x) => x.key)].map(([k, list]) => [k, new VersionLine(list)]));
   const originOf = new Map([...groupBy(h.origin, (r) => r.key)].map(([k, list]) => [k, new OriginLine(list)]));
-  const vouched = new Map<string, Map<number, OriginLine>>();
   const good = h.origin.filter((r) => r.version !== undefined && (r.status === 200 || r.status === 304));
-  for (const [k, list] of groupBy(good, (r) => r.key)) {
-    vouched.set(k, new Map([...groupBy(list, (r) => String(r.version))].map(([v, rs]) => [rs[0]!.version!, new OriginLine(rs)])));
-  }
-  return { purges, purgesOf, ackedBy, versions, originOf, vouched, resets: h.faults.filter((f) => f.kind === 'inval-reset') };
+  const vouched = new Map([...groupBy(good, (r) => r.key)].map(([k, list]) =>
+    [k, new Map([...groupBy(list, (r) => r.version!)].map(([v, rs]) => [v, new OriginLine(rs)]))]));
+  return { purgesOf, ackedBy, versions, originOf, vouched, resets: h.faults.filter((f) => f.kind === 'inval-reset') };
 }
 
 export function analyse(h: HistoryData, b: Bounds): Anomaly[] {
@@ -295,7 +290,7 @@ function* analysis(h: HistoryData, b: Bounds): Generator<void, Anomaly[]> {
   // other one too (or flushed everything at an INVAL reset between them): from then on it is
   // held to it as an acknowledging member, whatever that purge listed it as (joining, down).
   const appliedLater = (member: string, purge: PurgeOp, by: number): PurgeOp | undefined =>
-    ix.ackedBy.get(member)?.find(by, false, purge.end!, (q) => q.start > purge.end!);
+    ix.ackedBy.get(member)?.find(by, false, purge.end!);
   const heldAs = (purge: PurgeOp, member: string, by: number): Membership =>
     membership(purge, member) === 'acknowledged' || appliedLater(member, purge, by) !== undefined ? 'acknowledged' : membership(purge, member);
 
