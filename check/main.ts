@@ -192,7 +192,7 @@ async function main(): Promise<number> {
   if (o.analyse !== undefined) {
     const read = JSON.parse(readFileSync(o.analyse, 'utf8')) as HistoryData & { seed: number; durationMs: number };
     // Histories saved before the clients' start was recorded: their first operation is close.
-    const saved = { ...read, trafficStart: read.trafficStart ?? Math.min(...read.ops.map((x) => x.start)) };
+    const saved = { ...read, trafficStart: read.trafficStart ?? read.ops.reduce((m, x) => Math.min(m, x.start), Infinity) };
     const anomalies = await analyseAsync(saved, BOUNDS);
     writeAnomalies(o.analyse.replace(/(\.json)?$/, '.anomalies.jsonl'), anomalies, saved.trafficStart);
     report(saved.seed, saved, anomalies, { ...o, durationMs: saved.durationMs }, o.analyse, 0);
