@@ -26,7 +26,7 @@ export const MUTANTS = [
     name: 'gap-detection-off',
     promise: 'no silent gap: a member that finds the log no longer holds what it missed flushes',
     edits: [{
-      file: 'src/log/nats-log.ts',
+      file: 'src/log/nats/stream-check.ts',
       find: '#checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {',
       replace: '#checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {\n    if (Math.random() >= 0) return false;',
     }],
@@ -36,7 +36,7 @@ export const MUTANTS = [
     name: 'lease-off',
     promise: 'a member cut off from NATS stops trusting its cache before its peers drop it',
     edits: [{
-      file: 'src/log/nats-log.ts',
+      file: 'src/log/nats/membership/lease.ts',
       find: 'mustRevalidate(): boolean {',
       replace: 'mustRevalidate(): boolean {\n    if (Math.random() >= 0) return false;',
     }],
@@ -146,7 +146,7 @@ export const MUTANTS = [
     name: 'inval-stream-unbounded',
     promise: 'INVAL is bounded in bytes, and what the bound discards is a gap, never a silent loss',
     edits: [{
-      file: 'src/log/nats-log.ts',
+      file: 'src/log/nats/provision.ts',
       find: "{ field: 'max_bytes', value: o.invalMaxBytes ?? -1, critical: false },",
       replace: '',
     }],
@@ -270,12 +270,12 @@ export const MUTANTS = [
     name: 'reset-stream-ack-counted',
     promise: 'read-your-purge across an INVAL reset: an ack counted in the old stream\'s numbering is no ack',
     edits: [{
-      file: 'src/log/nats-log.ts',
-      find: 'return a !== undefined && a.seq >= seq && a.seq <= this.#knownLastSeq();',
+      file: 'src/log/nats/acks.ts',
+      find: 'return a !== undefined && a.seq >= seq && a.seq <= this.#state.knownLastSeq();',
       replace: 'return a !== undefined && a.seq >= seq;',
     }, {
-      file: 'src/log/nats-log.ts',
-      find: 'if (seq <= this.#appliedSeq && appliedAs !== seq) {',
+      file: 'src/log/nats/inval-publish.ts',
+      find: 'if (seq <= state.appliedSeq && appliedAs !== seq) {',
       replace: 'if (seq < 0) {',
     }],
     tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'no ack' }],

@@ -13,15 +13,15 @@ import { ControlPath, createPeerControl } from './cluster/peer-control.js';
 import type { Config, Listen } from './core/config.js';
 import { SingleNode, type Cluster } from './cluster/cluster.js';
 import { Invalidator } from './cluster/invalidator.js';
-import { MemoryLog } from './log/memory-log.js';
 import { WriteQueue } from './cluster/write-queue.js';
 import { NatsLog } from './log/nats-log.js';
+import { SoloLog } from './log/solo.js';
 import { ClusterNode } from './cluster/node.js';
 import { PeerVerifier } from './cluster/peer-auth.js';
 import { createPeerServer, type PeerServer } from './cluster/peer-server.js';
 import { PeerClient } from './cluster/peers.js';
 import { placementOf } from './cluster/placement.js';
-import type { ClusterLog, LogHandlers } from './log/types.js';
+import type { InvalidationLog, LogHandlers, Membership } from './log/types.js';
 import { Metrics } from './core/metrics.js';
 import { sendError } from './proxy/deliver.js';
 import { ProxyHandler } from './proxy/handler.js';
@@ -66,7 +66,7 @@ export class Sidecar {
   readonly logger: Logger;
   readonly cache: Cache;
   readonly metrics: Metrics;
-  readonly log: ClusterLog;
+  readonly log: InvalidationLog & Membership;
   readonly origin: OriginClient;
   readonly handler: ProxyHandler;
   readonly proxyServer: Server;
@@ -120,7 +120,7 @@ export class Sidecar {
           replayRetainedInvalidations: true,
           logger: logger.child({ part: 'log' }),
         });
-    this.log = nats ?? new MemoryLog(self);
+    this.log = nats ?? new SoloLog(self);
     const logStats = () => nats?.stats;
     this.metrics = new Metrics({
       bytes: () => this.cache.stats.bytes,

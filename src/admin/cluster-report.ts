@@ -2,7 +2,7 @@
 // admin URLs, so each other member is asked over the signed peer port (cluster/peer-control.ts);
 // one that does not answer is listed as unreachable. Gathers are shared and reused briefly, so
 // however often the endpoint is polled each peer gets at most one query per REPORT_REUSE_MS.
-import type { ClusterLog } from '../log/types.js';
+import type { Membership } from '../log/types.js';
 import type { MemberState } from '../core/types.js';
 import { STATUS_VERSION, type MemberStatus } from '../cluster/member-status.js';
 import type { OwnerTable } from '../cluster/placement.js';
@@ -48,7 +48,7 @@ export interface ClusterReportDeps {
   readonly cluster: string;
   readonly replicas: number;
   readonly partitions: number;
-  readonly log: ClusterLog;
+  readonly log: Pick<Membership, 'view'>;
   readonly table: () => OwnerTable | undefined;
   readonly ownStatus: () => Promise<MemberStatus>;
   /** A member's status over the peer port; rejects when it does not answer. undefined: standalone. */

@@ -2,7 +2,7 @@
 // would be; this member says what it holds, and every other member of the view is asked over
 // the signed peer port (its owners, and any that keep a hot copy).
 import type { OwnerTable } from '../cluster/placement.js';
-import type { ClusterLog } from '../log/types.js';
+import type { Membership } from '../log/types.js';
 import type { MemberState } from '../core/types.js';
 import type { StoredVariant } from '../store/describe.js';
 import type { NotStored } from '../store/not-stored.js';
@@ -42,7 +42,7 @@ export interface InspectDeps {
   readonly partitionOf: (key: string) => number;
   readonly upstream: URL | undefined;
   readonly keyOf: KeyFunction;
-  readonly log: ClusterLog;
+  readonly log: Pick<Membership, 'view'>;
   readonly table: () => OwnerTable | undefined;
   readonly local: (key: string) => KeyHolding;
   /** Another member's holding over the peer port; undefined: standalone. */

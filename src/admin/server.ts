@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import { SidecacheError } from '../core/errors.js';
-import type { ClusterLog } from '../log/types.js';
+import type { InvalidationLog, Membership } from '../log/types.js';
 import type { Metrics } from '../core/metrics.js';
 import { BadRequest, parsePurgeBody } from './purge-body.js';
 import { PurgeHistory, purgeRecord } from './purge-history.js';
@@ -16,7 +16,7 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 export interface AdminDeps {
   readonly config: Config;
-  readonly log: ClusterLog;
+  readonly log: InvalidationLog & Pick<Membership, 'view'>;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** The proxy's key function over a key origin and a canonical target (proxy/key.ts). */

@@ -2,7 +2,7 @@
 // GET /cluster/members lists it: state, ring, log position, cache size and request counters.
 // Counters are totals since the start: rates are differences between two reads (`at`).
 import { readFileSync } from 'node:fs';
-import type { ClusterLog } from '../log/types.js';
+import type { InvalidationLog, Membership } from '../log/types.js';
 import type { MemberState } from '../core/types.js';
 import { CacheOutcome, type Metrics } from '../core/metrics.js';
 import type { Cache } from '../store/cache.js';
@@ -64,7 +64,7 @@ export interface MemberStatusSources {
   readonly id: string;
   readonly partitions: number;
   readonly startedAt: number;
-  readonly log: ClusterLog;
+  readonly log: InvalidationLog & Pick<Membership, 'view'>;
   readonly cache: Cache;
   readonly metrics: Metrics;
   /** The ring it routes with; undefined: standalone (it owns every partition). */

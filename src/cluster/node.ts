@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
 import { rawGet } from '../http/headers.js';
-import type { ClusterLog, FillRecord } from '../log/types.js';
+import type { FillLog, FillRecord, InvalidationLog, Membership } from '../log/types.js';
 import type { View } from '../core/types.js';
 import type { Metrics } from '../core/metrics.js';
 import { hash32 } from '../proxy/key.js';
@@ -28,7 +28,7 @@ export function variantSubjectKey(key: string, varyNames: readonly string[] | nu
 
 export interface ClusterNodeDeps {
   readonly config: Config;
-  readonly log: ClusterLog;
+  readonly log: InvalidationLog & FillLog & Membership;
   readonly cache: Cache;
   readonly placement: Placement;
   readonly peers: PeerClient;

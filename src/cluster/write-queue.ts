@@ -4,7 +4,7 @@
 // never dropped). The sidecar that saw the write has already removed the keys locally.
 import type { Logger } from 'pino';
 import { originPrefixOf } from '../proxy/write-invalidations.js';
-import type { ClusterLog } from '../log/types.js';
+import type { InvalidationLog } from '../log/types.js';
 import type { Invalidation } from '../core/types.js';
 
 /** Characters of queued keys before the queue coalesces (2 bytes each in memory). */
@@ -19,7 +19,7 @@ function delay(ms: number): Promise<void> {
 }
 
 export interface WriteQueueOptions {
-  readonly log: Pick<ClusterLog, 'invalidate'>;
+  readonly log: Pick<InvalidationLog, 'invalidate'>;
   readonly logger: Logger;
   /** Bound on the characters of queued keys and prefixes; default WRITE_QUEUE_MAX_CHARS. */
   readonly maxChars?: number;

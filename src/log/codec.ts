@@ -19,7 +19,7 @@
 //                 as is by last_per_subject).
 //   View          {"v":1,"epoch":n,"prevRevision":r,"members":[{"id","peerUrl","state","partitions"}]}
 //                 prevRevision: the view bucket's last revision this view was computed from; the
-//                 entry counts only if it was stored at prevRevision+1 (see nats-log.ts #readView).
+//                 entry counts only if it was stored at prevRevision+1 (see nats/membership/view.ts read).
 //   Heartbeat     {"v":1,"id","peerUrl","appliedSeq","at","incarnation"?}
 //   Ack           {"v":1,"id","seq","incarnation"?}
 //   (The peer fence, an HTTP field between peers, is in core/peer-fence.ts.)

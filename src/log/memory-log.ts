@@ -1,23 +1,22 @@
-// MemoryLog: the in-process log of a standalone sidecar. The cluster is this one member,
-// every invalidation is applied the moment it is appended, nothing is replicated.
-import type { ClusterLog, LogHandlers } from './types.js';
-import type { Invalidation, MemberState, PurgeAcks, View } from '../core/types.js';
+// MemoryLog: the in-process invalidation log of a standalone sidecar. Every invalidation is
+// applied the moment it is appended and this sidecar is the only one to acknowledge it; nothing
+// is replicated.
+import type { InvalidationHandlers, InvalidationLog } from './types.js';
+import type { Invalidation, PurgeAcks } from '../core/types.js';
 
-export class MemoryLog implements ClusterLog {
-  #handlers: LogHandlers | undefined;
+export class MemoryLog implements InvalidationLog {
+  #handlers: InvalidationHandlers | undefined;
   #seq = 0;
-  #view: View;
   readonly #id: string;
 
-  constructor(self: { id: string; peerUrl: string; partitions: number }) {
-    this.#id = self.id;
-    this.#view = { epoch: 1, members: [{ ...self, state: 'active' }] };
+  /** `id`: this sidecar, the one member that acknowledges. */
+  constructor(id: string) {
+    this.#id = id;
   }
 
-  async start(handlers: LogHandlers): Promise<void> {
+  async start(handlers: InvalidationHandlers): Promise<void> {
     this.#handlers = handlers;
     handlers.horizon(this.#seq);
-    handlers.view(this.#view);
     handlers.attached(true);
   }
 
@@ -44,32 +43,8 @@ export class MemoryLog implements ClusterLog {
     return Promise.resolve(this.#seq);
   }
 
-  waitApplied(): Promise<PurgeAcks> {
+  waitApplied(_seq: number, _timeoutMs: number): Promise<PurgeAcks> {
     return Promise.resolve({ acknowledged: [this.#id], missing: [] });
-  }
-
-  publishFill(): void {}
-
-  replayFills(): Promise<number> {
-    return Promise.resolve(0);
-  }
-
-  get view(): View {
-    return this.#view;
-  }
-
-  async setState(state: MemberState): Promise<void> {
-    const me = this.#view.members[0]!;
-    if (me.state === state) return;
-    this.#view = { epoch: this.#view.epoch + 1, members: [{ ...me, state }] };
-    this.#handlers?.view(this.#view);
-  }
-
-  async leave(): Promise<void> {}
-
-  /** In-process: no peers that could drop us. */
-  mustRevalidate(): boolean {
-    return false;
   }
 
   /** In-process: applied as published. */

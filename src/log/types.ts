@@ -1,7 +1,8 @@
-// The log seam: what the cache needs from the replicated log (INVAL, FILLS) and from
-// membership. MemoryLog (standalone) and the JetStream implementation both satisfy it.
+// The log seams, one job each: the invalidation log (INVAL: append, apply in order, acknowledge),
+// the fill log (FILLS: replicate and replay entries) and membership (the agreed view). MemoryLog
+// (standalone) is an invalidation log only; NatsLog (JetStream) is all three.
 
-import type { Fence, Invalidation, MemberState, PurgeAcks, View } from '../core/types.js';
+import type { Invalidation, MemberState, PurgeAcks, View } from '../core/types.js';
 
 /** One replicable cache entry on FILLS. The log does not look inside `meta` or `body`:
  *  it only routes by partition and compacts by subjectKey. */
@@ -16,15 +17,12 @@ export interface FillRecord {
   readonly tombstone?: boolean;
 }
 
-export interface LogHandlers {
+/** What an invalidation log calls back. */
+export interface InvalidationHandlers {
   /** Called once per INVAL message, in strictly increasing seq order, synchronously
    *  applied by the cache before the log counts `seq` as applied. Also called for the
    *  sidecar's own invalidations. */
   invalidation(seq: number, inval: Invalidation): void;
-  /** A fill (or tombstone) from FILLS. May arrive more than once and in any order
-   *  relative to INVAL; the cache applies it idempotently. `seq` is the FILLS seq; `replay`:
-   *  it comes from replayFills (handoff), not from the live consumer. */
-  fill(record: FillRecord, seq: number, replay: boolean): void;
   /** Called once at start, before any invalidation: the log delivers the invalidations after
    *  `seq` and no earlier ones, so a fill whose fence is below `seq` cannot be checked against
    *  what it missed and must not be trusted (DESIGN invariant 2). */
@@ -34,16 +32,33 @@ export interface LogHandlers {
    *  toSeq; after a stream reset the numbering restarts, so toSeq < fromSeq and later
    *  invalidations (and fences) count from the new stream's first seq. */
   gap(reason: string, fromSeq: number, toSeq: number): void;
-  /** The view changed (new epoch). */
-  view(view: View): void;
   /** Connection to the log lost (false) or regained (true). */
   attached(attached: boolean): void;
 }
 
-export interface ClusterLog {
-  /** Connect, check the server, create or verify streams and buckets, start consuming
-   *  INVAL from appliedSeq+1 and FILLS from now. Throws SidecacheError(SC_ERR_LOG). */
-  start(handlers: LogHandlers): Promise<void>;
+/** What a fill log calls back. */
+export interface FillHandlers {
+  /** A fill (or tombstone) from FILLS. May arrive more than once and in any order
+   *  relative to INVAL; the cache applies it idempotently. `seq` is the FILLS seq; `replay`:
+   *  it comes from replayFills (handoff), not from the live consumer. */
+  fill(record: FillRecord, seq: number, replay: boolean): void;
+}
+
+/** What membership calls back. */
+export interface MembershipHandlers {
+  /** The view changed (new epoch). */
+  view(view: View): void;
+}
+
+/** Every handler of a log that is all three (NatsLog). The fill and view handlers may be left
+ *  out by a caller that uses it as an invalidation log only (the contract test). */
+export type LogHandlers = InvalidationHandlers & Partial<FillHandlers & MembershipHandlers>;
+
+/** INVAL: append invalidations, apply every one in order, and know who applied what. */
+export interface InvalidationLog {
+  /** Connect, check the server, create or verify streams, start consuming INVAL from
+   *  appliedSeq+1. Throws SidecacheError(SC_ERR_LOG). */
+  start(handlers: InvalidationHandlers): Promise<void>;
   /** Last INVAL seq applied by this sidecar. */
   readonly appliedSeq: number;
   /** Incarnation of the INVAL stream appliedSeq counts in (see codec.ts); fences of another
@@ -60,11 +75,24 @@ export interface ClusterLog {
   /** Resolves once every active or warming member (and this sidecar) has applied `seq`,
    *  or when timeoutMs passes. */
   waitApplied(seq: number, timeoutMs: number): Promise<PurgeAcks>;
+  /** For how long (ms) this sidecar has known that the log holds invalidations it has not
+   *  applied; 0 when it knows of none. Past SIDECACHE_MAX_STALE_DETACHED nothing is served
+   *  as fresh, as when NATS is unreachable: its deliveries may have stalled. */
+  behindMs(): number;
+  close(): Promise<void>;
+}
+
+/** FILLS: replicate stored entries to the members that hold their partitions. */
+export interface FillLog {
   /** Fire-and-forget, bounded: may drop under pressure (counted), never awaits. */
   publishFill(record: FillRecord): void;
   /** Replays the last fill of every subject in these partitions through handlers.fill;
    *  resolves with the number of records replayed. */
   replayFills(partitions: ReadonlySet<number>): Promise<number>;
+}
+
+/** The agreed view of the members, and this sidecar's place in it. */
+export interface Membership {
   /** The current view. */
   readonly view: View;
   /** Register or update this sidecar in the view (compare-and-set; epoch+1 on change). */
@@ -74,9 +102,4 @@ export interface ClusterLog {
   /** True while peers may have dropped this member (its heartbeats lapsed), or did (a view
    *  without it), until it is listed again and has caught up: nothing may be served as fresh. */
   mustRevalidate(): boolean;
-  /** For how long (ms) this sidecar has known that the log holds invalidations it has not
-   *  applied; 0 when it knows of none. Past SIDECACHE_MAX_STALE_DETACHED nothing is served
-   *  as fresh, as when NATS is unreachable: its deliveries may have stalled. */
-  behindMs(): number;
-  close(): Promise<void>;
 }

@@ -32,7 +32,7 @@ export interface CacheOptions {
   readonly maxVariants?: number;
   /** Bound on the memory of the invalidation history, hard and soft together (default 32 MiB). */
   readonly historyMaxBytes?: number;
-  /** Incarnation of the INVAL stream whose seqs this cache applies (ClusterLog.incarnation).
+  /** Incarnation of the INVAL stream whose seqs this cache applies (InvalidationLog.incarnation).
    *  Default: '' (one numbering, standalone). */
   readonly incarnation?: () => string;
 }

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { ClusterReporter, REPORT_REUSE_MS } from '../../../src/admin/cluster-report.js';
 import type { MemberStatus } from '../../../src/cluster/member-status.js';
-import type { ClusterLog } from '../../../src/log/types.js';
+import type { Membership } from '../../../src/log/types.js';
 import type { View } from '../../../src/core/types.js';
 
 function status(id: string, appliedSeq: number, incarnation = 'i1'): MemberStatus {
@@ -20,7 +20,7 @@ const view: View = {
   epoch: 2,
   members: ['a', 'b', 'c', 'd', 'e'].map((id) => ({ id, peerUrl: `http://${id}`, state: 'active' as const, partitions: 4 })),
 };
-const log = { view } as unknown as ClusterLog;
+const log: Pick<Membership, 'view'> = { view };
 
 t.test('cluster report - every member of the view; lag within an incarnation; the silent ones unreachable', async (t) => {
   let queries = 0;
