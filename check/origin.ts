@@ -4,8 +4,8 @@
 // the history. The keys cover what the cluster's promises depend on: validators (ETag and
 // Last-Modified), short max-age, stale-while-revalidate and stale-if-error, Vary, Surrogate-Key
 // tags, slow answers and failing ones. POST and PUT bump a key's version.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { serveLoopback } from '../support/origin.js';
 import type { History, OriginResponse } from './history.js';
 import { Rng } from './prng.js';
 
@@ -130,7 +130,7 @@ export async function startVersionedOrigin(history: History, seed: number): Prom
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  const server: Server = createServer((req, res) => {
+  const server = await serveLoopback((req, res) => {
     if ((req.url ?? '').includes('?')) {
       // A URL with a query is another resource, written only by the fault that floods INVAL
       // (each write is an invalidation in the log); it has no version and is not recorded.
@@ -183,15 +183,12 @@ export async function startVersionedOrigin(history: History, seed: number): Prom
     const delayMs = p.slowMs > 0 ? rng.int(p.slowMs) : 0;
     if (delayMs === 0) answer(req, res, rec, p);
     else setTimeout(() => { if (!res.destroyed) answer(req, res, rec, p); }, delayMs);
-  });
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  }, 1000);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: server.url,
     version: (key) => versions.get(key)!,
     bump: (key) => bump(key, 'operator'),
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: server.close,
   };
 }
 

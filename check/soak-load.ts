@@ -4,10 +4,10 @@
 // conditional GETs, unsafe writes (which bump the origin's version and invalidate the key
 // cluster-wide), and purges of every kind through the admin API. Only counters are kept, so a
 // 30-minute run holds no history. Every request has a timeout; the in-flight count is bounded.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
-import { ADMIN_TOKEN } from '../test/helpers/sidecar.js';
+import { serveLoopback } from '../support/origin.js';
+import { ADMIN_TOKEN } from '../support/sidecar.js';
 import { Rng } from './prng.js';
 
 export const GROUPS = 64;
@@ -110,7 +110,7 @@ export async function startSoakOrigin(seed: number): Promise<SoakOrigin> {
     res.end(filler.subarray(0, p.size));
   }
 
-  const server: Server = createServer((req, res) => {
+  const server = await serveLoopback((req, res) => {
     stats.requests++;
     req.resume();
     const k = indexOf(req.url ?? '');
@@ -121,14 +121,12 @@ export async function startSoakOrigin(seed: number): Promise<SoakOrigin> {
     const slow = profiles[k]!.slowMs;
     if (slow > 0 && (req.method === 'GET' || req.method === 'HEAD')) setTimeout(() => answer(req, res, k), rng.int(slow));
     else req.once('end', () => answer(req, res, k));
-  });
-  server.keepAliveTimeout = 10_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  }, 10_000);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: server.url,
     stats,
     etagOf: (key: string) => { const k = indexOf(key); return k < 0 ? '' : etag(k); },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: server.close,
   };
 }
 

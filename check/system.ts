@@ -4,10 +4,10 @@
 // process started here is stopped by PID in `shutdown`, whatever happened before.
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { clusterEnv, uniqueCluster, waitForRing } from '../test/helpers/cluster.js';
-import { startNats, type NatsServers } from '../test/helpers/nats-server.js';
-import { freePort, startSidecar, type SidecarProcess } from '../test/helpers/sidecar.js';
-import { startTcpGate, type TcpGate } from '../test/helpers/tcp-gate.js';
+import { clusterEnv, uniqueCluster, waitForRing } from '../support/cluster.js';
+import { startNats, type NatsServers } from '../support/nats-server.js';
+import { freePort, startSidecar, type SidecarProcess } from '../support/sidecar.js';
+import { startTcpGate, type TcpGate } from '../support/tcp-gate.js';
 import type { History, Outage } from './history.js';
 import { startVersionedOrigin, type VersionedOrigin } from './origin.js';
 

@@ -3,7 +3,7 @@
 // after an operator's edit at the origin. Each operation is recorded with its start, end and
 // what came back. Every loop is bounded by a deadline and a count; every request by a timeout.
 import { request } from 'node:http';
-import { ADMIN_TOKEN } from '../test/helpers/sidecar.js';
+import { ADMIN_TOKEN } from '../support/sidecar.js';
 import type { History, PurgeBody, PurgeOp, ReadOp, WriteOp } from './history.js';
 import { GROUPS, KEYS, KEYS_PER_GROUP, LANGS, versionOfLastModified, type VersionedOrigin } from './origin.js';
 import { Rng } from './prng.js';

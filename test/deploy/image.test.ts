@@ -7,8 +7,8 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { startOrigin } from '../helpers/origin.js';
-import { ADMIN_TOKEN, freePort, waitFor } from '../helpers/sidecar.js';
+import { startOrigin } from '../../support/origin.js';
+import { ADMIN_TOKEN, freePort, waitFor } from '../../support/sidecar.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const IMAGE = 'localhost/sidecache:image-test';

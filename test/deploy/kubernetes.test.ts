@@ -8,7 +8,7 @@ import ts from 'typescript';
 import t from 'tap';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/core/config.js';
-import { freePort } from '../helpers/sidecar.js';
+import { freePort } from '../../support/sidecar.js';
 import { containerEnv, containerfileEnv, loadManifests, podTemplates, quantityBytes, ROOT } from '../helpers/deploy-files.js';
 
 const manifests = loadManifests();

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
-import { startCluster, uniqueCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
+import { startCluster, uniqueCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
 import { ROOT } from '../helpers/deploy-files.js';
 
 interface Query { readonly where: string; readonly expr: string }

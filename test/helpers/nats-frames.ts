@@ -1,7 +1,7 @@
 // Splits what a nats-server sends a client into protocol frames (INFO, PING, PONG, +OK, -ERR,
 // MSG and HMSG with their payloads), across chunk boundaries, so that a relay can drop some
 // messages and pass the rest: the client stays connected and hears everything else.
-import type { FrameSplitter } from './tcp-gate.js';
+import type { FrameSplitter } from '../../support/tcp-gate.js';
 
 const CRLF = Buffer.from('\r\n');
 

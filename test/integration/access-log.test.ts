@@ -2,11 +2,11 @@
 // SIDECACHE_ACCESS_LOG_SAMPLE asks for it (whatever the log level), none by default; query
 // values never in it; a sample in between; requests served on the peer port too.
 import t from 'tap';
-import { clusterEnv, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startStandalone } from '../helpers/standalone.js';
-import { runToExit, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { clusterEnv, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startStandalone } from '../../support/standalone.js';
+import { runToExit, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 interface AccessLine {
   msg: string; from: string; remote: string; method: string; target: string; status: number; cache: string; bytes: number; ms: number;

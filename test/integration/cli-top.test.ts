@@ -5,10 +5,10 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { BIN } from '../helpers/cli.js';
-import { startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { ADMIN_TOKEN, waitFor } from '../helpers/sidecar.js';
+import { startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { ADMIN_TOKEN, waitFor } from '../../support/sidecar.js';
 
 const TMUX = process.env.TMUX_BIN ?? '/usr/bin/tmux';
 // A tmux server of our own: nothing of the user's, nothing of another test.

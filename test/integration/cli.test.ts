@@ -5,11 +5,11 @@
 import t from 'tap';
 import { signRequest } from '../../src/cluster/peer-auth.js';
 import { adminEnv, runCli } from '../helpers/cli.js';
-import { CLUSTER_SECRET, clusterInfo, startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startStandalone } from '../helpers/standalone.js';
-import { freePort, waitFor } from '../helpers/sidecar.js';
+import { CLUSTER_SECRET, clusterInfo, startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startStandalone } from '../../support/standalone.js';
+import { freePort, waitFor } from '../../support/sidecar.js';
 
 const nats = await startNats({ nodes: 1 });
 t.teardown(() => nats.stop());

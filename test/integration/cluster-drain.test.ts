@@ -1,13 +1,13 @@
 // POST /drain: the member leaves every ring and keeps serving its app by forwarding. Purges
 // stop waiting for it then, so it must serve nothing it has not revalidated with an owner:
-// here its NATS link hangs (test/helpers/tcp-gate.ts) and it never hears of the purge.
+// here its NATS link hangs (support/tcp-gate.ts) and it never hears of the purge.
 // Heartbeats live 30 s, so the lease (NatsLog.mustRevalidate) cannot be what saves it.
 import t from 'tap';
-import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { ADMIN_TOKEN, purge, startSidecar, waitFor } from '../helpers/sidecar.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
+import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { ADMIN_TOKEN, purge, startSidecar, waitFor } from '../../support/sidecar.js';
+import { startTcpGate } from '../../support/tcp-gate.js';
 
 t.test('drain - a drained member whose NATS link lags behind a purge serves the purged URL fresh', async (t) => {
   const nats = await startNats({ nodes: 1 });

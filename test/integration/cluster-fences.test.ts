@@ -5,11 +5,11 @@
 import t, { type Test } from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startTcpGate, type TcpGate } from '../helpers/tcp-gate.js';
-import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startTcpGate, type TcpGate } from '../../support/tcp-gate.js';
+import { purge, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const nats = await startNats({ nodes: 1 });
 t.teardown(() => nats.stop());

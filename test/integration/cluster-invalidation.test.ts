@@ -4,10 +4,10 @@
 import t, { type Test } from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { purge, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { purge, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const nats = await startNats({ nodes: 3 });
 t.teardown(() => nats.stop());

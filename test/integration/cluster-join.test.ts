@@ -4,11 +4,11 @@
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { clusterEnv, clusterInfo, uniqueCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
-import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { clusterEnv, clusterInfo, uniqueCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startTcpGate } from '../../support/tcp-gate.js';
+import { purge, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 import { encodeInvalidation } from '../../src/log/codec.js';
 import { logNames } from '../../src/log/subjects.js';
 

@@ -3,11 +3,11 @@
 // client requests at the surviving sidecars.
 import { Agent, request } from 'undici';
 import t, { type Test } from 'tap';
-import { clusterEnv, restartSidecar, startCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
+import { clusterEnv, restartSidecar, startCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startSidecar, type SidecarProcess } from '../../support/sidecar.js';
+import { startTcpGate } from '../../support/tcp-gate.js';
 
 const N = 2000;
 const BODY = 'x'.repeat(1024);

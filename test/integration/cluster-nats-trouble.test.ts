@@ -2,12 +2,12 @@
 // all of NATS leaves sidecars serving and forwarding (bounded staleness), purges answer
 // 503, and everything resumes on reconnect.
 import t from 'tap';
-import { clusterEnv, clusterInfo, startCluster, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
+import { clusterEnv, clusterInfo, startCluster, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startTcpGate } from '../../support/tcp-gate.js';
 import { isDeliveryOf, natsServerFrames } from '../helpers/nats-frames.js';
-import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { purge, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 let version = 1;
 const origin = await startOrigin({

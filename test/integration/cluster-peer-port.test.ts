@@ -3,10 +3,10 @@
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { signRequest } from '../../src/cluster/peer-auth.js';
-import { CLUSTER_SECRET, startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { ADMIN_TOKEN, waitFor } from '../helpers/sidecar.js';
+import { CLUSTER_SECRET, startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { ADMIN_TOKEN, waitFor } from '../../support/sidecar.js';
 
 const nats = await startNats({ nodes: 1 });
 t.teardown(() => nats.stop());

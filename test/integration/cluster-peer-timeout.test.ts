@@ -2,10 +2,10 @@
 // its origin keeps it (no breaker, no second origin fetch), while an owner that is gone
 // (killed) or cannot accept (stopped) is still skipped after SIDECACHE_PEER_TIMEOUT.
 import t from 'tap';
-import { startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 // Long enough that a sidecar on a loaded machine sends its 102 in time, short beside SLOW_MS.
 const PEER_TIMEOUT_MS = 1000;

@@ -5,11 +5,11 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { signRequest } from '../../src/cluster/peer-auth.js';
 import { logNames } from '../../src/log/subjects.js';
-import { CLUSTER_SECRET, clusterInfo, startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
+import { CLUSTER_SECRET, clusterInfo, startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
 import { httpCall } from '../helpers/raw-http.js';
-import { waitFor } from '../helpers/sidecar.js';
+import { waitFor } from '../../support/sidecar.js';
 
 const nats = await startNats({ nodes: 1 });
 t.teardown(() => nats.stop());

@@ -3,11 +3,11 @@
 // member applies a purge within milliseconds, so a purge that did not wait would look correct;
 // with the lag, only waiting for the member's acknowledgement keeps it from serving the old body.
 import t from 'tap';
-import { clusterEnv, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
-import { purge, startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { clusterEnv, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startTcpGate } from '../../support/tcp-gate.js';
+import { purge, startSidecar, type SidecarProcess } from '../../support/sidecar.js';
 
 const LAG_MS = 600;
 

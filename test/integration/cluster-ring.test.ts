@@ -6,10 +6,10 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { logNames } from '../../src/log/subjects.js';
 import { signRequest } from '../../src/cluster/peer-auth.js';
-import { CLUSTER_SECRET, clusterEnv, clusterInfo, startCluster, uniqueCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { runToExit, startSidecar } from '../helpers/sidecar.js';
+import { CLUSTER_SECRET, clusterEnv, clusterInfo, startCluster, uniqueCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { runToExit, startSidecar } from '../../support/sidecar.js';
 
 const nats = await startNats({ nodes: 3 });
 t.teardown(() => nats.stop());

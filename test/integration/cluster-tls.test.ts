@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { signRequest } from '../../src/cluster/peer-auth.js';
 import { makeCerts, type TestCa, type TestCert } from '../helpers/certs.js';
-import { CLUSTER_SECRET, clusterEnv, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
+import { CLUSTER_SECRET, clusterEnv, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
 import { makeNatsOperator } from '../helpers/nats-operator.js';
-import { startOrigin } from '../helpers/origin.js';
-import { purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startOrigin } from '../../support/origin.js';
+import { purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const certs = makeCerts();
 t.teardown(() => certs.remove());

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { clusterEnv, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { purge, startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { clusterEnv, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { purge, startSidecar, type SidecarProcess } from '../../support/sidecar.js';
 
 /** The last commit whose log formats were those of the first cluster release. */
 const OLD_BUILD = '041f5ec';

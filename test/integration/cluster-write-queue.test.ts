@@ -4,11 +4,11 @@
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startTcpGate } from '../helpers/tcp-gate.js';
-import { purge, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { clusterEnv, clusterInfo, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startTcpGate } from '../../support/tcp-gate.js';
+import { purge, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 import { logNames } from '../../src/log/subjects.js';
 
 const nats = await startNats({ nodes: 1 });

@@ -3,9 +3,9 @@
 // must see a 400 for it, the origin must never see the request hidden inside it, and the
 // sidecar must go on serving.
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
 import { parseResponse, rawExchange } from '../helpers/raw-http.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 let origin: TestOrigin;
 let sc: SidecarProcess;

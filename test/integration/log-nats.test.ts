@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { startNats, type NatsServers } from '../helpers/nats-server.js';
+import { startNats, type NatsServers } from '../../support/nats-server.js';
 import { NatsLog, type NatsLogOptions } from '../../src/log/nats-log.js';
 import { heartbeatKey, logNames } from '../../src/log/subjects.js';
 import { SidecacheError } from '../../src/core/errors.js';

@@ -4,11 +4,11 @@
 // connections a burst of forwarded requests opens to a peer, once idle.
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startStandalone } from '../helpers/standalone.js';
-import { waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { startStandalone } from '../../support/standalone.js';
+import { waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const FDS = 'sidecache_process_process_open_fds';
 const HANDLES = 'sidecache_process_nodejs_active_handles_total';

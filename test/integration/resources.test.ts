@@ -4,8 +4,8 @@
 // passed, and then serves as before.
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const CAP = 16;
 const SLOW = 3 * CAP;

@@ -3,10 +3,10 @@
 // line (at debug level, the most verbose), no metric and no response a client or operator
 // reads, including error bodies, refusals and start-up messages.
 import t from 'tap';
-import { CLUSTER_SECRET, clusterEnv, uniqueCluster, waitForRing } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { ADMIN_TOKEN, purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { CLUSTER_SECRET, clusterEnv, uniqueCluster, waitForRing } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { ADMIN_TOKEN, purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const NATS_PASSWORD = 'natspass-5e3c1f0a9b';
 const COOKIE = 'sid=cookie-7d41a0e2c9';

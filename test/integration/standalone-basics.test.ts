@@ -1,7 +1,7 @@
 // A standalone sidecar in reverse mode: hit on the second request, single-flight, purge.
 import t from 'tap';
-import { startOrigin } from '../helpers/origin.js';
-import { purge, startSidecar } from '../helpers/sidecar.js';
+import { startOrigin } from '../../support/origin.js';
+import { purge, startSidecar } from '../../support/sidecar.js';
 
 t.test('reverse mode - second request is a hit, purge by url makes it a miss', async (t) => {
   const origin = await startOrigin();

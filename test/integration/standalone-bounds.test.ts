@@ -2,8 +2,8 @@
 // Vary variants of one URL, and a flood of writes with long URLs (each an invalidation).
 // One origin and one sidecar for the file; each test uses its own paths.
 import t from 'tap';
-import { startSidecar, waitFor } from '../helpers/sidecar.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { startSidecar, waitFor } from '../../support/sidecar.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const HISTORY_BYTES = 1024 * 1024;
 

@@ -1,8 +1,8 @@
 // Cache-Control directive names are case-insensitive (RFC 9111 §5.2): a response an origin
 // marks `Private` or `NO-STORE` is never served to a second client.
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
+import { startSidecar, type SidecarProcess } from '../../support/sidecar.js';
 
 let origin: TestOrigin;
 let sc: SidecarProcess;

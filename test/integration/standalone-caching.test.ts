@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
 import { httpCall } from '../helpers/raw-http.js';
-import { startSidecar, waitFor } from '../helpers/sidecar.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { startSidecar, waitFor } from '../../support/sidecar.js';
+import { startOrigin } from '../../support/origin.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const MAX_ENTRY = 64 * 1024;
 

@@ -3,9 +3,9 @@
 // that other variant. (Found by the cluster checker, seed 1 at 5.7 s: an `en` request got the
 // `fr` body.)
 import t from 'tap';
-import { startOrigin } from '../helpers/origin.js';
+import { startOrigin } from '../../support/origin.js';
 import { parseResponse, rawExchange } from '../helpers/raw-http.js';
-import { startSidecar, waitFor } from '../helpers/sidecar.js';
+import { startSidecar, waitFor } from '../../support/sidecar.js';
 
 t.test('collapse - a request for one variant never gets another variant\'s revalidation', async (t) => {
   let release: () => void = () => {};

@@ -4,8 +4,8 @@
 // in test/unit/http/ hold each rule; these show that the process applies it.
 import t from 'tap';
 import { httpCall, rawRequest, RawSocket } from '../helpers/raw-http.js';
-import { startSidecar, waitFor } from '../helpers/sidecar.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { startSidecar, waitFor } from '../../support/sidecar.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const { origin, sc } = await startStandalone(t);
 const port = Number(new URL(sc.url).port);

@@ -5,9 +5,9 @@ import { createServer as createNetServer, connect, type AddressInfo } from 'node
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
 import { httpCall, rawRequest } from '../helpers/raw-http.js';
-import { freePort, purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { freePort, purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 let origin: TestOrigin;
 let sc: SidecarProcess;

@@ -4,8 +4,8 @@
 import { connect, type Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import t, { type Test } from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 const TOTAL = 64 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');

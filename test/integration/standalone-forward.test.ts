@@ -7,9 +7,9 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { promisify } from 'node:util';
 import t from 'tap';
 import { EnvHttpProxyAgent, ProxyAgent, request, type Dispatcher } from 'undici';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
 import { parseResponse, RawSocket } from '../helpers/raw-http.js';
-import { purge, startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { purge, startSidecar, type SidecarProcess } from '../../support/sidecar.js';
 
 const run = promisify(execFile);
 

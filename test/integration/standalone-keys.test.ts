@@ -3,8 +3,8 @@
 // re-encode them the way a URL parser does, which is what hid the difference.
 import t, { type Test } from 'tap';
 import { rawRequest } from '../helpers/raw-http.js';
-import { purge } from '../helpers/sidecar.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { purge } from '../../support/sidecar.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const { origin, sc } = await startStandalone(t);
 

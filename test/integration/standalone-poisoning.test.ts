@@ -5,8 +5,8 @@
 // and -Proto keying their own variants is in standalone-stored.test.ts.)
 import t from 'tap';
 import { httpCall } from '../helpers/raw-http.js';
-import { startSidecar } from '../helpers/sidecar.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { startSidecar } from '../../support/sidecar.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const { origin, sc } = await startStandalone(t);
 

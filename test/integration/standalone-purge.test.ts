@@ -1,8 +1,8 @@
 // Invalidation on a standalone sidecar: the purge API (kinds, soft, errors, auth), unsafe
 // methods (RFC 9111 §4.4), and the metrics and health endpoints that report on them.
 import t from 'tap';
-import { startSidecar, ADMIN_TOKEN, purge, waitFor } from '../helpers/sidecar.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { startSidecar, ADMIN_TOKEN, purge, waitFor } from '../../support/sidecar.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const { origin, sc } = await startStandalone(t);
 

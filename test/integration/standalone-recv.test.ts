@@ -2,9 +2,9 @@
 // allow list's default ports, and request fields that would change the origin's answer
 // without being in the cache key.
 import t from 'tap';
-import { startOrigin, type TestOrigin } from '../helpers/origin.js';
+import { startOrigin, type TestOrigin } from '../../support/origin.js';
 import { httpCall, rawRequest, RawSocket } from '../helpers/raw-http.js';
-import { freePort, startSidecar, type SidecarProcess } from '../helpers/sidecar.js';
+import { freePort, startSidecar, type SidecarProcess } from '../../support/sidecar.js';
 
 let origin: TestOrigin;
 let rev: SidecarProcess;

@@ -3,8 +3,8 @@
 // not match (§4.3.4), and the forwarded host and scheme an origin may reflect.
 import t from 'tap';
 import { httpCall, RawSocket } from '../helpers/raw-http.js';
-import { waitFor } from '../helpers/sidecar.js';
-import { startStandalone } from '../helpers/standalone.js';
+import { waitFor } from '../../support/sidecar.js';
+import { startStandalone } from '../../support/standalone.js';
 
 const { origin, sc } = await startStandalone(t);
 

@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type IncomingHttpHeaders, type Server
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { RawSocket, type RawResponse } from '../helpers/raw-http.js';
-import { startSidecar, waitFor, type SidecarProcess } from '../helpers/sidecar.js';
+import { startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
 /**
  * An origin that takes /ws/* upgrades with 101 and then echoes bytes, and ignores the

@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import t from 'tap';
-import { startCluster } from '../helpers/cluster.js';
-import { startNats } from '../helpers/nats-server.js';
-import { startOrigin } from '../helpers/origin.js';
-import { purge } from '../helpers/sidecar.js';
+import { startCluster } from '../../support/cluster.js';
+import { startNats } from '../../support/nats-server.js';
+import { startOrigin } from '../../support/origin.js';
+import { purge } from '../../support/sidecar.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 /** Where the screenshots go; git-ignored. */

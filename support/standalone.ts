@@ -1,8 +1,8 @@
 // A standalone sidecar in reverse mode in front of a counting test origin, for a test file:
 // started once, stopped at the end of the file.
 import type { Test } from 'tap';
-import { startOrigin, type TestOrigin } from './origin.js';
-import { startSidecar, type SidecarProcess } from './sidecar.js';
+import { startOrigin, type TestOrigin } from './origin.ts';
+import { startSidecar, type SidecarProcess } from './sidecar.ts';
 
 export async function startStandalone(t: Pick<Test, 'teardown'>, env: Record<string, string> = {}): Promise<{ origin: TestOrigin; sc: SidecarProcess }> {
   const origin = await startOrigin();

@@ -1,7 +1,30 @@
-// A real node:http origin on a free port that counts the requests it gets, with routes a
+// Origins: a node:http server on a free loopback port (serveLoopback, the base of every origin
+// here and of the checker's), and a test origin that counts the requests it gets, with routes a
 // test defines. Tests assert on what the origin saw, not on sidecache's internals.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+
+export interface LoopbackServer {
+  readonly server: Server;
+  readonly url: string;
+  readonly port: number;
+  /** Drops every connection (idle or not) and stops listening. */
+  close(): Promise<void>;
+}
+
+/** `handler` on 127.0.0.1 at a port the kernel picks, keeping idle client connections `keepAliveMs`. */
+export async function serveLoopback(handler: RequestListener, keepAliveMs: number): Promise<LoopbackServer> {
+  const server = createServer(handler);
+  server.keepAliveTimeout = keepAliveMs;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
 
 export type Route = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
@@ -27,7 +50,7 @@ export async function startOrigin(routes: Record<string, Route> = {}): Promise<T
   const requests: IncomingMessage[] = [];
   const table = new Map(Object.entries(routes));
   let total = 0;
-  const server: Server = createServer((req, res) => {
+  const s = await serveLoopback((req, res) => {
     total++;
     requests.push(req);
     const path = req.url ?? '/';
@@ -36,16 +59,13 @@ export async function startOrigin(routes: Record<string, Route> = {}): Promise<T
     const bare = path.split('?')[0]!;
     const route = table.get(path) ?? table.get(bare) ?? [...table.entries()].find(([p]) => p.endsWith('*') && bare.startsWith(p.slice(0, -1)))?.[1] ?? defaultRoute;
     route(req, res, n);
-  });
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
+  }, 1000);
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: s.url,
+    port: s.port,
     requests,
     count: (path?: string) => (path === undefined ? total : counts.get(path) ?? 0),
     route: (path, r) => { table.set(path, r); },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: s.close,
   };
 }

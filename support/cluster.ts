@@ -1,7 +1,7 @@
-// A cluster of real sidecar processes on a real NATS (test/helpers/nats-server.ts), with
-// short heartbeats so membership tests need not wait out production defaults.
+// A cluster of real sidecar processes on a real NATS (nats-server.ts), with short heartbeats so
+// that membership changes need not wait out production defaults.
 import { randomBytes } from 'node:crypto';
-import { freePort, startSidecar, waitFor, type SidecarProcess } from './sidecar.js';
+import { freePort, startSidecar, waitFor, type SidecarOptions, type SidecarProcess } from './sidecar.ts';
 
 export const CLUSTER_SECRET = 'test-cluster-secret-0123456789';
 
@@ -43,20 +43,31 @@ export interface ClusterInfo {
   hotEntries: number;
 }
 
-export async function clusterInfo(sc: SidecarProcess): Promise<ClusterInfo> {
-  return (await (await fetch(`${sc.adminUrl}/cluster`)).json()) as ClusterInfo;
+export async function clusterInfo(sc: { adminUrl: string }): Promise<ClusterInfo> {
+  return (await (await fetch(`${sc.adminUrl}/cluster`, { signal: AbortSignal.timeout(3_000) })).json()) as ClusterInfo;
 }
 
-/** Starts n sidecars at once (they join concurrently: the view is changed by compare-and-set). */
-export async function startCluster(n: number, o: ClusterOptions): Promise<{ cluster: string; sidecars: SidecarProcess[] }> {
+/** Starts n sidecars at once (they join concurrently: the view is changed by compare-and-set).
+ *  `each(i)` adds options of sidecar i (its node id, a log file, a placement). If one fails to
+ *  start, the others are stopped. */
+export async function startCluster(n: number, o: ClusterOptions, each: (i: number) => Partial<SidecarOptions> = () => ({})): Promise<{ cluster: string; sidecars: SidecarProcess[] }> {
   const cluster = o.cluster ?? uniqueCluster();
-  const sidecars = await Promise.all(Array.from({ length: n }, () => startSidecar({ env: clusterEnv(o, cluster) })));
+  const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => {
+    const more = each(i);
+    return startSidecar({ ...more, env: { ...clusterEnv(o, cluster), ...more.env } });
+  }));
+  const sidecars = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(sidecars.map((s) => s.kill()));
+    throw failed.reason;
+  }
   await waitForRing(sidecars, n);
   return { cluster, sidecars };
 }
 
 /** Every given sidecar uses the same epoch, with `members` active members. */
-export async function waitForRing(sidecars: readonly SidecarProcess[], members: number, timeoutMs = 15_000): Promise<number> {
+export async function waitForRing(sidecars: ReadonlyArray<{ adminUrl: string }>, members: number, timeoutMs = 15_000): Promise<number> {
   let epoch = 0;
   await waitFor(async () => {
     const infos = await Promise.all(sidecars.map((s) => clusterInfo(s).catch(() => undefined)));
