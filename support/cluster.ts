@@ -10,6 +10,11 @@ export interface ClusterOptions {
   readonly upstream: string;
   readonly cluster?: string;
   readonly env?: Record<string, string>;
+  /** Peer and purge timeouts shorter than production's, so that tests of failures run fast
+   *  (default true; the benchmarks measure with production's). */
+  readonly shortTimeouts?: boolean;
+  /** How long startCluster waits for the ring (default 15 s). */
+  readonly ringTimeoutMs?: number;
 }
 
 /** A unique cluster name per test: streams and buckets never collide on a shared NATS. */
@@ -17,7 +22,7 @@ export function uniqueCluster(prefix = 't'): string {
   return `${prefix}${randomBytes(4).toString('hex')}`;
 }
 
-export function clusterEnv(o: ClusterOptions, cluster: string): Record<string, string> {
+export function clusterEnv(o: Omit<ClusterOptions, 'cluster' | 'ringTimeoutMs'>, cluster: string): Record<string, string> {
   return {
     SIDECACHE_UPSTREAM: o.upstream,
     SIDECACHE_NATS_URL: o.natsUrls.join(','),
@@ -25,8 +30,7 @@ export function clusterEnv(o: ClusterOptions, cluster: string): Record<string, s
     SIDECACHE_CLUSTER_SECRET: CLUSTER_SECRET,
     SIDECACHE_HEARTBEAT_INTERVAL: '300ms',
     SIDECACHE_HEARTBEAT_TTL: '2s',
-    SIDECACHE_PEER_TIMEOUT: '2s',
-    SIDECACHE_PURGE_TIMEOUT: '3s',
+    ...(o.shortTimeouts === false ? {} : { SIDECACHE_PEER_TIMEOUT: '2s', SIDECACHE_PURGE_TIMEOUT: '3s' }),
     ...o.env,
   };
 }
@@ -62,7 +66,7 @@ export async function startCluster(n: number, o: ClusterOptions, each: (i: numbe
     await Promise.all(sidecars.map((s) => s.kill()));
     throw failed.reason;
   }
-  await waitForRing(sidecars, n);
+  await waitForRing(sidecars, n, o.ringTimeoutMs);
   return { cluster, sidecars };
 }
 

@@ -1,122 +1,75 @@
-// Cluster helpers for the cluster-* scenarios (the plain-JS twin of test/helpers/cluster.ts):
-// sidecar processes on a real NATS, an in-process counting and versioned origin, purges through
-// the admin API, and bounded client load loops.
+// Cluster helpers for the cluster-* scenarios: nats-server and sidecars of support/ (each
+// sidecar pinned to a core, its log in the scenario's directory), an in-process counting and
+// versioned origin, purges through the admin API, and bounded client load loops.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { SERVER_CPU } from './cpu.js';
-import { freePorts } from './ports.js';
-import { startProcess, stopProcess, sleep } from './processes.js';
-import { waitForOk } from './http.js';
-import { SIDECACHE_MAIN, REPO_ROOT } from './servers.js';
+import { LOAD_CPU, SERVER_CPU, onCpu } from './cpu.js';
+import { sleep } from './processes.js';
+import { startNats, natsVersion } from '../../support/nats-server.ts';
+import { startCluster, clusterEnv, clusterInfo, waitForRing, uniqueCluster } from '../../support/cluster.ts';
+import { startSidecar, ADMIN_TOKEN, SIDECACHE_MAIN } from '../../support/sidecar.ts';
+import { serveLoopback } from '../../support/origin.ts';
 
-export const CLUSTER_SECRET = 'bench-cluster-secret-0123456789';
-export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
+export { clusterInfo, uniqueCluster };
 
 export function sidecacheBuilt() {
   return fs.existsSync(SIDECACHE_MAIN);
 }
 
-/** A unique cluster name: streams and buckets never collide on a shared NATS. */
-export function uniqueCluster(prefix = 'b') {
-  return `${prefix}${randomBytes(4).toString('hex')}`;
+/** A 3-node (or `nodes`) nats-server cluster pinned to `cpu`, logs in `tmpDir`; adds `version`. */
+export async function startNatsCluster({ tmpDir, nodes = 3, cpu = LOAD_CPU }) {
+  const nats = await startNats({ nodes, logDir: tmpDir, placement: onCpu(cpu) });
+  return Object.assign(nats, { version: natsVersion() });
 }
 
-/**
- * Starts one sidecar of cluster `cluster`: node dist/main.js pinned to `cpu` (server core), with
- * only the SIDECACHE_* settings below (those of the calling shell are dropped). Ready when admin
- * /readyz is 200. Returns { id, port, adminPort, peerPort, url(p), adminUrl, pids, handle, stop(), kill() }.
- */
-export async function startClusterSidecar({ tmpDir, id, upstream, natsUrls, cluster, extraEnv = {}, cpu = SERVER_CPU }) {
-  const [port, adminPort, peerPort] = await freePorts(3);
-  const nodeId = id ?? `sc-${port}`;
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_') && k !== 'NODE_OPTIONS') env[k] = v;
-  Object.assign(env, {
-    SIDECACHE_UPSTREAM: upstream,
-    SIDECACHE_LISTEN: `127.0.0.1:${port}`,
-    SIDECACHE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-    SIDECACHE_PEER_LISTEN: `127.0.0.1:${peerPort}`,
-    SIDECACHE_NODE_ID: nodeId,
-    SIDECACHE_NATS_URL: natsUrls.join(','),
-    SIDECACHE_CLUSTER: cluster,
-    SIDECACHE_CLUSTER_SECRET: CLUSTER_SECRET,
-    SIDECACHE_ADMIN_TOKEN: ADMIN_TOKEN,
-    SIDECACHE_HEARTBEAT_INTERVAL: '300ms',
-    SIDECACHE_HEARTBEAT_TTL: '2s',
-    SIDECACHE_LOG_LEVEL: 'warn',
-    ...extraEnv,
-  });
-  const h = startProcess({ name: nodeId, cmd: process.execPath, args: [SIDECACHE_MAIN], cwd: REPO_ROOT, env, cpu, logPath: path.join(tmpDir, `${nodeId}.log`) });
-  try {
-    await waitForOk(`http://127.0.0.1:${adminPort}/readyz`, { h, timeoutMs: 30_000 });
-  } catch (err) {
-    await stopProcess(h);
-    throw err;
-  }
+/** The fields the scenarios use of a sidecar of support/sidecar.ts. */
+function benchSidecar(sc) {
+  const port = Number(new URL(sc.url).port);
   return {
-    id: nodeId,
-    name: nodeId,
+    id: sc.id,
+    name: sc.id,
     port,
-    adminPort,
-    peerPort,
-    adminUrl: `http://127.0.0.1:${adminPort}`,
+    adminPort: Number(new URL(sc.adminUrl).port),
+    peerPort: Number(new URL(sc.peerUrl).port),
+    adminUrl: sc.adminUrl,
     url: (p) => `http://127.0.0.1:${port}${p}`,
-    pids: [h.pid],
-    handle: h,
-    env,
-    stop: () => stopProcess(h),
+    pids: [sc.handle.pid],
+    handle: sc.handle,
+    env: sc.env,
+    stop: () => sc.handle.stop(5000),
     /** SIGKILL: a crash. Resolves once the process is gone. */
-    async kill() {
-      if (!h.isAlive()) return;
-      try {
-        process.kill(h.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-      await h.exited;
-    },
+    kill: () => sc.kill(),
   };
 }
 
+/** Benchmarks run with the production peer and purge timeouts (tests shorten them). */
+function sidecarOptions({ tmpDir, id, extraEnv = {}, cpu = SERVER_CPU }) {
+  return {
+    env: { ...(id === undefined ? {} : { SIDECACHE_NODE_ID: id }), ...extraEnv },
+    timeoutMs: 30_000,
+    logPath: path.join(tmpDir, `${id ?? `sc-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`}.log`),
+    placement: onCpu(cpu),
+  };
+}
+
+/**
+ * Starts one sidecar of cluster `cluster` pinned to `cpu` (server core). Ready when admin
+ * /readyz is 200. Returns { id, port, adminPort, peerPort, url(p), adminUrl, pids, handle, stop(), kill() }.
+ */
+export async function startClusterSidecar({ tmpDir, id, upstream, natsUrls, cluster, extraEnv = {}, cpu = SERVER_CPU }) {
+  const o = sidecarOptions({ tmpDir, id, extraEnv, cpu });
+  const sc = await startSidecar({ ...o, env: { ...clusterEnv({ natsUrls, upstream, shortTimeouts: false }, cluster), ...o.env } });
+  return benchSidecar(sc);
+}
+
 /** Starts n sidecars at once (they join concurrently) and waits for a ring of n agreed by all. */
-export async function startClusterSidecars(n, opts) {
-  const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => startClusterSidecar({ ...opts, id: opts.ids?.[i] })));
-  const ok = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
-  const failed = started.find((s) => s.status === 'rejected');
-  if (failed) {
-    for (const s of ok) await s.stop();
-    throw failed.reason;
-  }
-  await waitForRing(ok, n);
-  return ok;
+export async function startClusterSidecars(n, { tmpDir, upstream, natsUrls, cluster, extraEnv, cpu, ids }) {
+  const { sidecars } = await startCluster(n, { natsUrls, upstream, cluster, shortTimeouts: false, ringTimeoutMs: 20_000 },
+    (i) => sidecarOptions({ tmpDir, id: ids?.[i], extraEnv, cpu }));
+  return sidecars.map(benchSidecar);
 }
 
-export async function getJson(url, timeoutMs = 3000) {
-  const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  return r.json();
-}
-
-export function clusterInfo(sc) {
-  return getJson(`${sc.adminUrl}/cluster`);
-}
-
-/** Waits until every given sidecar reports the same ring epoch with `members` members. Returns the epoch. */
-export async function waitForRing(sidecars, members, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    const infos = await Promise.all(sidecars.map((s) => clusterInfo(s).catch(() => undefined)));
-    if (infos.every((i) => i !== undefined)) {
-      const epochs = new Set(infos.map((i) => i.ringEpoch));
-      if (epochs.size === 1 && infos.every((i) => i.ring.length === members)) return infos[0].ringEpoch;
-      last = infos.map((i) => `${i.ringEpoch}:${i.ring.length}`).join(' ');
-    }
-    await sleep(100);
-  }
-  throw new Error(`no agreed ring of ${members} members within ${timeoutMs} ms (epoch:members ${last})`);
-}
+export { waitForRing };
 
 /** POST /purge; resolves { ms, status, body } (ms from the call to the answer). */
 export async function purge(sc, what, timeoutMs = 10_000) {
@@ -160,13 +113,6 @@ export function cacheStatusHops(cs) {
  */
 export async function startVersionedOrigin({ bytes = 1024, tagsOf = () => [], delayMs = 0, countPaths = false } = {}) {
   const state = { requests: 0, version: 1, perPath: countPaths ? new Map() : null };
-  const server = http.createServer((req, res) => {
-    state.requests++;
-    if (req.url === '/healthz') return void res.writeHead(200).end('ok');
-    state.perPath?.set(req.url, (state.perPath.get(req.url) ?? 0) + 1);
-    if (delayMs > 0) setTimeout(answer, delayMs, req, res);
-    else answer(req, res);
-  });
   const answer = (req, res) => {
     const head = `${req.url} v${state.version} `;
     const body = head.length >= bytes ? head : head + '.'.repeat(bytes - head.length);
@@ -176,12 +122,16 @@ export async function startVersionedOrigin({ bytes = 1024, tagsOf = () => [], de
     res.writeHead(200, headers);
     res.end(req.method === 'HEAD' ? undefined : body);
   };
-  server.keepAliveTimeout = 65_000;
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = server.address().port;
+  const server = await serveLoopback((req, res) => {
+    state.requests++;
+    if (req.url === '/healthz') return void res.writeHead(200).end('ok');
+    state.perPath?.set(req.url, (state.perPath.get(req.url) ?? 0) + 1);
+    if (delayMs > 0) setTimeout(answer, delayMs, req, res);
+    else answer(req, res);
+  }, 65_000);
   return {
-    port,
-    url: `http://127.0.0.1:${port}`,
+    port: server.port,
+    url: server.url,
     state,
     get requests() {
       return state.requests;
@@ -189,10 +139,7 @@ export async function startVersionedOrigin({ bytes = 1024, tagsOf = () => [], de
     bump() {
       return ++state.version;
     },
-    async stop() {
-      server.closeAllConnections?.();
-      await new Promise((resolve) => server.close(resolve));
-    },
+    stop: server.close,
   };
 }
 

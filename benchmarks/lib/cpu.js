@@ -1,8 +1,9 @@
 // CPU pinning with taskset: servers on one core, the load generator (and this harness) on another,
 // so a server never competes with wrk for its core.
+import fs from 'node:fs';
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { which } from './install.js';
+import { which } from '../../support/processes.ts';
 
 export const cpuCount = os.availableParallelism();
 /** Core of the server under test. */
@@ -53,4 +54,23 @@ export function pinSelf(cpu) {
   } catch {
     return false;
   }
+}
+
+/**
+ * With autogroup scheduling (Linux default) every session is its own group and nice values only
+ * rank processes inside it, so a started process (a session of its own) gets the niceness as its
+ * group's too.
+ */
+function applyAutogroupNice(pid) {
+  if (niceness === 0) return;
+  try {
+    fs.writeFileSync(`/proc/${pid}/autogroup`, String(niceness));
+  } catch {
+    // no autogroup support: plain nice applies
+  }
+}
+
+/** A placement (support/processes.ts) on `cpu` (null: unpinned) at the niceness set above. */
+export function onCpu(cpu) {
+  return { wrap: (cmd, args) => pinned(cpu, cmd, args), started: applyAutogroupNice };
 }

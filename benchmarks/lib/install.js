@@ -1,25 +1,8 @@
 // Finds tools on PATH and, when allowed, installs missing ones from Debian with apt-get.
-import fs from 'node:fs';
-import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { which } from '../../support/processes.ts';
 
-const EXTRA_DIRS = ['/usr/sbin', '/sbin', '/usr/local/sbin'];
-
-/** Absolute path of `bin`, or null. */
-export function which(bin) {
-  const dirs = [...(process.env.PATH ?? '').split(':'), ...EXTRA_DIRS];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    const p = path.join(dir, bin);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // keep looking
-    }
-  }
-  return null;
-}
+export { which };
 
 function aptGet(args, log) {
   const r = spawnSync('apt-get', args, {

@@ -3,7 +3,7 @@
 // pinned like the servers under test; started and stopped by pid. The shared Redis on 6379 is
 // never used.
 import path from 'node:path';
-import { freePort } from './ports.js';
+import { freePort } from '../../support/ports.ts';
 import { startProcess, stopProcess, sleep } from './processes.js';
 import { ensureTool, versionOf } from './install.js';
 

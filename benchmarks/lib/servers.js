@@ -7,15 +7,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, SERVER_CPU } from './cpu.js';
-import { freePort } from './ports.js';
+import { LOAD_CPU, SERVER_CPU, onCpu } from './cpu.js';
+import { freePort } from '../../support/ports.ts';
+import { startSidecar, REPO_ROOT, SIDECACHE_MAIN } from '../../support/sidecar.ts';
 import { startProcess, stopProcess, makeTempDir, tailLog, sleep } from './processes.js';
 import { waitForOk, httpGet } from './http.js';
 import { ensureTool, versionOf } from './install.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const REPO_ROOT = path.resolve(HERE, '..', '..');
-export const SIDECACHE_MAIN = path.join(REPO_ROOT, 'dist', 'main.js');
+export { REPO_ROOT, SIDECACHE_MAIN };
 const ORIGIN_SCRIPT = path.join(HERE, 'origin-server.js');
 
 function server(h, fields) {
@@ -58,33 +58,14 @@ export async function startSidecache({ tmpDir, originPort, extraEnv = {}, main =
   if (!fs.existsSync(main)) {
     return { skipped: true, reason: `${path.relative(REPO_ROOT, main)} not found: build it first (npm run build, or npm run bench)` };
   }
-  const port = await freePort();
-  const adminPort = await freePort();
-  // Settings come only from the contract below: SIDECACHE_* of the calling shell are dropped.
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SIDECACHE_')) env[k] = v;
-  Object.assign(env, {
-    SIDECACHE_UPSTREAM: `http://127.0.0.1:${originPort}`,
-    SIDECACHE_LISTEN: `127.0.0.1:${port}`,
-    SIDECACHE_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-    SIDECACHE_LOG_LEVEL: 'warn',
-    ...extraEnv,
+  // Settings come only from the contract of support/sidecar.ts: SIDECACHE_* of the calling shell are dropped.
+  const sc = await startSidecar({
+    env: { SIDECACHE_UPSTREAM: `http://127.0.0.1:${originPort}`, ...extraEnv },
+    main, timeoutMs: 30_000, logPath: path.join(tmpDir, `${name}.log`), placement: onCpu(SERVER_CPU),
   });
-  const h = startProcess({
-    name,
-    cmd: process.execPath,
-    args: [main],
-    cwd: REPO_ROOT,
-    env,
-    cpu: SERVER_CPU,
-    logPath: path.join(tmpDir, `${name}.log`),
-  });
-  try {
-    await waitForOk(`http://127.0.0.1:${adminPort}/readyz`, { h, timeoutMs: 30_000 });
-  } catch (err) {
-    await stopProcess(h);
-    throw err;
-  }
+  const h = sc.handle;
+  const port = Number(new URL(sc.url).port);
+  const adminPort = Number(new URL(sc.adminUrl).port);
   let version = 'unknown';
   try {
     version = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version;

@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LOAD_CPU, pinned } from './cpu.js';
+import { LOAD_CPU } from './cpu.js';
 import { ensureTool, versionOf } from './install.js';
-import { spawnTracked } from './processes.js';
+import { startProcess } from './processes.js';
 
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
@@ -51,29 +51,17 @@ export async function runWrk({ url, connections, durationSec, tmpDir, uniquePref
   if (randomKeys !== undefined) scriptArgs.push(`prefix=${randomKeys.prefix}`, `keys=${randomKeys.keys}`);
   if (delayMs !== undefined) scriptArgs.push(`delay_ms=${delayMs}`);
   if (scriptArgs.length > 0) args.push('--', ...scriptArgs);
-  const [cmd, cmdArgs] = pinned(LOAD_CPU, wrkPath, args);
-
-  const { code, stdout, stderr } = await new Promise((resolve, reject) => {
-    const child = spawnTracked(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    // Bounded: wrk stops by itself after durationSec; this is the backstop.
-    const killer = setTimeout(() => child.kill('SIGKILL'), (durationSec + timeoutSec + 20) * 1000);
-    child.once('error', (e) => {
-      clearTimeout(killer);
-      reject(e);
-    });
-    // 'close', not 'exit': 'exit' can come before the last of stdout has been read.
-    child.once('close', (c) => {
-      clearTimeout(killer);
-      resolve({ code: c, stdout: out, stderr: err });
-    });
-  });
+  const h = startProcess({ name: 'wrk', cmd: wrkPath, args, cpu: LOAD_CPU });
+  let stdout = '';
+  h.proc.stdout.on('data', (d) => (stdout += d));
+  // Bounded: wrk stops by itself after durationSec; this is the backstop.
+  const killer = setTimeout(() => h.signal('SIGKILL'), (durationSec + timeoutSec + 20) * 1000);
+  const { code, error } = await h.exited;
+  clearTimeout(killer);
+  if (error) throw error;
   const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
   if (code !== 0 || !line) {
-    throw new Error(`wrk ${args.join(' ')} failed (exit ${code}):\n${stdout}${stderr}`.trim());
+    throw new Error(`wrk ${args.join(' ')} failed (exit ${code}):\n${h.output()}`.trim());
   }
   return parseWrkJson(line.slice('WRK_JSON '.length));
 }

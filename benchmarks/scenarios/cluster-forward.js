@@ -6,8 +6,8 @@ import { SERVER_CPU, LOAD_CPU } from '../lib/cpu.js';
 import { measure, MAX_OTHER_PCT } from '../lib/measure.js';
 import { fmt } from '../lib/results.js';
 import { sleep } from '../lib/processes.js';
-import { startNatsCluster, natsAvailable, NATS_SERVER_BIN } from '../lib/nats.js';
-import { sidecacheBuilt, startClusterSidecars, uniqueCluster, get, cacheStatusHops, clusterInfo } from '../lib/cluster.js';
+import { natsAvailable, NATS_SERVER_BIN } from '../../support/nats-server.ts';
+import { startNatsCluster, sidecacheBuilt, startClusterSidecars, uniqueCluster, get, cacheStatusHops, clusterInfo } from '../lib/cluster.js';
 
 export const description = 'cluster: hits forwarded through a non-owner vs local hits at the owner (3 sidecars, 3-node NATS)';
 

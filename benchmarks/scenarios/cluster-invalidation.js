@@ -5,8 +5,8 @@
 import { SERVER_CPU, LOAD_CPU } from '../lib/cpu.js';
 import { fmt } from '../lib/results.js';
 import { coreTimes, machineBusy, ownTicks } from '../lib/procstat.js';
-import { startNatsCluster, natsAvailable, NATS_SERVER_BIN } from '../lib/nats.js';
-import { sidecacheBuilt, startClusterSidecars, uniqueCluster, startVersionedOrigin, versionOfBody, purge, get, loadLoop, percentile } from '../lib/cluster.js';
+import { natsAvailable, NATS_SERVER_BIN } from '../../support/nats-server.ts';
+import { startNatsCluster, sidecacheBuilt, startClusterSidecars, uniqueCluster, startVersionedOrigin, versionOfBody, purge, get, loadLoop, percentile } from '../lib/cluster.js';
 
 export const description = 'cluster: purge latency until every member applied it, and stale reads right after (3 sidecars, 3-node NATS)';
 

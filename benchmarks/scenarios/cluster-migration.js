@@ -14,8 +14,8 @@
 import { SERVER_CPU, LOAD_CPU } from '../lib/cpu.js';
 import { fmt } from '../lib/results.js';
 import { sleep } from '../lib/processes.js';
-import { startNatsCluster, natsAvailable, NATS_SERVER_BIN } from '../lib/nats.js';
-import { sidecacheBuilt, startClusterSidecars, startClusterSidecar, waitForRing, uniqueCluster, startVersionedOrigin, loadLoop, pool } from '../lib/cluster.js';
+import { natsAvailable, NATS_SERVER_BIN } from '../../support/nats-server.ts';
+import { startNatsCluster, sidecacheBuilt, startClusterSidecars, startClusterSidecar, waitForRing, uniqueCluster, startVersionedOrigin, loadLoop, pool } from '../lib/cluster.js';
 
 export const description = 'cluster: origin fetches and client errors when a warm cluster scales out, drains back, restarts one by one and loses a sidecar to SIGKILL, with and without handoff';
 

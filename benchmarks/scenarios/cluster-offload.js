@@ -12,10 +12,10 @@ import { Pool } from 'undici';
 import { SERVER_CPU, LOAD_CPU } from '../lib/cpu.js';
 import { sleep } from '../lib/processes.js';
 import { fmt } from '../lib/results.js';
-import { startNatsCluster, natsAvailable, NATS_SERVER_BIN } from '../lib/nats.js';
+import { natsAvailable, NATS_SERVER_BIN } from '../../support/nats-server.ts';
 import { ensureRedisServer, startRedis } from '../lib/redis.js';
 import { scrapeMetrics } from '../lib/http.js';
-import { sidecacheBuilt, startClusterSidecars, uniqueCluster, startVersionedOrigin, percentile } from '../lib/cluster.js';
+import { startNatsCluster, sidecacheBuilt, startClusterSidecars, uniqueCluster, startVersionedOrigin, percentile } from '../lib/cluster.js';
 
 export const description = 'cluster offload: Zipf(1.0) over 100k keys from 3 apps; sidecache ring vs 3 independent caches (ring off) vs one shared Redis, same total memory';
 

@@ -14,8 +14,8 @@ import { memoryOf } from '../lib/procstat.js';
 import { scrapeMetrics } from '../lib/http.js';
 import { fmt } from '../lib/results.js';
 import { sleep } from '../lib/processes.js';
-import { startNatsCluster, natsAvailable } from '../lib/nats.js';
-import { sidecacheBuilt, startClusterSidecars, startClusterSidecar, waitForRing, uniqueCluster, clusterInfo, startVersionedOrigin } from '../lib/cluster.js';
+import { natsAvailable } from '../../support/nats-server.ts';
+import { startNatsCluster, sidecacheBuilt, startClusterSidecars, startClusterSidecar, waitForRing, uniqueCluster, clusterInfo, startVersionedOrigin } from '../lib/cluster.js';
 
 export const description = 'growth: hit throughput and memory of one sidecar from 10k to 1M keys; log bytes and replay time per partition as the log grows';
 
