@@ -86,8 +86,8 @@ export async function startSidecache({ tmpDir, originPort, extraEnv = {}, main =
 
 /**
  * nginx with proxy_cache, its own prefix and config in a temp dir on tmpfs (the cache is then in
- * memory like the others'). One worker, access log off, tcp_nopush off (on, it stalls 64 KiB hits
- * by ~44 ms here), keep-alive to clients without a request limit.
+ * memory like the others'). One worker, access log off, tcp_nopush off (why: benchmarks/README.md),
+ * keep-alive to clients without a request limit.
  */
 export async function startNginx({ tmpDir, originPort, install, sendfile = true, log }) {
   const bin = ensureTool({ bin: 'nginx', packages: ['nginx-light', 'nginx'], install, log });
