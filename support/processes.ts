@@ -141,7 +141,7 @@ function noteForWatchdog(): void {
     writeFileSync(dirFile, '');
     const sh = spawn('sh', ['-c',
       `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ` +
-      `kill -9 -- $(cat '${pidFile}') 2>/dev/null; ` +
+      `kill -9 $(cat '${pidFile}') 2>/dev/null; ` +
       `while IFS= read -r d; do rm -rf "$d"; done < '${dirFile}'; rm -rf '${dir}'`,
     ], { detached: true, stdio: 'ignore' });
     sh.unref();
