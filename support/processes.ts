@@ -69,6 +69,8 @@ export interface Proc {
 }
 
 const live = new Set<Proc>();
+/** Whether a process was started in a group of its own (the watchdog then kills the group). */
+const groupOf = new WeakMap<Proc, boolean>();
 const tempDirs = new Set<string>();
 let watchdog: { pid: number | undefined; pidFile: string; dirFile: string; dir: string } | undefined;
 
@@ -151,8 +153,6 @@ function noteForWatchdog(): void {
   writeFileSync(watchdog.pidFile, targets.join(' '));
   writeFileSync(watchdog.dirFile, [...tempDirs].map((d) => `${d}\n`).join(''));
 }
-const groupOf = new WeakMap<Proc, boolean>();
-
 /** A temporary directory removed when this process ends, however it ends. */
 export function makeTempDir(prefix: string, base: string = tmpdir()): string {
   const dir = mkdtempSync(join(base, `sidecache-${prefix}-`));
