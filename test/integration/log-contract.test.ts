@@ -5,7 +5,7 @@
 
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
-import { startNats } from '../../support/nats-server.ts';
+import { startNats } from '../../support/nats-server.js';
 import { MemoryLog } from '../../src/log/memory-log.js';
 import { NatsLog } from '../../src/log/nats-log.js';
 import { SidecacheError } from '../../src/core/errors.js';
