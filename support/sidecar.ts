@@ -44,6 +44,13 @@ export interface SidecarOptions {
   readonly placement?: Placement;
 }
 
+async function answersAs(adminUrl: string, id: string): Promise<boolean> {
+  const r = await fetch(`${adminUrl}/cluster`, { signal: AbortSignal.timeout(2_000) });
+  const body = await r.json().catch(() => undefined) as { node?: unknown } | undefined;
+  if (body?.node === id) return true;
+  throw new Error(`${adminUrl} is answered by another process (node ${String(body?.node)}), not sidecar ${id}: its port was taken`);
+}
+
 /** The environment of the calling process without SIDECACHE_* settings and test runner hooks. */
 export function cleanEnv(): Record<string, string> {
   const clean: Record<string, string> = {};
@@ -107,7 +114,10 @@ async function startSidecarOnce(opts: SidecarOptions): Promise<SidecarProcess> {
       try {
         const r = await fetch(`${sc.adminUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
         await r.arrayBuffer();
-        if (r.status === 200) break;
+        // Ready, and ours: a free port can be taken by another process between freePort() and
+        // the sidecar's listen (tests of other worktrees run beside us); then our sidecar exits
+        // with EADDRINUSE while that process answers. GET /cluster names the node that answers.
+        if (r.status === 200 && await answersAs(sc.adminUrl, sc.id)) break;
       } catch { /* not listening yet */ }
       if (Date.now() > deadline) {
         await h.kill();
