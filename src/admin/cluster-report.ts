@@ -62,12 +62,15 @@ function isStatusOf(x: unknown, id: string): x is MemberStatus {
     typeof s.requests === 'object' && s.requests !== null;
 }
 
-/** Lag of each reachable member: seqs behind the highest applied seq of its incarnation. */
+/** Lag of each reachable member: seqs behind the highest seq any reachable member of its
+ *  incarnation knows the log holds (applied, published, or learnt from the stream), so members
+ *  that are all equally behind show it too. */
 function withLag(members: readonly Omit<MemberReport, 'lag'>[]): MemberReport[] {
   const highest = new Map<string, number>();
   for (const m of members) {
     if (m.status === null) continue;
-    highest.set(m.status.incarnation, Math.max(highest.get(m.status.incarnation) ?? 0, m.status.appliedSeq));
+    const known = Math.max(m.status.appliedSeq, m.status.knownSeq ?? 0);
+    highest.set(m.status.incarnation, Math.max(highest.get(m.status.incarnation) ?? 0, known));
   }
   return members.map((m) => ({ ...m, lag: m.status === null ? null : highest.get(m.status.incarnation)! - m.status.appliedSeq }));
 }

@@ -44,6 +44,8 @@ export interface MemberStatus {
   /** INVAL incarnation its appliedSeq counts in: seqs of different incarnations do not compare. */
   readonly incarnation: string;
   readonly appliedSeq: number;
+  /** The highest seq it knows the log holds (absent from members of earlier versions). */
+  readonly knownSeq?: number;
   /** Partitions it owns as primary or replica, of `total`. */
   readonly partitions: { readonly total: number; readonly primary: number; readonly replica: number };
   readonly cache: { readonly entries: number; readonly bytes: number; readonly hotEntries: number; readonly hotBytes: number };
@@ -117,6 +119,7 @@ export async function memberStatus(s: MemberStatusSources): Promise<MemberStatus
     ring: table?.members ?? [s.id],
     incarnation: s.log.incarnation,
     appliedSeq: s.log.appliedSeq,
+    knownSeq: s.log.knownSeq,
     partitions: { total: s.partitions, primary, replica },
     cache: s.cache.stats,
     requests,

@@ -35,6 +35,11 @@ export class Backlog {
     this.#marks.length = 0;
   }
 
+  /** The highest seq learnt and not yet applied; 0: none. */
+  get lastSeq(): number {
+    return this.#marks.at(-1)?.seq ?? 0;
+  }
+
   /** For how long (ms, at `now`) we have known of an invalidation we have not applied; 0: none. */
   behindMs(now: number): number {
     const first = this.#marks[0];

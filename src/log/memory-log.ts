@@ -20,6 +20,11 @@ export class MemoryLog implements InvalidationLog {
     handlers.attached(true);
   }
 
+  /** In process, appended is applied: nothing is ever pending. */
+  get knownSeq(): number {
+    return this.appliedSeq;
+  }
+
   get appliedSeq(): number {
     return this.#seq;
   }

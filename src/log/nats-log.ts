@@ -55,6 +55,10 @@ export class NatsLog implements InvalidationLog, FillLog, Membership {
     return this.#state.backlog.behindMs(performance.now());
   }
 
+  get knownSeq(): number {
+    return this.#state.knownStreamSeq();
+  }
+
   get appliedSeq(): number {
     return this.#state.appliedSeq;
   }

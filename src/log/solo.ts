@@ -34,6 +34,7 @@ export class SoloLog implements InvalidationLog, Membership {
 
   start(handlers: InvalidationHandlers): Promise<void> { return this.#log.start(handlers); }
   get appliedSeq(): number { return this.#log.appliedSeq; }
+  get knownSeq(): number { return this.#log.knownSeq; }
   get incarnation(): string { return this.#log.incarnation; }
   get attached(): boolean { return this.#log.attached; }
   invalidate(inval: Invalidation): Promise<number> { return this.#log.invalidate(inval); }

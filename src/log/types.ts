@@ -61,6 +61,9 @@ export interface InvalidationLog {
   start(handlers: InvalidationHandlers): Promise<void>;
   /** Last INVAL seq applied by this sidecar. */
   readonly appliedSeq: number;
+  /** The highest INVAL seq this sidecar knows the log holds (>= appliedSeq): how far behind
+   *  it is, as far as it can tell (sidecache status shows the lag). */
+  readonly knownSeq: number;
   /** Incarnation of the INVAL stream appliedSeq counts in (see codec.ts); fences of another
    *  incarnation cannot be checked against the invalidations applied here. */
   readonly incarnation: string;

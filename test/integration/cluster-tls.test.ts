@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { signRequest } from '../../src/cluster/peer-auth.js';
 import { makeCerts, type TestCa, type TestCert } from '../helpers/certs.js';
+import { adminEnv, runCli } from '../helpers/cli.js';
 import { CLUSTER_SECRET, clusterEnv, uniqueCluster, waitForRing } from '../../support/cluster.js';
 import { startNats } from '../../support/nats-server.js';
 import { makeNatsOperator } from '../helpers/nats-operator.js';
@@ -100,6 +101,13 @@ t.test('transport security - two sidecars over NATS TLS (client certificates ver
   t.equal(after.body, `body of ${path} #2\n`, 'refetched after the purge');
   t.equal(origin.count(path), 2);
   t.equal(await metric(a!, /^sidecache_degraded_fetches_total (\S+)$/m), 0, 'no forward failed');
+
+  // `sidecache status` gathers every member's status over the signed peer port: here HTTPS.
+  const st = await runCli(['status', '--json'], adminEnv(a!));
+  t.equal(st.code, 0, `status exits 0 ${st.stderr}`);
+  const report = JSON.parse(st.stdout) as { members: { id: string; reachable: boolean; lag: number | null; status: { appliedSeq: number } | null }[] };
+  t.same(report.members.map((m) => [m.id, m.reachable]).sort(), [[a!.id, true], [b!.id, true]].sort(), 'both members answered over the TLS peer port');
+  for (const m of report.members) t.ok(m.status !== null && m.status.appliedSeq >= 1 && m.lag === 0, `${m.id}: applied the purge, no lag`);
 });
 
 t.test('transport security - the TLS peer port refuses plaintext and clients without a certificate of the CA, and still wants a signature over TLS', async (t) => {

@@ -38,4 +38,10 @@ export class LogState {
   knownLastSeq(): number {
     return Math.max(this.appliedSeq, this.publishedSeq);
   }
+
+  /** The highest seq of the current stream we know it holds: applied, published by us, or
+   *  learnt from the stream itself (the backlog). What a member's lag counts from. */
+  knownStreamSeq(): number {
+    return Math.max(this.appliedSeq, this.publishedSeq, this.backlog.lastSeq);
+  }
 }

@@ -48,6 +48,19 @@ t.test('cluster report - every member of the view; lag within an incarnation; th
   t.equal(queries, 8);
 });
 
+t.test('cluster report - lag counts from the highest seq any member knows the log holds, so members equally behind show it', async (t) => {
+  const knowing = (id: string, appliedSeq: number, knownSeq?: number): MemberStatus =>
+    ({ ...status(id, appliedSeq), ...(knownSeq === undefined ? {} : { knownSeq }) });
+  const r = new ClusterReporter({
+    self: 'a', cluster: 'x', replicas: 2, partitions: 4, log, table: () => undefined,
+    ownStatus: async () => knowing('a', 5, 12),
+    peerStatus: async (id) => (id === 'b' ? knowing('b', 5, 5) : id === 'c' ? knowing('c', 9) : knowing(id, 5, 5)),
+  });
+  const rep = await r.report();
+  t.same(rep.members.map((m) => [m.id, m.lag]), [['a', 7], ['b', 7], ['c', 3], ['d', 7], ['e', 7]],
+    'a learnt seq 12 from the stream: every member is behind it, a member of an earlier version (no knownSeq) by its applied seq');
+});
+
 t.test('cluster report - an answer for another member, or not a status, is no answer', async (t) => {
   const r = new ClusterReporter({
     self: 'a', cluster: 'x', replicas: 2, partitions: 4, log, table: () => undefined,
