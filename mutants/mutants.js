@@ -166,7 +166,7 @@ export const MUTANTS = [
     name: 'request-head-in-fills',
     promise: 'nothing private is shared: no client credential or peer signature is published in a fill',
     edits: [{
-      file: 'src/proxy/handler.ts',
+      file: 'src/proxy/admit.ts',
       find: 'newPolicy(policyRequestOf(target.path, names, values, authorized),',
       replace: "newPolicy({ method: 'GET', url: target.path, headers: req.headers as Record<string, string> },",
     }],
@@ -176,7 +176,7 @@ export const MUTANTS = [
     name: 'hot-copy-own-fence',
     promise: 'read-your-purge: a copy fetched from a peer is fenced with the seq its source had applied, not ours',
     edits: [{
-      file: 'src/proxy/handler.ts',
+      file: 'src/proxy/admit.ts',
       find: 'const fence = !viaPeer ? ownFence : storable ? this.#peerFence(headers) : undefined;',
       replace: 'const fence = !viaPeer ? ownFence : storable ? ownFence : undefined;',
     }],
@@ -186,7 +186,7 @@ export const MUTANTS = [
     name: 'refresh-takes-peer-fence',
     promise: 'no resurrection: a 304 from a peer ahead on INVAL does not keep our body past a hard purge we have not applied yet',
     edits: [{
-      file: 'src/proxy/handler.ts',
+      file: 'src/proxy/admit.ts',
       find: ': { incarnation: own.incarnation, seq: Math.min(own.seq, fence.seq) };',
       replace: ': { incarnation: own.incarnation, seq: Math.max(own.seq, fence.seq) };',
     }],
@@ -196,7 +196,7 @@ export const MUTANTS = [
     name: 'peer-copy-predating-purge-served',
     promise: 'read-your-purge: a member that applied a purge does not pass on an owner\'s copy fenced before it (the owner lagging or listed as missing)',
     edits: [{
-      file: 'src/proxy/handler.ts',
+      file: 'src/proxy/admit.ts',
       find: 'if (viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation &&',
       replace: 'if (Math.random() < 0 && viaPeer && fence !== undefined && fence.incarnation === s.log.incarnation &&',
     }],
@@ -230,9 +230,9 @@ export const MUTANTS = [
     name: 'lapsed-lease-serves-swr',
     promise: 'a member whose lease lapsed or that was dropped serves no stale-while-revalidate entry unasked',
     edits: [{
-      file: 'src/proxy/handler.ts',
-      find: 'if (this.#s.mustRevalidateAll?.() === true) return Verdict.stale;',
-      replace: 'if (v === Verdict.fresh && this.#s.mustRevalidateAll?.() === true) return Verdict.stale;',
+      file: 'src/proxy/lookup.ts',
+      find: 'if (this.#mustRevalidateAll?.() === true) return Verdict.stale;',
+      replace: 'if (v === Verdict.fresh && this.#mustRevalidateAll?.() === true) return Verdict.stale;',
     }],
     tests: [{ file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'stale-while-revalidate' }],
   },
@@ -250,9 +250,9 @@ export const MUTANTS = [
     name: 'waiter-gets-other-variant',
     promise: 'a request never gets another Vary variant than its own, collapsed or not',
     edits: [{
-      file: 'src/proxy/handler.ts',
-      find: 'if (settled.varyNames === null || this.#secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
-      replace: 'if (settled.varyNames !== undefined || this.#secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
+      file: 'src/proxy/fetch.ts',
+      find: 'if (settled.varyNames === null || this.#p.secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
+      replace: 'if (settled.varyNames !== undefined || this.#p.secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
     }],
     tests: [{ file: 'test/integration/standalone-collapse.test.ts' }],
   },

@@ -53,7 +53,13 @@ export interface OriginRequest {
   readonly signal?: AbortSignal;
 }
 
-export class OriginClient {
+/** What the request path fetches through: OriginClient, or a fake origin in unit tests. */
+export interface Origin {
+  /** Sends `r`; its response goes to `sink`. The BodyControl is usable at once. */
+  dispatch(r: OriginRequest, sink: OriginSink): BodyControl;
+}
+
+export class OriginClient implements Origin {
   readonly #agent: Agent;
   readonly #headersTimeoutMs: number;
   readonly #bodyTimeoutMs: number;

@@ -1,9 +1,11 @@
 // recv: check a request and decide where it goes (reverse: the upstream; forward: the
 // absolute-form target or the CONNECT tunnel's host), refusing what we must not fetch.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config, HostPattern } from '../core/config.js';
 import { SidecacheError } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
+import { cacheStatus, sendError, type StatusContext } from './deliver.js';
 import { canonicalTarget, originOf, parseAbsolute } from './key.js';
 
 export interface Target {
@@ -161,4 +163,16 @@ function canonical(url: string): string | Refusal {
 
 export function isRefusal(t: Target | Refusal): t is Refusal {
   return (t as Refusal).status !== undefined;
+}
+
+/** Answers a refused request, and keeps the connection usable or closes it as the refusal says. */
+export function refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal, statusCtx: StatusContext, metrics: Metrics): void {
+  metrics.clientErrors.labels(String(refusal.status)).inc();
+  if (refusal.close === true) res.shouldKeepAlive = false;
+  sendError(res, refusal.status, refusal.reason, cacheStatus(statusCtx, { fwd: 'request', detail: 'refused' }));
+  // node:http goes on parsing what the client pipelined behind this request; ending our
+  // side now makes every later request on the connection stop at the handler's first check.
+  if (refusal.close === true) req.socket.end();
+  // A refused request may carry a body: read and discard it so the connection stays usable.
+  else if (!req.complete) req.resume();
 }

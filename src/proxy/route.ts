@@ -1,6 +1,9 @@
-// route: on a miss, who should fetch? The seam between the data path and the cluster:
+// route: on a miss, who should fetch? This sidecar from the origin, or the key's owners
+// (peers, in order). The Router is the seam between the data path and the cluster:
 // `NoPeers` (standalone, or ring off) always answers "here".
-import type { OriginRequest, OriginResponse } from './origin.js';
+import type { Logger } from 'pino';
+import type { Metrics } from '../core/metrics.js';
+import type { Origin, OriginRequest, OriginResponse, OriginSink } from './origin.js';
 
 export interface Router {
   /** Peers to ask for `key`, in order (primary first); undefined: this sidecar fetches. Called on a miss only. */
@@ -16,3 +19,39 @@ export const NoPeers: Router = {
   forward: () => Promise.reject(new Error('no peers')),
   epoch: 0,
 };
+
+/** Local: the origin itself is asked; its answer goes to `sink`. */
+export function fromOrigin(origin: Origin, metrics: Metrics, r: OriginRequest, sink: OriginSink): void {
+  metrics.originRequests.inc();
+  origin.dispatch(r, sink);
+}
+
+/** Peers: the owners in order, until one answers; its answer goes to `sink`. False when none
+ *  answered (the caller then fetches from the origin itself). */
+export async function fromPeers(
+  router: Router, metrics: Metrics, logger: Logger, peers: readonly string[], r: OriginRequest, sink: OriginSink,
+): Promise<boolean> {
+  for (const peer of peers) {
+    let up: OriginResponse;
+    try {
+      metrics.peerRequests.inc();
+      up = await router.forward(peer, r);
+    } catch (err) {
+      metrics.peerErrors.labels(peer).inc();
+      logger.warn({ peer, err: (err as Error).message }, 'peer unreachable, trying the next owner');
+      continue;
+    }
+    feedSink(up, sink);
+    return true;
+  }
+  return false;
+}
+
+/** A peer's response (a Readable) fed into a sink like an origin fetch. */
+function feedSink(up: OriginResponse, sink: OriginSink): void {
+  const body = up.body;
+  sink.onHead(up.status, up.headers, body);
+  body.on('data', (c: Buffer) => sink.onData(c));
+  body.on('end', () => sink.onEnd());
+  body.on('error', (err) => sink.onError(err));
+}

@@ -1,6 +1,7 @@
 // Cache: the owned store, the hot set, and what invalidation needs to be exact: bans by
 // seq (purge-all in O(1)) and the recent invalidations that a late fill is checked
 // against (DESIGN invariant 2, no resurrection).
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Invalidation } from '../core/types.js';
 import { InvalHistory } from './history.js';
 import { LruStore } from './memory.js';
@@ -35,6 +36,8 @@ export interface CacheOptions {
   /** Incarnation of the INVAL stream whose seqs this cache applies (InvalidationLog.incarnation).
    *  Default: '' (one numbering, standalone). */
   readonly incarnation?: () => string;
+  /** The time entries are judged by (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 /** What the cache holds, for metrics and status. */
@@ -50,6 +53,8 @@ export class Cache {
    *  sidecache goes through the methods below. */
   readonly main: CacheStore;
   readonly hot: CacheStore;
+  /** The time freshness is judged by: the request path and inspection read it here. */
+  readonly clock: Clock;
   /** Entries whose fence is below this were purged by a purge-all. */
   #banBefore = 0;
   #softBanBefore = 0;
@@ -62,6 +67,7 @@ export class Cache {
 
   constructor(opts: CacheOptions, historyFloor = 0) {
     this.#incarnation = opts.incarnation ?? (() => '');
+    this.clock = opts.clock ?? systemClock;
     const reclaimer = new Reclaimer(opts.maxBytes + Math.max(0, opts.hotMaxBytes));
     const onRelease = (bytes: number): void => reclaimer.released(bytes);
     const storeOpts = {

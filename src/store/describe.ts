@@ -27,7 +27,7 @@ export interface StoredVariant {
   readonly keepUntil: number;
 }
 
-export function describeKey(cache: Cache, key: string, now = Date.now()): StoredVariant[] {
+export function describeKey(cache: Cache, key: string, now = cache.clock.now()): StoredVariant[] {
   const out: StoredVariant[] = [];
   for (const { store: name, variants: v } of cache.holdings(key)) {
     for (const e of v.entries) {

@@ -1,6 +1,8 @@
 // Why recent responses were not stored, by primary key: what `sidecache inspect` says about a
 // URL that is not cached. Bounded in keys (oldest forgotten first) and fed only on the miss
 // path, never on a hit.
+import { systemClock, type Clock } from '../core/clock.js';
+
 export const NOT_STORED_MAX_KEYS = 1024;
 
 export interface NotStored {
@@ -12,12 +14,14 @@ export interface NotStored {
 export class NotStoredLog {
   readonly #max: number;
   readonly #byKey = new Map<string, NotStored>();
+  readonly #clock: Clock;
 
-  constructor(maxKeys = NOT_STORED_MAX_KEYS) {
+  constructor(maxKeys = NOT_STORED_MAX_KEYS, clock: Clock = systemClock) {
     this.#max = Math.max(1, maxKeys);
+    this.#clock = clock;
   }
 
-  note(key: string, reason: string, now = Date.now()): void {
+  note(key: string, reason: string, now = this.#clock.now()): void {
     // Re-inserted at the end: a Map iterates in insertion order, so the first key is the oldest.
     this.#byKey.delete(key);
     this.#byKey.set(key, { reason, at: now });

@@ -23,7 +23,7 @@ const REQUEST = {
   'x-sidecache-from': 'member-a',
   'x-sidecache-cluster': 'CLUSTER-NAME-5',
 };
-/** What a cacheable fetch drops before the origin (handler.ts CACHEABLE_FETCH_DROP's peer fields). */
+/** What a cacheable fetch drops before the origin (proxy/lookup.ts CACHEABLE_FETCH_DROP's peer fields). */
 const DROP = new Set(['x-sidecache-signature', 'x-sidecache-ts', 'x-sidecache-nonce', 'x-sidecache-from', 'x-sidecache-epoch', 'x-sidecache-cluster']);
 
 /** An entry made the way the handler makes one from that request and a Vary response. */
