@@ -121,10 +121,18 @@ export function newPolicy(req: PolicyRequest, res: PolicyResponse): CachePolicy 
   return new CachePolicy(req, policyResponse(res), POLICY_OPTIONS);
 }
 
+/** The age of a response as it arrives (§4.2.3): its Age field read as policyHeaders reads it
+ *  (§5.1: anything but delta-seconds is ignored), and no resident time yet. policy.age() would
+ *  add resident time by Date.now(), not by the `now` the caller decides freshness at. */
+export function receivedAgeSec(headers: PolicyResponse['headers']): number {
+  const age = headers.age;
+  return typeof age === 'string' && DELTA_SECONDS.test(age) ? Math.min(Number(age), MAX_DELTA_SECONDS) : 0;
+}
+
 /** Freshness of a response a policy was just built for (or revalidated) at `now`. */
 export function freshnessOf(policy: CachePolicy, headers: PolicyResponse['headers'], now: number, defaultTtlMs: number): Freshness {
   const cc = parseCacheControl(headers['cache-control']);
-  const initialAgeSec = policy.age();
+  const initialAgeSec = receivedAgeSec(headers);
   // http-cache-semantics makes proxy-revalidate "never fresh" in a shared cache; RFC 9111
   // §5.2.2.8 only forbids serving it stale (mustRevalidate below), so use its lifetime.
   const lifetimeSec = cc.has('proxy-revalidate') && !cc.has('no-cache') && policy.storable()

@@ -4,7 +4,7 @@
 import { decodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
 import type { Fence } from '../core/types.js';
 import { rawGet, rawWithout, toRawHeaders, VIA, type HeaderObject } from '../http/headers.js';
-import { admit, CachePolicy, freshnessOf, keepUntilOf, newPolicy, policyRequestOf, revalidatedPolicy } from '../http/storable.js';
+import { admit, CachePolicy, freshnessOf, keepUntilOf, newPolicy, policyRequestOf, receivedAgeSec, revalidatedPolicy } from '../http/storable.js';
 import { IMPLICIT_VARY, objectView, secondaryKeyNames } from '../http/vary.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
 import type { Pipeline } from './context.js';
@@ -110,7 +110,7 @@ export class Admitter {
       varyNames: names,
       varyValues: values,
       tags,
-      initialAgeSec: policy.age(),
+      initialAgeSec: receivedAgeSec(headers as Record<string, string>),
       receivedAt: now,
       fence,
     };
