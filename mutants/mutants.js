@@ -234,7 +234,10 @@ export const MUTANTS = [
       find: 'if (this.#mustRevalidateAll?.() === true) return Verdict.stale;',
       replace: 'if (v === Verdict.fresh && this.#mustRevalidateAll?.() === true) return Verdict.stale;',
     }],
-    tests: [{ file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'stale-while-revalidate' }],
+    tests: [
+      { file: 'test/unit/proxy/pipeline.test.ts', grep: 'may not trust its cache' },
+      { file: 'test/integration/cluster-nats-trouble.test.ts', grep: 'stale-while-revalidate' },
+    ],
   },
   {
     name: 'stale-copy-to-peer-as-304',
@@ -254,7 +257,10 @@ export const MUTANTS = [
       find: 'if (settled.varyNames === null || this.#p.secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
       replace: 'if (settled.varyNames !== undefined || this.#p.secondary.matches(settled.varyNames, settled.varyValues, asFetched, req)) {',
     }],
-    tests: [{ file: 'test/integration/standalone-collapse.test.ts' }],
+    tests: [
+      { file: 'test/unit/proxy/pipeline.test.ts', grep: 'another Vary variant' },
+      { file: 'test/integration/standalone-collapse.test.ts' },
+    ],
   },
   {
     name: 'write-invalidation-forgotten',

@@ -116,9 +116,9 @@ export function policyResponse(res: PolicyResponse, now = Date.now()): PolicyRes
   return { ...res, status, headers };
 }
 
-/** A policy for a response just received (see policyResponse). */
-export function newPolicy(req: PolicyRequest, res: PolicyResponse): CachePolicy {
-  return new CachePolicy(req, policyResponse(res), POLICY_OPTIONS);
+/** A policy for a response just received at `now` (see policyResponse). */
+export function newPolicy(req: PolicyRequest, res: PolicyResponse, now = Date.now()): CachePolicy {
+  return new CachePolicy(req, policyResponse(res, now), POLICY_OPTIONS);
 }
 
 /** The age of a response as it arrives (§4.2.3): its Age field read as policyHeaders reads it
@@ -257,8 +257,10 @@ export function isUpdateFor(
  * the stored response already had, so a 304 adding, say, Cache-Control would be lost.
  * Fields never stored (Set-Cookie) are neither: they are for the client the 304 answered.
  */
-export function revalidatedPolicy(policy: CachePolicy, req: PolicyRequest, res: PolicyResponse): { policy: CachePolicy; modified: boolean } {
-  let update = policyResponse(res);
+export function revalidatedPolicy(
+  policy: CachePolicy, req: PolicyRequest, res: PolicyResponse, now = Date.now(),
+): { policy: CachePolicy; modified: boolean } {
+  let update = policyResponse(res, now);
   for (const name in res.headers) {
     if (!NEVER_STORED.has(name)) continue;
     const headers = { ...update.headers };

@@ -79,7 +79,7 @@ export class Admitter {
     // RFC 9111 §3.5: the answer to a request with Authorization is kept and shared only when
     // public, s-maxage or must-revalidate say so (the policy's storable()); else it is passed.
     const authorized = req.headers.authorization !== undefined;
-    const policy = newPolicy(policyRequestOf(target.path, names, values, authorized), { status, headers: headers as Record<string, string> });
+    const policy = newPolicy(policyRequestOf(target.path, names, values, authorized), { status, headers: headers as Record<string, string> }, now);
     const admission = admit(policy, { status, headers: headers as Record<string, string> }, now, s.config.defaultTtlMs);
     const cl = headers['content-length'];
     const tooBig = cl !== undefined && Number(cl) > s.config.maxEntryBytes;
@@ -154,7 +154,7 @@ export class Admitter {
     const { req, target, stale } = f.x;
     const update = { status: 304, headers: headers as Record<string, string> };
     const preq = policyRequestOf(target.path, stale!.varyNames, stale!.varyValues, req.headers.authorization !== undefined);
-    const { policy } = revalidatedPolicy(stale!.policy, preq, update);
+    const { policy } = revalidatedPolicy(stale!.policy, preq, update, now);
     return this.#refresh(stale!, policy, f.flight, f.viaPeer ? this.#peerFence(headers) : ownFenceOf(f.flight), now);
   }
 

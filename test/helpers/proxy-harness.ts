@@ -118,7 +118,12 @@ export interface Harness {
   get(path: string, headers?: Record<string, string>, method?: string): Promise<Answered>;
 }
 
-export function harness(env: Record<string, string> = {}): Harness {
+export interface HarnessOptions {
+  /** The sidecar may not trust its cache (detached, lease lapsed, drained). */
+  readonly mustRevalidateAll?: () => boolean;
+}
+
+export function harness(env: Record<string, string> = {}, opts: HarnessOptions = {}): Harness {
   const config = loadConfig({ SIDECACHE_UPSTREAM: 'http://origin.test', SIDECACHE_ADMIN_TOKEN: '', ...env });
   const clock = new FakeClock();
   const origin = new FakeOrigin();
@@ -138,6 +143,7 @@ export function harness(env: Record<string, string> = {}): Harness {
     metrics,
     logger: pino({ level: 'silent' }),
     writeQueue: { submit: (inval) => published.push(inval) },
+    ...(opts.mustRevalidateAll === undefined ? {} : { mustRevalidateAll: opts.mustRevalidateAll }),
   });
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answered> => {
     const h: Record<string, string> = { host: 'sidecache.test', ...headers };

@@ -202,3 +202,40 @@ t.test('pipeline - an unsafe method passes and invalidates the stored response (
   t.equal((await h.get('/p')).body, 'v2', 'removed here at once');
   t.equal(h.origin.requests.length, 3);
 });
+
+t.test('pipeline - a sidecar that may not trust its cache revalidates before serving, even within stale-while-revalidate', async (t) => {
+  let distrust = false;
+  const h = harness({}, { mustRevalidateAll: () => distrust });
+  h.origin.answer = () => ({ status: 200, headers: { 'cache-control': 'max-age=10, stale-while-revalidate=60', etag: '"t1"' }, body: 'v1' });
+  await h.get('/t');
+  distrust = true;
+  h.origin.answer = () => ({ status: 200, headers: { 'cache-control': 'max-age=10, stale-while-revalidate=60', etag: '"t2"' }, body: 'v2' });
+  t.equal((await h.get('/t')).body, 'v2', 'a fresh entry is revalidated first');
+  h.clock.advance(15 * SEC);
+  h.origin.answer = () => ({ status: 200, headers: { 'cache-control': 'max-age=10', etag: '"t3"' }, body: 'v3' });
+  const r = await h.get('/t');
+  t.equal(r.body, 'v3', 'a stale-while-revalidate entry too: the client waits for the origin');
+  t.match(r.headers['cache-status'], /fwd=stale/);
+  t.equal(h.origin.requests.length, 3);
+});
+
+t.test('pipeline - a waiter on another Vary variant\'s revalidation fetches its own', async (t) => {
+  const h = harness();
+  const vary = { 'cache-control': 'max-age=10', vary: 'accept-language' };
+  h.origin.answer = (r) => ({ status: 200, headers: { ...vary, etag: `"${String(r.headers['accept-language'])}"` }, body: String(r.headers['accept-language']) });
+  await h.get('/v', { 'accept-language': 'en' });
+  h.clock.advance(11 * SEC);
+  const revalidation = gate<Reply>();
+  h.origin.answer = (r) => r.headers['accept-language'] === 'en'
+    ? revalidation.promise
+    : { status: 200, headers: { ...vary, etag: '"fr"' }, body: 'fr' };
+  const en = h.get('/v', { 'accept-language': 'en' });
+  await settle();
+  const fr = h.get('/v', { 'accept-language': 'fr' });
+  await settle();
+  t.equal(h.origin.requests.length, 2, 'the fr miss waits on the flight for the key');
+  revalidation.open({ status: 304, headers: { ...vary, etag: '"en"' } });
+  t.equal((await en).body, 'en');
+  t.equal((await fr).body, 'fr', 'never the en variant the flight settled');
+  t.equal(h.origin.requests.length, 3);
+});
