@@ -16,7 +16,7 @@ import { MUTANTS } from './mutants.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** What a test run needs from the tree; node_modules is linked, not copied. */
-const COPY = ['src', 'test', 'types', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
+const COPY = ['src', 'test', 'support', 'types', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
 const TEST_TIMEOUT_MS = 240_000;
 
 function arg(name) {
