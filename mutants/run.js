@@ -7,6 +7,7 @@
 //   npm run mutants                  every mutant
 //   npm run mutants -- --only=NAME   one (or a comma-separated list)
 //   npm run mutants -- --list        names and promises
+//   npm run mutants -- --jobs=2      two mutants at a time (CI: each waits on processes much of the time)
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,9 +65,13 @@ async function runMutant(m) {
       const args = ['tap', '--disable-coverage', '--bail', ...(t.grep === undefined ? [] : [`--grep=${t.grep}`]), t.file];
       const r = await run('npx', args, dir, TEST_TIMEOUT_MS);
       // A test that fails (or hangs) on the mutant caught it; one that passes let it through.
+      // A file that fails without a failing assertion (it did not load, it ran nothing) proves
+      // nothing either way: STALE, so that a broken tree cannot pass for a caught mutant.
       const failed = r.code !== 0 || r.signal !== null;
+      const asserted = /^\s+not ok /m.test(r.out) || r.signal !== null;
       const ran = /^# \{ total: [1-9]/m.test(r.out) || failed;
       if (!ran) return { verdict: 'STALE', detail: `${t.file}${t.grep ? ` --grep=${t.grep}` : ''} ran no test` };
+      if (failed && !asserted) return { verdict: 'STALE', detail: `${t.file} failed without a failing assertion (did it load?):\n${r.out.slice(-1500)}` };
       if (failed) {
         const firstFail = r.out.split('\n').find((l) => /^\s*not ok /.test(l))?.trim() ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.code}`);
         return { verdict: 'caught', detail: `${t.file}: ${firstFail}` };
@@ -89,11 +94,15 @@ if (chosen.length === 0) {
   console.error(`mutants: no mutant named ${only}; see --list`);
   process.exit(2);
 }
+const jobs = Math.max(1, Number(arg('jobs') ?? 1) || 1);
 let bad = 0;
-for (const m of chosen) {
-  const r = await runMutant(m);
-  if (r.verdict !== 'caught') bad++;
-  console.log(`${r.verdict.padEnd(8)} ${m.name.padEnd(28)} ${m.seconds}s  ${r.detail}`);
-}
+const queue = [...chosen];
+await Promise.all(Array.from({ length: jobs }, async () => {
+  for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+    const r = await runMutant(m);
+    if (r.verdict !== 'caught') bad++;
+    console.log(`${r.verdict.padEnd(8)} ${m.name.padEnd(28)} ${m.seconds}s  ${r.detail}`);
+  }
+}));
 console.log(`mutants: ${chosen.length - bad} caught, ${bad} not caught, of ${chosen.length}`);
 process.exit(bad === 0 ? 0 : 1);
