@@ -24,6 +24,7 @@ import { placementOf } from './cluster/placement.js';
 import type { InvalidationLog, LogHandlers, Membership } from './log/types.js';
 import { Metrics } from './core/metrics.js';
 import { sendError } from './proxy/deliver.js';
+import { Flights } from './proxy/flight.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { OriginClient } from './proxy/origin.js';
 import { createUpgradeHandler, handleConnect } from './proxy/tunnel.js';
@@ -165,6 +166,8 @@ export class Sidecar {
     });
     this.origin = new OriginClient(config);
     const cluster = this.cluster;
+    const flights = new Flights();
+    this.invalidator = new Invalidator({ cache: this.cache, flights, cluster, metrics: this.metrics, logger });
     // Off (0): the listeners are the plain ones, with no per-request work for it.
     const accessLog = config.accessLogSample > 0 ? new AccessLog(logger, config.accessLogSample) : undefined;
     this.handler = new ProxyHandler({
@@ -173,6 +176,8 @@ export class Sidecar {
       origin: this.origin,
       log: this.log,
       router: cluster,
+      flights,
+      invalidator: this.invalidator,
       metrics: this.metrics,
       logger,
       writeQueue: this.writeQueue,
@@ -188,7 +193,6 @@ export class Sidecar {
         (this.#detachedSince !== undefined && Date.now() - this.#detachedSince > config.maxStaleDetachedMs) ||
         this.log.behindMs() > config.maxStaleDetachedMs,
     });
-    this.invalidator = new Invalidator({ cache: this.cache, flights: this.handler.flights, cluster, metrics: this.metrics, logger });
     this.proxyServer = createServer(
       // requireHostHeader off: node:http's own 400 for a missing Host lets the requests
       // pipelined behind it through; recv refuses it and closes instead.

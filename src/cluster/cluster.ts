@@ -59,12 +59,12 @@ export class SingleNode implements Cluster {
     return NoPeers.forward(...args);
   }
 
-  replicate(): void {}
-  removed(): void {}
-  applyFill(): boolean {
+  replicate(_entry: Entry): void {}
+  removed(_entry: Entry): void {}
+  applyFill(_record: FillRecord, _seq: number, _replay: boolean): boolean {
     return false;
   }
-  onView(): void {}
+  onView(_view: View): void {}
   async join(): Promise<void> {}
   async drain(): Promise<void> {
     throw new Error('standalone: there is no ring to leave');

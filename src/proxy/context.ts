@@ -35,6 +35,11 @@ export interface Services {
   readonly mustRevalidateAll?: () => boolean;
   /** Where write invalidations go: to the log, queued while it cannot take them. */
   readonly writeQueue: { submit(inval: Invalidation): void };
+  /** The fetches in progress, shared with whatever applies invalidations (the Invalidator). */
+  readonly flights: Flights;
+  /** Applies a write's invalidation here at once (read-your-writes), before the log brings it
+   *  to every member: the cluster's Invalidator, the same that applies the log's. */
+  readonly invalidator: { keys(keys: readonly string[]): void };
   /** A response for `key` was not stored, and why (sidecache inspect). Miss path only. */
   readonly onNotStored?: (key: string, reason: string) => void;
 }

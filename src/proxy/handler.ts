@@ -12,7 +12,7 @@ import type { Entry } from '../store/types.js';
 import type { Pipeline, Services } from './context.js';
 import { cacheStatus, deliverEntry, HitStatuses, sendError, type StatusContext } from './deliver.js';
 import { Fetcher } from './fetch.js';
-import { Flights } from './flight.js';
+import type { Flights } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import { directivesOf, Lookup, sharedWithAuthorization } from './lookup.js';
 import { hasRequestBody, pass } from './pass.js';
@@ -69,7 +69,7 @@ export class ProxyHandler {
       clock,
       recv: this.#recv,
       keyOpts: this.#keyOpts,
-      flights: new Flights(),
+      flights: s.flights,
       statusCtx: this.#statusCtx,
       secondary,
       // A fence field is ours, added for peers only: never stored, never passed on from upstream.

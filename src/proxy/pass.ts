@@ -80,11 +80,7 @@ function invalidateWrite(p: Pipeline, target: Target, headers: HeaderObject): vo
     const k = keyOf(r.keyOrigin, r.target, p.keyOpts);
     if (!keys.includes(k)) keys.push(k);
   }
-  // Locally at once (read-your-writes here), then through the log for every sidecar.
-  for (const k of keys) {
-    p.s.cache.main.delete(k);
-    p.s.cache.hot.delete(k);
-  }
-  p.flights.invalidate((f) => keys.includes(f.key));
+  // Here at once (read-your-writes), then through the log for every sidecar.
+  p.s.invalidator.keys(keys);
   p.writes.add(keys);
 }

@@ -7,6 +7,9 @@ import type { Clock } from '../../src/core/clock.js';
 import { loadConfig } from '../../src/core/config.js';
 import { Metrics } from '../../src/core/metrics.js';
 import type { Invalidation } from '../../src/core/types.js';
+import { SingleNode } from '../../src/cluster/cluster.js';
+import { Invalidator } from '../../src/cluster/invalidator.js';
+import { Flights } from '../../src/proxy/flight.js';
 import { ProxyHandler } from '../../src/proxy/handler.js';
 import type { BodyControl, Origin, OriginRequest, OriginSink } from '../../src/proxy/origin.js';
 import { NoPeers } from '../../src/proxy/route.js';
@@ -134,6 +137,7 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
     fills: () => ({ published: 0, dropped: 0, undecodable: 0 }),
   });
   const published: Invalidation[] = [];
+  const flights = new Flights();
   const handler = new ProxyHandler({
     config,
     cache,
@@ -143,6 +147,8 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
     metrics,
     logger: pino({ level: 'silent' }),
     writeQueue: { submit: (inval) => published.push(inval) },
+    flights,
+    invalidator: new Invalidator({ cache, flights, cluster: new SingleNode(config.partitions), metrics, logger: pino({ level: 'silent' }) }),
     ...(opts.mustRevalidateAll === undefined ? {} : { mustRevalidateAll: opts.mustRevalidateAll }),
   });
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answered> => {
