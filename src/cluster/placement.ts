@@ -29,38 +29,40 @@ export function placementOf(kind: PlacementKind, partitions: number, replicas: n
   return kind === 'range' ? new RangePlacement(partitions, replicas) : new HashPlacement(partitions, replicas);
 }
 
+/** Both placements: a fixed number of partitions, each owned by `replicas` members. */
+abstract class Partitions implements Placement {
+  readonly partitions: number;
+  protected readonly replicas: number;
+
+  constructor(partitions: number, replicas: number) {
+    this.partitions = partitions;
+    this.replicas = replicas;
+  }
+
+  abstract partitionOf(key: string): number;
+  abstract place(members: readonly string[], epoch: number): OwnerTable;
+}
+
 /** 'vnode count' >= 160 brings a 3 -> 4 scale-out close to the ideal quarter (DESIGN facts). */
 const VNODES = 160;
 
 /** Keys spread by hash (FNV-1a), partitions spread over a consistent-hash ring: balanced, and a
  *  scale-out moves about 1/n of the partitions. */
-export class HashPlacement implements Placement {
-  readonly #partitions: number;
-  readonly #replicas: number;
-
-  constructor(partitions: number, replicas: number) {
-    this.#partitions = partitions;
-    this.#replicas = replicas;
-  }
-
-  get partitions(): number {
-    return this.#partitions;
-  }
-
+export class HashPlacement extends Partitions {
   partitionOf(key: string): number {
-    return hash32(key) % this.#partitions;
+    return hash32(key) % this.partitions;
   }
 
   place(members: readonly string[], epoch: number): OwnerTable {
     const sorted = [...new Set(members)].sort();
-    const owners: string[][] = new Array(this.#partitions);
+    const owners: string[][] = new Array(this.partitions);
     if (sorted.length === 0) {
-      for (let p = 0; p < this.#partitions; p++) owners[p] = [];
+      for (let p = 0; p < this.partitions; p++) owners[p] = [];
       return { epoch, owners, members: sorted };
     }
     const ring = new HashRing(sorted, 'md5', { 'vnode count': VNODES, 'max cache size': 1 });
-    const r = Math.min(this.#replicas, sorted.length);
-    for (let p = 0; p < this.#partitions; p++) owners[p] = ring.range(`partition-${p}`, r, true);
+    const r = Math.min(this.replicas, sorted.length);
+    for (let p = 0; p < this.partitions; p++) owners[p] = ring.range(`partition-${p}`, r, true);
     return { epoch, owners, members: sorted };
   }
 }
@@ -74,18 +76,7 @@ const RANGE_SPAN = 128 ** RANGE_CHARS;
  *  prefix purge or a scan touches few). Replicas are the next members in order. Ranges are even
  *  over the first characters of the path, not over the keys a service has: balance depends on
  *  its paths. */
-export class RangePlacement implements Placement {
-  readonly #partitions: number;
-  readonly #replicas: number;
-
-  constructor(partitions: number, replicas: number) {
-    this.#partitions = partitions;
-    this.#replicas = replicas;
-  }
-
-  get partitions(): number {
-    return this.#partitions;
-  }
+export class RangePlacement extends Partitions {
 
   /** Order-preserving: for keys of one origin, a <= b (as strings of ASCII paths) gives
    *  partitionOf(a) <= partitionOf(b). The origin (scheme://host) is left out. */
@@ -95,20 +86,20 @@ export class RangePlacement implements Placement {
     const start = slash === -1 ? key.length : slash + 1;
     let v = 0;
     for (let i = 0; i < RANGE_CHARS; i++) v = v * 128 + Math.min(key.charCodeAt(start + i) || 0, 127);
-    return Math.floor((v * this.#partitions) / RANGE_SPAN);
+    return Math.floor((v * this.partitions) / RANGE_SPAN);
   }
 
   place(members: readonly string[], epoch: number): OwnerTable {
     const sorted = [...new Set(members)].sort();
     const n = sorted.length;
-    const owners: string[][] = new Array(this.#partitions);
-    const r = Math.min(this.#replicas, n);
-    for (let p = 0; p < this.#partitions; p++) {
+    const owners: string[][] = new Array(this.partitions);
+    const r = Math.min(this.replicas, n);
+    for (let p = 0; p < this.partitions; p++) {
       if (n === 0) {
         owners[p] = [];
         continue;
       }
-      const first = Math.floor((p * n) / this.#partitions);
+      const first = Math.floor((p * n) / this.partitions);
       owners[p] = Array.from({ length: r }, (_, i) => sorted[(first + i) % n]!);
     }
     return { epoch, owners, members: sorted };
