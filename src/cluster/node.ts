@@ -9,6 +9,7 @@ import type { View } from '../core/types.js';
 import type { Metrics } from '../core/metrics.js';
 import { hash32 } from '../proxy/key.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
+import type { InterimListener } from '../proxy/route.js';
 import type { Cache } from '../store/cache.js';
 import { entrySize, EntrySource, heldBytes, type Entry } from '../store/types.js';
 import type { PeerClient } from './peers.js';
@@ -86,8 +87,8 @@ export class ClusterNode implements Cluster {
     return out.length === 0 ? undefined : out;
   }
 
-  forward(peer: string, r: OriginRequest): Promise<OriginResponse> {
-    return this.#d.peers.forward(peer, r);
+  forward(peer: string, r: OriginRequest, onInfo?: InterimListener): Promise<OriginResponse> {
+    return this.#d.peers.forward(peer, r, onInfo);
   }
 
   // ---- views -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import { ErrorCode, SidecacheError } from '../core/errors.js';
 import type { HeaderObject } from '../http/headers.js';
 import type { Member } from '../core/types.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
+import type { InterimListener } from '../proxy/route.js';
 import { describeTlsError, type PeerTls } from '../core/transport-security.js';
 import { signRequest, type PeerIdentity } from './peer-auth.js';
 
@@ -112,7 +113,7 @@ export class PeerClient {
     return p !== undefined && p.openUntil <= now;
   }
 
-  async forward(id: string, r: OriginRequest): Promise<OriginResponse> {
+  async forward(id: string, r: OriginRequest, onInfo?: InterimListener): Promise<OriginResponse> {
     const p = this.#peers.get(id);
     if (p === undefined) throw new SidecacheError(ErrorCode.peer, `peer ${id} is not in the view`, { peer: id, status: 502 });
     const pool = p.pool;
@@ -149,7 +150,12 @@ export class PeerClient {
         signal: r.signal === undefined ? notAccepted.signal : AbortSignal.any([r.signal, notAccepted.signal]),
         headersTimeout: this.#o.headersTimeoutMs,
         bodyTimeout: this.#o.bodyTimeoutMs,
-        onInfo: (info) => { if (info.statusCode === 102) accept(); },
+        onInfo: (info) => {
+          // 102 is the peer's own "accepted"; a 103 is the origin's Early Hints, passed on by
+          // the owner: the client hears them as it would from the origin (never stored).
+          accept();
+          if (info.statusCode === 103) onInfo?.(103, info.headers as HeaderObject);
+        },
       });
       clearTimeout(timer);
       if (accepted) p.accepted--;

@@ -3,13 +3,18 @@
 // `NoPeers` (standalone, or ring off) always answers "here".
 import type { Logger } from 'pino';
 import type { Metrics } from '../core/metrics.js';
+import type { HeaderObject } from '../http/headers.js';
 import type { Origin, OriginRequest, OriginResponse, OriginSink } from './origin.js';
+
+/** An interim (1xx) response as it arrives. */
+export type InterimListener = (status: number, headers: HeaderObject) => void;
 
 export interface Router {
   /** Peers to ask for `key`, in order (primary first); undefined: this sidecar fetches. Called on a miss only. */
   peersFor(key: string): readonly string[] | undefined;
-  /** A signed request to a peer. Rejects with SC_ERR_PEER when the peer cannot answer. */
-  forward(peer: string, r: OriginRequest): Promise<OriginResponse>;
+  /** A signed request to a peer. Rejects with SC_ERR_PEER when the peer cannot answer.
+   *  `onInfo` hears the origin's interim responses the peer passes on (103 Early Hints). */
+  forward(peer: string, r: OriginRequest, onInfo?: InterimListener): Promise<OriginResponse>;
   /** Epoch of the view in use, carried in Cache-Status and in peer requests. */
   readonly epoch: number;
 }
@@ -35,7 +40,7 @@ export async function fromPeers(
     let up: OriginResponse;
     try {
       metrics.peerRequests.inc();
-      up = await router.forward(peer, r);
+      up = await router.forward(peer, r, (status, headers) => sink.onInfo?.(status, headers));
     } catch (err) {
       metrics.peerErrors.labels(peer).inc();
       logger.warn({ peer, err: (err as Error).message }, 'peer unreachable, trying the next owner');
