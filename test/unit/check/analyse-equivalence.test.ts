@@ -1,7 +1,8 @@
-// The indexed analysis (check/analyse.ts) finds exactly what the analysis as first written
-// (analyse-reference.ts: every read against every purge) finds, on seeded random histories
-// dense with ties and with every kind of purge, membership, Cache-Status and anomaly; and
-// analyseAsync gives the event loop a turn while it reads a long history.
+// The indexed analysis (check/analyse.ts) finds exactly what the same verdicts find when what
+// they look up is found by scanning, as first written (analyse-reference.ts: every read against
+// every purge), on seeded random histories dense with ties and with every kind of purge,
+// membership, Cache-Status and anomaly; and analyseAsync gives the event loop a turn while it
+// reads a long history.
 import t from 'tap';
 import { analyse, analyseAsync, ANOMALY_KINDS, type Anomaly, type Bounds, type HistoryData } from '../../../check/analyse.js';
 import type { Bump, ClientOp, FaultEvent, OriginResponse, Outage, PurgeBody, PurgeOp, ReadOp } from '../../../check/history.js';
