@@ -98,7 +98,7 @@ export class Sidecar {
       onEvict: () => this.metrics.evictions.inc(),
       incarnation: () => this.log.incarnation,
     });
-    const self = { id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions };
+    const self = { id: config.nodeId, peerUrl: config.peerUrl, partitions: config.partitions, ...(config.placement === 'range' ? { placement: 'range' as const } : {}) };
     const nats = config.natsUrls.length === 0
       ? undefined
       : new NatsLog({

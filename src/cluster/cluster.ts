@@ -4,10 +4,9 @@
 // The composition root picks one from configuration; nothing else asks which it is.
 import type { View } from '../core/types.js';
 import type { FillRecord } from '../log/types.js';
-import { hash32 } from '../proxy/key.js';
 import { NoPeers, type Router } from '../proxy/route.js';
 import type { Entry } from '../store/types.js';
-import type { OwnerTable } from './placement.js';
+import { HashPlacement, type OwnerTable, type Placement } from './placement.js';
 
 export interface Cluster extends Router {
   /** True for a ring member: drain and the peer listener mean something. */
@@ -42,13 +41,16 @@ export class SingleNode implements Cluster {
   readonly epoch = 0;
   /** Every partition: a single node owns the whole key space. */
   readonly partitionsOwned: number;
+  /** Partitions are only reported here (inspect), as a ring member with the default placement would. */
+  readonly #placement: Placement;
 
   constructor(partitions: number) {
     this.partitionsOwned = partitions;
+    this.#placement = new HashPlacement(partitions, 1);
   }
 
   partitionOf(key: string): number {
-    return hash32(key) % this.partitionsOwned;
+    return this.#placement.partitionOf(key);
   }
 
   peersFor(key: string): readonly string[] | undefined {

@@ -162,8 +162,7 @@ export class ClusterNode implements Cluster {
       this.#d.metrics.fencesUntrusted.labels('fill', 'incarnation').inc();
       return false;
     }
-    const now = Date.now();
-    if (now >= meta.keepUntil) return false;
+    if (this.#d.cache.clock.now() >= meta.keepUntil) return false;
     const existing = this.#d.cache.sameVariantAs(meta);
     // Never replace a newer response with an older one (fills arrive in any order).
     if (existing !== undefined && existing.freshness.storedAt >= meta.freshness.storedAt) return false;

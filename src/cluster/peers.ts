@@ -152,8 +152,9 @@ export class PeerClient {
         bodyTimeout: this.#o.bodyTimeoutMs,
         onInfo: (info) => {
           // 102 is the peer's own "accepted"; a 103 is the origin's Early Hints, passed on by
-          // the owner: the client hears them as it would from the origin (never stored).
-          accept();
+          // the owner (so it took the request too): the client hears them as it would from
+          // the origin, and they are never stored.
+          if (info.statusCode === 102 || info.statusCode === 103) accept();
           if (info.statusCode === 103) onInfo?.(103, info.headers as HeaderObject);
         },
       });

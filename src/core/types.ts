@@ -34,6 +34,9 @@ export interface Member {
   readonly state: MemberState;
   /** Partition count the member runs with; a member with another value may not join. */
   readonly partitions: number;
+  /** How it maps keys to partitions (SIDECACHE_PLACEMENT); absent: hash, as every member
+   *  before placements could be chosen. A member with another placement may not join. */
+  readonly placement?: 'range';
 }
 
 /** The agreed membership view. Equal epochs mean equal member lists on every sidecar. */

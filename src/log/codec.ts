@@ -17,7 +17,7 @@
 //                 The meta is JSON owned by cluster/node.ts, with the same "v".
 //   Tombstone     empty payload with header `SC-Op: del` (NATS-2.9.md §4: stored and replayed
 //                 as is by last_per_subject).
-//   View          {"v":1,"epoch":n,"prevRevision":r,"members":[{"id","peerUrl","state","partitions"}]}
+//   View          {"v":1,"epoch":n,"prevRevision":r,"members":[{"id","peerUrl","state","partitions","placement"?:"range"}]}
 //                 prevRevision: the view bucket's last revision this view was computed from; the
 //                 entry counts only if it was stored at prevRevision+1 (see nats/membership/view.ts read).
 //   Heartbeat     {"v":1,"id","peerUrl","appliedSeq","at","incarnation"?}
@@ -116,7 +116,9 @@ export function encodeView(stored: StoredView): Uint8Array {
     v: CODEC_VERSION,
     epoch: view.epoch,
     prevRevision,
-    members: view.members.map((m) => ({ id: m.id, peerUrl: m.peerUrl, state: m.state, partitions: m.partitions })),
+    members: view.members.map((m) => ({
+      id: m.id, peerUrl: m.peerUrl, state: m.state, partitions: m.partitions, ...(m.placement === undefined ? {} : { placement: m.placement }),
+    })),
   });
 }
 
@@ -136,7 +138,9 @@ export function decodeView(data: Uint8Array): StoredView {
     }
     const partitions = nonNegInt(w, m, 'partitions');
     if (partitions === 0) throw codecError(w, 'partitions: expected an integer >= 1, got 0');
-    return { id: str(w, m, 'id'), peerUrl: str(w, m, 'peerUrl'), state: state as MemberState, partitions };
+    const placement = optStr(w, m, 'placement');
+    if (placement !== undefined && placement !== 'range') throw codecError(w, `placement: expected "range" or nothing, got ${describe(placement)}`);
+    return { id: str(w, m, 'id'), peerUrl: str(w, m, 'peerUrl'), state: state as MemberState, partitions, ...(placement === undefined ? {} : { placement }) };
   });
   return { view: { epoch, members }, prevRevision };
 }

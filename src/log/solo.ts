@@ -5,7 +5,7 @@ import { MemoryLog } from './memory-log.js';
 import type { InvalidationHandlers, InvalidationLog, Membership } from './types.js';
 import type { Invalidation, MemberState, PurgeAcks, View } from '../core/types.js';
 
-export class SoloMembership implements Membership {
+class SoloMembership implements Membership {
   readonly view: View;
 
   constructor(self: { id: string; peerUrl: string; partitions: number }) {

@@ -1,7 +1,7 @@
 // The request path's two contexts. A Pipeline is what every phase shares for the handler's
 // life: services, the single-flight table, sets and strings made once. An Exchange is one
-// request on its way from lookup to deliver, handed to each phase whole instead of a long
-// list of arguments. A fresh hit makes no Exchange: it is served before one is needed.
+// request on its way from lookup to deliver: what every phase after lookup reads and writes
+// about it, in one place. A fresh hit makes no Exchange: it is served before one is needed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';

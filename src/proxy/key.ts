@@ -41,7 +41,7 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
-/** FNV-1a 32-bit: cheap and stable across processes; partitions and fill subjects. */
+/** FNV-1a 32-bit: cheap and stable across processes; hash placement and fill subjects. */
 export function hash32(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
@@ -49,8 +49,4 @@ export function hash32(s: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
-}
-
-export function partitionOf(key: string, partitions: number): number {
-  return hash32(key) % partitions;
 }

@@ -131,6 +131,17 @@ t.test('start-up - a sidecar with another partition count refuses to join', asyn
   t.match(r.output, /256/);
 });
 
+t.test('start-up - a sidecar with another placement refuses to join (its owners would differ from every member\'s)', async (t) => {
+  const cluster = uniqueCluster();
+  const sc = await startSidecar({ env: clusterEnv({ natsUrls: nats.urls, upstream: origin.url }, cluster) });
+  t.teardown(() => sc.stop());
+  const r = await runToExit({ ...clusterEnv({ natsUrls: nats.urls, upstream: origin.url }, cluster), SIDECACHE_PLACEMENT: 'range', SIDECACHE_LISTEN: '127.0.0.1:0', SIDECACHE_ADMIN_LISTEN: '127.0.0.1:0', SIDECACHE_PEER_LISTEN: '127.0.0.1:0', SIDECACHE_NODE_ID: 'ranged' }, [], 30_000);
+  t.not(r.code, 0);
+  t.match(r.output, /placement mismatch: cluster has hash, this sidecar range/);
+  const members = (await (await fetch(`${sc.adminUrl}/cluster`)).json() as { view: { members: { id: string }[] } }).view.members.map((m) => m.id);
+  t.same(members, [sc.id], 'the view still lists only the first member');
+});
+
 t.test('start-up - cluster mode without a secret stops with a message naming the variable', async (t) => {
   const r = await runToExit({ SIDECACHE_UPSTREAM: origin.url, SIDECACHE_NATS_URL: nats.urls[0]! });
   t.equal(r.code, 2);

@@ -58,6 +58,7 @@ export interface Self {
   readonly id: string;
   readonly peerUrl: string;
   readonly partitions: number;
+  readonly placement?: 'range';
 }
 
 export interface NatsLogStats {
@@ -137,7 +138,7 @@ export class Runtime {
   constructor(opts: NatsLogOptions) {
     this.opts = opts;
     this.names = logNames(opts.cluster);
-    this.self = { id: opts.self.id, peerUrl: opts.self.peerUrl, partitions: opts.self.partitions };
+    this.self = { id: opts.self.id, peerUrl: opts.self.peerUrl, partitions: opts.self.partitions, ...(opts.self.placement === undefined ? {} : { placement: opts.self.placement }) };
     this.log = opts.logger.child({ component: 'nats-log', cluster: opts.cluster, member: opts.self.id });
   }
 

@@ -56,8 +56,9 @@ export class StreamCheck {
    *  was when we asked for `info`: messages that arrive while the server answers move the
    *  cursor past the last seq it named, and that is no reset.
    *  A changed incarnation id alone does not prove a reset either: sidecars that create the
-   *  stream at the same moment race in the meta layer and the last create's description wins
-   *  after some of them read the first (seen on 2.9.10). So when the id changed, or we
+   *  stream at the same moment race in the meta layer (JetStream's stream create is not
+   *  compare-and-set on 2.9) and the last create's description wins after some of them read
+   *  the first. So when the id changed, or we
    *  applied past what the answer holds, look at the message we had applied last: same seq,
    *  same Nats-Msg-Id means same stream. */
   async #isSameStream(info: StreamInfo, before: AppliedCursor): Promise<boolean> {

@@ -56,3 +56,16 @@ t.test('fill - the payload carries its version; another version is refused namin
   codecError(t, () => decodeFill(3, 'ab', payload.subarray(0, 3), false), /expected at least 5 bytes, got 3/, 'truncated');
   t.equal(decodeFill(3, 'ab', new Uint8Array(0), true).tombstone, true, 'tombstones have no payload to version');
 });
+
+t.test('view - a member\'s placement travels only when it is range; anything else is refused', async (t) => {
+  const { decodeView, encodeView } = await import('../../../src/log/codec.js');
+  const members = [
+    { id: 'a', peerUrl: 'http://a', state: 'active' as const, partitions: 8 },
+    { id: 'b', peerUrl: 'http://b', state: 'active' as const, partitions: 8, placement: 'range' as const },
+  ];
+  const bytes = encodeView({ view: { epoch: 3, members }, prevRevision: 2 });
+  t.notOk(Buffer.from(bytes).toString().includes('"placement":"hash"'), 'hash (the default) is not written: older members read the view as before');
+  t.same(decodeView(bytes).view.members, members, 'round trip');
+  const bad = Buffer.from(Buffer.from(bytes).toString().replace('"placement":"range"', '"placement":"zigzag"'));
+  codecError(t, () => decodeView(bad), /placement: expected "range" or nothing, got "zigzag"/, 'an unknown placement');
+});

@@ -14,7 +14,7 @@ import { Lease } from './lease.js';
 import { ViewStore } from './view.js';
 
 function sameMember(a: Member, b: Member): boolean {
-  return a.id === b.id && a.peerUrl === b.peerUrl && a.state === b.state && a.partitions === b.partitions;
+  return a.id === b.id && a.peerUrl === b.peerUrl && a.state === b.state && a.partitions === b.partitions && a.placement === b.placement;
 }
 
 function byId(a: Member, b: Member): number {
@@ -116,8 +116,8 @@ export class NatsMembership implements Membership {
   async setState(state: MemberState): Promise<void> {
     const rt = this.#rt;
     if (!rt.started || rt.closing) throw logError('setState: the NATS log is not running');
-    const { id, peerUrl, partitions } = rt.self;
-    const me: Member = { id, peerUrl, state, partitions };
+    const { id, peerUrl, partitions, placement } = rt.self;
+    const me: Member = { id, peerUrl, state, partitions, ...(placement === undefined ? {} : { placement }) };
     const startedAt = performance.now();
     await this.#views.change(`set ${me.id} ${state}`, (cur) => {
       const other = cur.members.find((m) => m.id !== me.id && m.partitions !== me.partitions);
@@ -125,6 +125,15 @@ export class NatsMembership implements Membership {
         throw new SidecacheError(
           ErrorCode.log,
           `partitions mismatch: cluster has ${other.partitions}, this sidecar ${me.partitions}`,
+        );
+      }
+      // Owners computed by another placement would differ on every member: refused as a
+      // partition count is (both are fixed for the life of a cluster).
+      const placed = cur.members.find((m) => m.id !== me.id && (m.placement ?? 'hash') !== (me.placement ?? 'hash'));
+      if (placed !== undefined) {
+        throw new SidecacheError(
+          ErrorCode.log,
+          `placement mismatch: cluster has ${placed.placement ?? 'hash'}, this sidecar ${me.placement ?? 'hash'} (SIDECACHE_PLACEMENT)`,
         );
       }
       const existing = cur.members.find((m) => m.id === me.id);

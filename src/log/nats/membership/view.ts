@@ -80,7 +80,7 @@ export class ViewStore {
    *
    *  nats-server before 2.9.21 checks Nats-Expected-Last-Subject-Sequence before the Raft
    *  proposal, not in it (nats-server#4320): on an R3 bucket two concurrent kv.update calls
-   *  with the same revision can BOTH succeed (seen here within ~1 ms). So a view write
+   *  with the same revision can BOTH succeed. So a view write
    *  counts only if it was stored at prevRevision+1, i.e. directly after the revision it was
    *  computed from: the bucket holds only the view key, so any other write in between
    *  takes that seq. Losers of such a race are stored but invalid; everyone skips them, and
