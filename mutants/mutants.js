@@ -30,7 +30,7 @@ export const MUTANTS = [
       find: '#checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {',
       replace: '#checkGapWith(info: StreamInfo, sameStream: boolean, when: string): boolean {\n    if (Math.random() >= 0) return false;',
     }],
-    tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'gap - a member restarted' }],
+    tests: [{ file: 'test/integration/log-nats-gap.test.ts', grep: 'gap - a member restarted' }],
   },
   {
     name: 'lease-off',
@@ -150,7 +150,7 @@ export const MUTANTS = [
       find: "{ field: 'max_bytes', value: o.invalMaxBytes ?? -1, critical: false },",
       replace: '',
     }],
-    tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'INVAL is bounded' }],
+    tests: [{ file: 'test/integration/log-nats-gap.test.ts', grep: 'INVAL is bounded' }],
   },
   {
     name: 'set-cookie-kept-on-304',
@@ -284,7 +284,7 @@ export const MUTANTS = [
       find: 'if (seq <= state.appliedSeq && appliedAs !== seq) {',
       replace: 'if (seq < 0) {',
     }],
-    tests: [{ file: 'test/integration/log-nats.test.ts', grep: 'no ack' }],
+    tests: [{ file: 'test/integration/log-nats-gap.test.ts', grep: 'no ack' }],
   },
   {
     name: 'drained-serves-unrevalidated',
