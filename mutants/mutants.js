@@ -110,7 +110,7 @@ export const MUTANTS = [
       find: "if (res.headers['set-cookie'] !== undefined) return { storable: false, reason: 'set-cookie' };",
       replace: '',
     }],
-    tests: [{ file: 'test/integration/standalone-caching.test.ts', grep: 'Set-Cookie' }],
+    tests: [{ file: 'test/integration/standalone-caching-storage.test.ts', grep: 'Set-Cookie' }],
   },
   {
     name: 'variants-unbounded',
