@@ -263,6 +263,16 @@ export const MUTANTS = [
     ],
   },
   {
+    name: 'untrusted-joins-earlier-fetch',
+    promise: 'read-your-purge at a member that may have missed a purge (dropped, detached, behind): it answers from no fetch that began before the request (found by the 30-minute checker run, seed 100)',
+    edits: [{
+      file: 'src/proxy/fetch.ts',
+      find: 'const existing = x.res === undefined || alone || untrusted ? undefined : this.#p.flights.get(x.key);',
+      replace: 'const existing = x.res === undefined || alone ? undefined : this.#p.flights.get(x.key);',
+    }],
+    tests: [{ file: 'test/unit/proxy/pipeline.test.ts', grep: 'joins no fetch under way' }],
+  },
+  {
     name: 'write-invalidation-forgotten',
     promise: 'a write invalidation the log cannot take is kept and published later, never dropped',
     edits: [{

@@ -48,7 +48,11 @@ export class Fetcher implements FetchHost {
     // on its own: most such answers are for that client alone (RFC 9111 §3.5), and a waiter
     // would only learn so at the head and then fetch again, one origin answer later.
     const alone = x.req.headers.authorization !== undefined;
-    const existing = x.res === undefined || alone ? undefined : this.#p.flights.get(x.key);
+    // A sidecar that may not trust its cache (dropped from the view, detached, behind the log)
+    // may have missed a purge, so it has no idea whether a fetch already under way began
+    // before one: each request asks the origin (or an owner) itself, after it arrived.
+    const untrusted = this.#p.s.mustRevalidateAll?.() === true;
+    const existing = x.res === undefined || alone || untrusted ? undefined : this.#p.flights.get(x.key);
     if (existing !== undefined) {
       x.setOutcome(CacheOutcome.collapsed);
       this.#join(existing, x);

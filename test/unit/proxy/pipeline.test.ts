@@ -219,6 +219,27 @@ t.test('pipeline - a sidecar that may not trust its cache revalidates before ser
   t.equal(h.origin.requests.length, 3);
 });
 
+t.test('pipeline - a sidecar that may not trust its cache joins no fetch under way: it may predate a purge it missed', async (t) => {
+  let distrust = false;
+  const h = harness({}, { mustRevalidateAll: () => distrust });
+  h.origin.answer = () => ({ status: 200, headers: { 'cache-control': 'max-age=10', etag: '"t1"' }, body: 'v1' });
+  await h.get('/j');
+  h.clock.advance(11 * SEC);
+  const first = gate<Reply>();
+  h.origin.answer = () => first.promise;
+  const a = h.get('/j');
+  await settle();
+  t.equal(h.origin.requests.length, 2, 'a revalidation is under way');
+  distrust = true;
+  h.origin.answer = () => ({ status: 304, headers: { 'cache-control': 'max-age=10', etag: '"t1"' } });
+  const b = await h.get('/j');
+  t.equal(h.origin.requests.length, 3, 'the request that came after asked the origin itself');
+  t.equal(b.body, 'v1');
+  t.notMatch(b.headers['cache-status'], /collapsed/, 'not collapsed onto the earlier fetch');
+  first.open({ status: 304, headers: { 'cache-control': 'max-age=10', etag: '"t1"' } });
+  t.equal((await a).body, 'v1');
+});
+
 t.test('pipeline - a waiter on another Vary variant\'s revalidation fetches its own', async (t) => {
   const h = harness();
   const vary = { 'cache-control': 'max-age=10', vary: 'accept-language' };
