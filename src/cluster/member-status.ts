@@ -12,7 +12,7 @@ import type { OwnerTable } from './placement.js';
 export const STATUS_VERSION = 1;
 
 /** Path prefix of member queries on the peer port: signed POSTs, never forwarded misses
- *  (a miss goes to its owner as a GET, proxy/handler.ts). */
+ *  (a miss goes to its owner as a GET, proxy/route.ts). */
 export const CONTROL_PREFIX = '/.sidecache/';
 
 export const PACKAGE_VERSION: string = (() => {

@@ -87,7 +87,7 @@ export function createPeerServer(handler: ProxyHandler, verifier: PeerVerifier, 
       req.resume();
       return;
     }
-    // Forwarded misses are GETs (proxy/handler.ts): a POST under the prefix is a member query.
+    // Forwarded misses are GETs (proxy/route.ts): a POST under the prefix is a member query.
     if (control !== undefined && req.method === 'POST' && req.url!.startsWith(CONTROL_PREFIX)) {
       control(req, res);
       return;
