@@ -97,11 +97,19 @@ t.test('join - a replayed fill older than the retained INVAL log is refused', as
   const a = await member(cluster);
   t.equal(await bodyAt(a, '/j/e'), `/j/e v${version}`);
   await waitFor(async () => (await fillsHeld(cluster)) === 1, 10_000, 'the fill in the log');
+  const fill = await jsm.streams.getMessage(names.fillsStream, { seq: (await jsm.streams.info(names.fillsStream)).state.last_seq });
+  t.ok(fill !== null, 'read the fill');
   version++;
   const post = await fetch(`${a.url}/j/e`, { method: 'POST', body: 'x' });
   t.equal(post.status, 200);
   await post.text();
   await waitFor(async () => (await clusterInfo(a)).appliedSeq >= 1, 10_000, 'the write invalidation applied');
+  // The primary tombstones what the write removed; a member that had not seen the write yet
+  // publishes its copy of the old fill after that.
+  await waitFor(async () => (await jsm.streams.getMessage(names.fillsStream, { last_by_subj: fill!.subject }))!.seq > fill!.seq,
+    10_000, 'the tombstone of the written key');
+  await js.publish(fill!.subject, fill!.data);
+  await waitFor(async () => metric(await metrics(a), 'sidecache_fills_rejected_total') >= 1, 10_000, 'the live member refusing it');
   // Retention takes the write's invalidation out of INVAL (as max_age would): nothing left in
   // the log says the fill of /j/e is stale.
   const last = (await jsm.streams.info(names.invalStream)).state.last_seq;
