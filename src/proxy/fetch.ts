@@ -6,7 +6,7 @@
 import { SidecacheError } from '../core/errors.js';
 import { CacheOutcome } from '../core/metrics.js';
 import { canServeOnError } from '../http/freshness.js';
-import { upstreamRequestHeaders, type HeaderObject } from '../http/headers.js';
+import type { HeaderObject } from '../http/headers.js';
 import { isUpdateFor } from '../http/storable.js';
 import type { Entry } from '../store/types.js';
 import { Admitter } from './admit.js';
@@ -14,7 +14,7 @@ import type { Exchange, Pipeline } from './context.js';
 import { cacheStatus, deliverEntry, peerHeaders, sendError, type StatusParts } from './deliver.js';
 import type { Flight } from './flight.js';
 import { FlightFetch, type FetchHost } from './flight-fetch.js';
-import { asFetched, CACHEABLE_FETCH_DROP } from './lookup.js';
+import { asFetched, cacheableFetchHead } from './lookup.js';
 import type { BodyControl, OriginRequest } from './origin.js';
 import { fromOrigin, fromPeers } from './route.js';
 
@@ -106,7 +106,7 @@ export class Fetcher implements FetchHost {
     x.setOutcome(peers === undefined ? (x.stale === undefined ? CacheOutcome.miss : CacheOutcome.revalidated) : CacheOutcome.forwarded);
     const fetch = new FlightFetch(this, flight, x, peers !== undefined, s.config.maxEntryBytes);
     // Computed once: what is sent is what the secondary key is made of.
-    fetch.upstream = upstreamRequestHeaders(x.req.headers, x.req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+    fetch.upstream = cacheableFetchHead(x.req);
     fetch.peers = peers;
     fetch.notOwner = peers !== undefined;
     this.#dispatch(fetch, x.stale !== undefined && x.stale.freshness.hasValidators);

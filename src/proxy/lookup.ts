@@ -4,7 +4,8 @@
 import type { IncomingMessage } from 'node:http';
 import { parseCacheControl } from '../http/cache-control.js';
 import { requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
-import { rawGet, upstreamValue } from '../http/headers.js';
+import { normaliseAcceptEncoding } from '../http/encoding.js';
+import { rawGet, upstreamRequestHeaders, upstreamValue } from '../http/headers.js';
 import { hasImplicitVaryField, IMPLICIT_VARY, type FieldView, type SecondaryKey } from '../http/vary.js';
 import type { Cache } from '../store/cache.js';
 import { variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
@@ -17,9 +18,21 @@ export const CACHEABLE_FETCH_DROP: ReadonlySet<string> = new Set([
 ]);
 
 /** A request's fields as a cacheable fetch sends them upstream: what its secondary key is made
- *  of (RFC 9111 §4.1), on a hit as on the fetch that stored the entry. */
-export const asFetched: FieldView<IncomingMessage> = (req, name) =>
-  upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+ *  of (RFC 9111 §4.1), on a hit as on the fetch that stored the entry. Accept-Encoding goes in
+ *  its normal form (http/encoding.ts), so `Vary: Accept-Encoding` makes at most three
+ *  variants; it is normalised only here, for an entry that varies on it, never on other hits. */
+export const asFetched: FieldView<IncomingMessage> = (req, name) => {
+  const value = upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+  return name === 'accept-encoding' ? normaliseAcceptEncoding(value) : value;
+};
+
+/** The request head of a cacheable fetch (miss or revalidation), before our validators: the
+ *  client's fields as forwarded, Accept-Encoding normalised as asFetched reads it. */
+export function cacheableFetchHead(req: IncomingMessage): Record<string, string | string[]> {
+  const head = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);
+  head['accept-encoding'] = normaliseAcceptEncoding(head['accept-encoding']);
+  return head;
+}
 
 /** The request's Cache-Control (or Pragma) directives; undefined when it sends neither. */
 export function directivesOf(req: IncomingMessage): RequestDirectives | undefined {
