@@ -186,8 +186,6 @@ export class ClusterNode implements Cluster {
       fillSeq: seq,
       size: entrySize(meta.key, meta.headers, heldBytes(body), meta.varyNames, meta.varyValues, meta.tags),
       softPurged: false,
-      // Fills carry the origin's bytes (proxy/compress.ts asSent): stored as they came.
-      identity: undefined,
     };
     if (!this.#d.cache.store(entry)) {
       this.#d.metrics.fillsRejected.inc();

@@ -21,11 +21,6 @@ export interface Config {
   readonly maxEntryBytes: number;
   readonly hotMaxBytes: number;
   readonly maxVariants: number;
-  /** Store compressible responses gzip-compressed (proxy/compress.ts). */
-  readonly compress: boolean;
-  readonly compressMinBytes: number;
-  /** Media types compressed: exact (`application/json`) or a whole type (`text/*`), lower-case. */
-  readonly compressTypes: readonly string[];
   readonly invalHistoryBytes: number;
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
@@ -101,9 +96,6 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_MAX_ENTRY_BYTES', def: '8MiB', help: 'largest body stored; larger bodies stream through uncached' },
   { name: 'SIDECACHE_HOT_MAX_BYTES', def: '16MiB', help: 'budget of the hot set of keys this sidecar does not own (cluster mode)' },
   { name: 'SIDECACHE_MAX_VARIANTS', def: '32', help: 'responses kept per URL that differ by Vary (e.g. Accept-Encoding); past it the least recently used one is dropped' },
-  { name: 'SIDECACHE_COMPRESS', def: 'true', help: 'store compressible responses the origin sent uncompressed gzip-compressed, once; served as gzip to clients that accept it, decompressed to others' },
-  { name: 'SIDECACHE_COMPRESS_MIN_BYTES', def: '1KiB', help: 'smallest body compressed on store' },
-  { name: 'SIDECACHE_COMPRESS_TYPES', def: 'text/*,application/json,application/javascript,application/xml,application/xhtml+xml,application/rss+xml,application/atom+xml,application/ld+json,application/manifest+json,application/wasm,image/svg+xml', help: 'comma-separated media types compressed on store: exact, or type/* for a whole type' },
   { name: 'SIDECACHE_INVAL_HISTORY_BYTES', def: '32MiB', help: 'memory for recent invalidations that late fills are checked against; past it the oldest are forgotten and fills fetched before them are not stored (refetched)' },
   { name: 'SIDECACHE_MAX_HEADER_BYTES', def: '16KiB', help: 'largest request head (request line and headers); larger gets 431' },
   { name: 'SIDECACHE_MAX_URL_BYTES', def: '8KiB', help: 'longest request target; longer gets 414' },
@@ -266,9 +258,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxEntryBytes,
     hotMaxBytes: get('SIDECACHE_HOT_MAX_BYTES', parseSize),
     maxVariants: get('SIDECACHE_MAX_VARIANTS', intIn(1, 1024)),
-    compress: get('SIDECACHE_COMPRESS', parseBool),
-    compressMinBytes: get('SIDECACHE_COMPRESS_MIN_BYTES', parseSize),
-    compressTypes: get('SIDECACHE_COMPRESS_TYPES', parseList).map((t) => t.toLowerCase()),
     invalHistoryBytes: get('SIDECACHE_INVAL_HISTORY_BYTES', sizeAtLeast(64 * 1024)),
     maxHeaderBytes: get('SIDECACHE_MAX_HEADER_BYTES', parseSize),
     maxUrlBytes: get('SIDECACHE_MAX_URL_BYTES', parseSize),

@@ -3,12 +3,10 @@
 // gets, the entry stored when its body is complete, and the entry a 304 refreshes (§4.3.4).
 import { decodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
 import type { Fence } from '../core/types.js';
-import { mayCompress, withVaryAcceptEncoding } from '../http/encoding.js';
 import { rawGet, rawWithout, toRawHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { admit, CachePolicy, freshnessOf, keepUntilOf, newPolicy, policyRequestOf, receivedAgeSec, revalidatedPolicy } from '../http/storable.js';
 import { IMPLICIT_VARY, objectView, secondaryKeyNames } from '../http/vary.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
-import { asSent, gzipBody, gzipHeaders } from './compress.js';
 import type { Pipeline } from './context.js';
 import type { StatusParts } from './deliver.js';
 import type { Flight, FlightHead } from './flight.js';
@@ -103,12 +101,8 @@ export class Admitter {
       return undefined;
     }
     // Age is always ours here (added per response from the policy's age): never the origin's too.
-    let raw = toRawHeaders(headers, this.#p.dropOnStore);
+    const raw = toRawHeaders(headers, this.#p.dropOnStore);
     raw.push('via', headers.via === undefined ? VIA : `${String(headers.via)}, ${VIA}`);
-    // Stored compressed, it will be served in two codings: every response of it says so, this
-    // one (identity, as it streams) included, so caches after us key it by Accept-Encoding.
-    const compress = storable && mayCompress(status, headers, s.config);
-    if (compress) raw = withVaryAcceptEncoding(raw);
     f.head = {
       status,
       headers: raw,
@@ -123,7 +117,6 @@ export class Admitter {
     f.policy = policy;
     f.admission = admission;
     f.storable = storable;
-    f.compress = compress;
     const detail = storable ? undefined : admission.storable ? 'too large' : admission.reason;
     if (detail !== undefined) s.onNotStored?.(f.x.key, detail);
     return {
@@ -143,9 +136,9 @@ export class Admitter {
     if (f.storable && flight.capturing && f.admission!.storable && fence !== undefined && (!f.viaPeer || this.#isOurNumbering(fence))) {
       const bodyBuf = ownedBody(flight.chunks, flight.bytes);
       const entry = this.#makeEntry(f.x.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, fence,
-        f.notOwner ? EntrySource.hot : EntrySource.local, f.compress && bodyBuf.length >= s.config.compressMinBytes);
+        f.notOwner ? EntrySource.hot : EntrySource.local);
       if (s.cache.store(entry, f.viaPeer, flight.generation)) {
-        if (!f.viaPeer) s.onStored?.(asSent(entry, bodyBuf));
+        if (!f.viaPeer) s.onStored?.(entry);
       } else {
         s.metrics.fillsRejected.inc();
         s.onNotStored?.(f.x.key, 'an invalidation applied since the fetch began matches it, or the cache was flushed');
@@ -192,24 +185,10 @@ export class Admitter {
 
   #makeEntry(
     key: string, head: FlightHead, body: Buffer, policy: CachePolicy, freshness: Entry['freshness'], keepUntil: number,
-    fence: Fence, source: EntrySource, compress: boolean,
+    fence: Fence, source: EntrySource,
   ): Entry {
     const headers = rawWithout(head.headers, 'content-length');
     headers.push('content-length', String(body.length));
-    const gz = compress ? gzipBody(body) : undefined;
-    if (gz !== undefined) {
-      // The entry is the gzip representation; the origin's fields and validators stay beside it
-      // for identity clients, and its ETag is the one revalidation sends upstream.
-      const zipped = gzipHeaders(headers, gz.length);
-      return {
-        ...this.#makeEntry(key, head, gz, policy, freshness, keepUntil, fence, source, false),
-        headers: zipped,
-        etag: rawGet(headers, 'etag'),
-        lastModified: rawGet(headers, 'last-modified'),
-        identity: { headers, bytes: body.length },
-        size: entrySize(key, [...zipped, ...headers], heldBytes(gz), chargedNames(head.varyNames), head.varyValues, head.tags),
-      };
-    }
     return {
       key,
       varyNames: head.varyNames,
@@ -229,8 +208,6 @@ export class Admitter {
       fillSeq: 0,
       size: entrySize(key, headers, heldBytes(body), chargedNames(head.varyNames), head.varyValues, head.tags),
       softPurged: false,
-      // Present on every entry, compressed or not: one object shape on the hit path.
-      identity: undefined,
     };
   }
 
@@ -256,15 +233,10 @@ export class Admitter {
     const headers = toRawHeaders(updated, this.#p.dropOnStore);
     headers.push('via', VIA);
     const withLength = rawWithout(headers, 'content-length');
-    const id = stale.identity;
-    withLength.push('content-length', String(id === undefined ? stale.body.length : id.bytes));
-    // Stored compressed: the 304 updates the origin's fields, and the gzip ones follow from them.
-    const identity = id === undefined ? undefined : { headers: withVaryAcceptEncoding(withLength), bytes: id.bytes };
-    const delivered = identity === undefined ? withLength : gzipHeaders(identity.headers, stale.body.length);
+    withLength.push('content-length', String(stale.body.length));
     const entry: Entry = {
       ...stale,
-      headers: delivered,
-      ...(identity === undefined ? {} : { identity }),
+      headers: withLength,
       policy,
       freshness,
       keepUntil: keepUntilOf(freshness),
@@ -272,13 +244,12 @@ export class Admitter {
       fence: (kept ?? own).seq,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, identity === undefined ? delivered : [...delivered, ...identity.headers], heldBytes(stale.body),
-        chargedNames(stale.varyNames), stale.varyValues, stale.tags),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body), chargedNames(stale.varyNames), stale.varyValues, stale.tags),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;
     if (kept !== undefined && this.#p.s.cache.store(entry, hot, flight.generation)) {
-      if (!hot) this.#p.s.onStored?.(asSent(entry));
+      if (!hot) this.#p.s.onStored?.(entry);
       return entry;
     }
     return stale;

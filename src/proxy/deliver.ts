@@ -2,13 +2,11 @@
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
-import { acceptsGzip } from '../http/encoding.js';
-import { rawGet, rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
+import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
 import { parseRange } from '../http/range.js';
 import { encodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
 import type { Fence } from '../core/types.js';
 import { EntrySource, type Entry } from '../store/types.js';
-import { identityBody } from './compress.js';
 
 /** Identity of this sidecar in Cache-Status, and whether to add debug parameters. */
 export interface StatusContext {
@@ -125,12 +123,6 @@ export function peerHeaders(tags: readonly string[], fence: Fence | undefined): 
 export function deliverEntry(
   req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false, extra: readonly string[] = NO_HEADERS,
 ): void {
-  // Stored compressed, and this client does not take gzip: the identity representation, with
-  // the origin's fields and validators; Range and conditionals apply to it as to any entry.
-  if (entry.identity !== undefined && !acceptsGzip(req.headers['accept-encoding'])) {
-    deliverEntry(req, res, identityView(entry, req.method !== 'HEAD'), now, status, toPeer, extra);
-    return;
-  }
   const age = String(Math.floor(ageSec(entry.freshness, now)));
   // A peer's conditional request is its own revalidation: a 304 would refresh its copy as if
   // the origin had confirmed it. A copy that is stale or soft-purged here (served under
@@ -148,8 +140,7 @@ export function deliverEntry(
     return;
   }
   const range = req.headers.range;
-  if (range !== undefined && entry.status === 200 && req.method === 'GET' &&
-      (req.headers['if-range'] === undefined || ifRangeMatches(req.headers['if-range'], entry))) {
+  if (range !== undefined && entry.status === 200 && req.method === 'GET') {
     const r = parseRange(range, entry.body.length);
     if (r.kind === 'partial') {
       const h = rawWithout(entry.headers, 'content-length');
@@ -187,30 +178,6 @@ export function deliverEntry(
 }
 
 const NO_HEADERS: readonly string[] = [];
-
-/** An entry stored compressed as its identity representation; `decompress` false (HEAD): the
- *  fields only, since no body is sent. */
-function identityView(entry: Entry, decompress: boolean): Entry {
-  const { identity, ...rest } = entry;
-  return { ...rest, headers: identity!.headers, body: decompress ? identityBody(entry) : entry.body };
-}
-
-/** RFC 9110 §13.1.5: is the representation the one If-Range names? Only by a strong comparison
- *  of strong ETags, or a date equal to Last-Modified; otherwise the Range is ignored and the
- *  whole representation sent. The gzip form of an entry stored compressed has a weak ETag and
- *  bytes of our making, so no If-Range matches it. */
-function ifRangeMatches(ifRange: string | string[], entry: Entry): boolean {
-  if (typeof ifRange !== 'string') return false;
-  const v = ifRange.trim();
-  if (v.startsWith('W/')) return false;
-  if (v.startsWith('"')) {
-    const etag = rawGet(entry.headers, 'etag')?.trim();
-    return etag !== undefined && !etag.startsWith('W/') && etag === v;
-  }
-  if (entry.identity !== undefined || entry.lastModified === undefined) return false;
-  const since = Date.parse(v);
-  return Number.isFinite(since) && since === Date.parse(entry.lastModified);
-}
 
 /** deliverEntry's header arrays for full responses by length, each overwritten by every response
  *  of that length. */

@@ -30,8 +30,6 @@ export class FlightFetch implements OriginSink {
   policy: CachePolicy | undefined;
   admission: ReturnType<typeof admit> | undefined;
   storable = false;
-  /** The entry is stored gzip-compressed when its body is complete (http/encoding.ts mayCompress). */
-  compress = false;
   /** The request head as sent (before our validators): the secondary key is taken from it. */
   upstream: Record<string, string | string[]> = {};
   /** Owners to ask, in order; undefined: the origin. */

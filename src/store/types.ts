@@ -37,17 +37,6 @@ export interface Entry {
   readonly size: number;
   /** Set by a soft purge: served only after revalidation (or within stale windows). */
   softPurged: boolean;
-  /** Set when this cache compressed the body on store (proxy/compress.ts): `body` and `headers`
-   *  are the gzip representation, served to clients that accept gzip, and this is the identity
-   *  one, served decompressed to the others. Undefined: the body is served as stored. */
-  readonly identity?: IdentityForm;
-}
-
-/** The origin's own representation of an entry stored compressed: its fields (Content-Length
- *  and the origin's ETag included) and its length. */
-export interface IdentityForm {
-  readonly headers: readonly string[];
-  readonly bytes: number;
 }
 
 /** One stored variant, and when a hit last used it (ms since epoch; its storedAt until then):

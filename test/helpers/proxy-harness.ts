@@ -14,7 +14,6 @@ import { ProxyHandler } from '../../src/proxy/handler.js';
 import type { BodyControl, Origin, OriginRequest, OriginSink } from '../../src/proxy/origin.js';
 import { NoPeers } from '../../src/proxy/route.js';
 import { Cache } from '../../src/store/cache.js';
-import type { Entry } from '../../src/store/types.js';
 
 export class FakeClock implements Clock {
   constructor(public t = Date.UTC(2026, 0, 1)) {}
@@ -29,7 +28,7 @@ export class FakeClock implements Clock {
 export interface Reply {
   readonly status: number;
   readonly headers?: Record<string, string>;
-  readonly body?: string | Buffer;
+  readonly body?: string;
 }
 
 /** What the fake origin answers a request with: a reply, an error (no response), or either later. */
@@ -66,8 +65,6 @@ export interface Answered {
   /** Field names lower-case; repeated fields joined with ", ". */
   readonly headers: Record<string, string>;
   readonly body: string;
-  /** The body as sent (bytes that are not UTF-8, such as gzip). */
-  readonly bytes: Buffer;
 }
 
 /** A response object with what node:http's ServerResponse offers the handler. 'close' comes
@@ -127,8 +124,6 @@ export interface Harness {
 export interface HarnessOptions {
   /** The sidecar may not trust its cache (detached, lease lapsed, drained). */
   readonly mustRevalidateAll?: () => boolean;
-  /** Told of each entry stored as its owner (what a cluster would publish as a fill). */
-  readonly onStored?: (entry: Entry) => void;
 }
 
 export function harness(env: Record<string, string> = {}, opts: HarnessOptions = {}): Harness {
@@ -155,7 +150,6 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
     flights,
     invalidator: new Invalidator({ cache, flights, cluster: new SingleNode(config.partitions), metrics, logger: pino({ level: 'silent' }) }),
     ...(opts.mustRevalidateAll === undefined ? {} : { mustRevalidateAll: opts.mustRevalidateAll }),
-    ...(opts.onStored === undefined ? {} : { onStored: opts.onStored }),
   });
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answered> => {
     const h: Record<string, string> = { host: 'sidecache.test', ...headers };
@@ -174,8 +168,7 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
           const name = res.raw[i]!.toLowerCase();
           out[name] = out[name] === undefined ? res.raw[i + 1]! : `${out[name]}, ${res.raw[i + 1]!}`;
         }
-        const bytes = Buffer.concat(res.chunks);
-        resolve({ status: res.status, headers: out, body: bytes.toString(), bytes });
+        resolve({ status: res.status, headers: out, body: Buffer.concat(res.chunks).toString() });
       });
     });
     handler.handle(req, res as unknown as ServerResponse);
