@@ -1,10 +1,16 @@
-// Accept-Encoding (RFC 9110 §12.5.3) reduced to the one content coding this cache asks the
-// origin for and keys a `Vary: Accept-Encoding` response by: `br`, `gzip` or `identity`, the
-// first of them the client accepts. Without it every spelling of a client's list ("gzip,
-// deflate, br", "br;q=1.0, gzip;q=0.8", ...) would be a variant of its own.
+// Accept-Encoding (RFC 9110 §12.5.3) reduced to what this cache asks the origin for and keys a
+// `Vary: Accept-Encoding` response by: which of `br` and `gzip` the client accepts
+// (`br, gzip`, `br`, `gzip`, or `identity` for neither). Without it every spelling of a
+// client's list ("gzip, deflate, br", "br;q=1.0, gzip;q=0.8", ...) would be a variant of its
+// own. Both codings stay in the form when both are accepted: an origin that does only gzip
+// still compresses for a browser, and every client of the form accepts what it answers.
 
 export const Coding = { br: 'br', gzip: 'gzip', identity: 'identity' } as const;
 export type Coding = (typeof Coding)[keyof typeof Coding];
+
+/** The four normal forms of Accept-Encoding. */
+export const AcceptForm = { brGzip: 'br, gzip', br: 'br', gzip: 'gzip', identity: 'identity' } as const;
+export type AcceptForm = (typeof AcceptForm)[keyof typeof AcceptForm];
 
 /** Weights (q) a client gave the codings this cache can serve; undefined: not listed. */
 export interface CodingWeights {
@@ -45,20 +51,23 @@ export function accepts(w: CodingWeights, coding: Coding): boolean {
   return coding === Coding.identity;
 }
 
-/** The normal form of a request's Accept-Encoding: br, else gzip, else identity, by what it
- *  accepts (q > 0, `*` included). Absent, empty (§12.5.3: no coding wanted), malformed, or
- *  accepting nothing we name: identity, the representation every origin can send. */
-export function normaliseAcceptEncoding(value: string | string[] | undefined): Coding {
-  if (value === undefined) return Coding.identity;
+/** The normal form of a request's Accept-Encoding: which of br and gzip it accepts (q > 0, `*`
+ *  included; weights beyond that are the origin's to weigh, not a reason for a variant).
+ *  Absent, empty (§12.5.3: no coding wanted), malformed, or accepting neither: identity, the
+ *  representation every origin can send. */
+export function normaliseAcceptEncoding(value: string | string[] | undefined): AcceptForm {
+  if (value === undefined) return AcceptForm.identity;
   if (typeof value !== 'string') return normaliseAcceptEncoding(value.join(', '));
   // Most clients of a sidecar send one spelling over and over: the last one is remembered.
-  if (value === lastValue) return lastCoding;
+  if (value === lastValue) return lastForm;
   const w = parseAcceptEncoding(value);
-  const coding = w === null ? Coding.identity : accepts(w, Coding.br) ? Coding.br : accepts(w, Coding.gzip) ? Coding.gzip : Coding.identity;
+  const br = w !== null && accepts(w, Coding.br);
+  const gzip = w !== null && accepts(w, Coding.gzip);
+  const form = br ? (gzip ? AcceptForm.brGzip : AcceptForm.br) : gzip ? AcceptForm.gzip : AcceptForm.identity;
   lastValue = value;
-  lastCoding = coding;
-  return coding;
+  lastForm = form;
+  return form;
 }
 
 let lastValue: string | undefined;
-let lastCoding: Coding = Coding.identity;
+let lastForm: AcceptForm = AcceptForm.identity;

@@ -19,7 +19,7 @@ export const CACHEABLE_FETCH_DROP: ReadonlySet<string> = new Set([
 
 /** A request's fields as a cacheable fetch sends them upstream: what its secondary key is made
  *  of (RFC 9111 §4.1), on a hit as on the fetch that stored the entry. Accept-Encoding goes in
- *  its normal form (http/encoding.ts), so `Vary: Accept-Encoding` makes at most three
+ *  its normal form (http/encoding.ts), so `Vary: Accept-Encoding` makes at most four
  *  variants; it is normalised only here, for an entry that varies on it, never on other hits. */
 export const asFetched: FieldView<IncomingMessage> = (req, name) => {
   const value = upstreamValue(req.headers, name, req.socket.remoteAddress, CACHEABLE_FETCH_DROP);

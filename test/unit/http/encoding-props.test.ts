@@ -22,16 +22,16 @@ function model(els: readonly { name: string; q: string | undefined }[]): string 
     if (star !== undefined) return star.q === undefined ? 1 : Number(star.q);
     return c === 'identity' ? 1 : 0;
   };
-  if ((weight('br') ?? 0) > 0) return 'br';
-  if ((weight('gzip') ?? 0) > 0) return 'gzip';
-  return 'identity';
+  const br = (weight('br') ?? 0) > 0;
+  const gzip = (weight('gzip') ?? 0) > 0;
+  return br && gzip ? 'br, gzip' : br ? 'br' : gzip ? 'gzip' : 'identity';
 }
 
 t.test('encoding props - agrees with the reference, is its own normal form, and ignores order, case and whitespace', async () => {
   fc.assert(fc.property(list, fc.constantFrom('', ' ', '\t'), fc.boolean(), (els, sp, upper) => {
     const value = els.map((e) => spell(e, sp)).join(`${sp},${sp}`);
     const n = normaliseAcceptEncoding(value);
-    assert.ok(n === 'br' || n === 'gzip' || n === 'identity');
+    assert.ok(n === 'br, gzip' || n === 'br' || n === 'gzip' || n === 'identity');
     assert.equal(n, model(els), value);
     assert.equal(normaliseAcceptEncoding(n), n, 'idempotent');
     assert.equal(normaliseAcceptEncoding([...els].reverse().map((e) => spell(e, '')).join(',')), n, 'order');
@@ -39,10 +39,10 @@ t.test('encoding props - agrees with the reference, is its own normal form, and 
   }), { numRuns: 3000 });
 });
 
-t.test('encoding props - a coding with q=0 is never chosen', async () => {
+t.test('encoding props - a coding with q=0 is never in the form', async () => {
   fc.assert(fc.property(list, fc.constantFrom('br', 'gzip'), (els, excluded) => {
     const value = [`${excluded};q=0`, ...els.filter((e) => e.name !== excluded && !(excluded === 'gzip' && e.name === 'x-gzip')).map((e) => spell(e, ''))].join(', ');
-    assert.notEqual(normaliseAcceptEncoding(value), excluded, value);
+    assert.ok(!normaliseAcceptEncoding(value).split(', ').includes(excluded), value);
   }), { numRuns: 2000 });
 });
 
@@ -55,8 +55,8 @@ t.test('encoding props - one malformed element makes the whole field identity', 
   }), { numRuns: 2000 });
 });
 
-t.test('encoding props - arbitrary strings never throw and give one of the three', async () => {
+t.test('encoding props - arbitrary strings never throw and give one of the four', async () => {
   fc.assert(fc.property(fc.oneof(fc.string(), fc.array(fc.string(), { maxLength: 3 })), (v) => {
-    assert.ok(['br', 'gzip', 'identity'].includes(normaliseAcceptEncoding(v)));
+    assert.ok(['br, gzip', 'br', 'gzip', 'identity'].includes(normaliseAcceptEncoding(v)));
   }), { numRuns: 3000 });
 });

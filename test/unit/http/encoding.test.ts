@@ -3,17 +3,18 @@ import t from 'tap';
 import { accepts, Coding, normaliseAcceptEncoding, parseAcceptEncoding } from '../../../src/http/encoding.js';
 
 t.test('encoding - what browsers, HTTP libraries and curl send', async (t) => {
-  t.equal(normaliseAcceptEncoding('gzip, deflate, br, zstd'), 'br', 'Chrome');
+  t.equal(normaliseAcceptEncoding('gzip, deflate, br, zstd'), 'br, gzip', 'Chrome: both, so an origin without br still compresses');
   t.equal(normaliseAcceptEncoding('gzip, deflate'), 'gzip', 'Node, Python requests');
   t.equal(normaliseAcceptEncoding('gzip'), 'gzip', 'Go');
-  t.equal(normaliseAcceptEncoding('deflate, gzip, br, zstd'), 'br', 'curl --compressed');
+  t.equal(normaliseAcceptEncoding('deflate, gzip, br, zstd'), 'br, gzip', 'curl --compressed');
   t.equal(normaliseAcceptEncoding(undefined), 'identity', 'no field: curl, wget');
-  t.equal(normaliseAcceptEncoding(['gzip', 'br']), 'br', 'two field lines are one list');
+  t.equal(normaliseAcceptEncoding(['gzip', 'br']), 'br, gzip', 'two field lines are one list');
+  t.equal(normaliseAcceptEncoding('br'), 'br', 'br alone');
 });
 
 t.test('encoding - weights: q=0 excludes, the order of preference is ours, not the q values', async (t) => {
   t.equal(normaliseAcceptEncoding('br;q=0, gzip'), 'gzip');
-  t.equal(normaliseAcceptEncoding('br;q=0.1, gzip;q=1'), 'br', 'any q above 0 accepts');
+  t.equal(normaliseAcceptEncoding('br;q=0.1, gzip;q=1'), 'br, gzip', 'any q above 0 accepts');
   t.equal(normaliseAcceptEncoding('br;q=0.000, gzip;q=0'), 'identity');
   t.equal(normaliseAcceptEncoding('gzip; Q=0.5'), 'gzip', '"Q" accepted (§12.4.2)');
   t.equal(normaliseAcceptEncoding('x-gzip'), 'gzip', 'x-gzip is gzip (§8.4.1.3)');
@@ -23,7 +24,7 @@ t.test('encoding - weights: q=0 excludes, the order of preference is ours, not t
 });
 
 t.test('encoding - "*" stands for every coding not listed', async (t) => {
-  t.equal(normaliseAcceptEncoding('*'), 'br');
+  t.equal(normaliseAcceptEncoding('*'), 'br, gzip');
   t.equal(normaliseAcceptEncoding('br;q=0, *'), 'gzip');
   t.equal(normaliseAcceptEncoding('*;q=0'), 'identity');
   t.equal(normaliseAcceptEncoding('gzip, *;q=0'), 'gzip');
