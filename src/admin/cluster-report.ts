@@ -58,8 +58,11 @@ export interface ClusterReportDeps {
 function isStatusOf(x: unknown, id: string): x is MemberStatus {
   if (typeof x !== 'object' || x === null) return false;
   const s = x as Record<string, unknown>;
+  // knownSeq is optional (members of earlier versions send none) and sets every member's lag:
+  // anything but a seq would make all of them NaN.
+  const knownSeq = s.knownSeq === undefined || (typeof s.knownSeq === 'number' && Number.isSafeInteger(s.knownSeq) && s.knownSeq >= 0);
   return s.id === id && typeof s.appliedSeq === 'number' && typeof s.epoch === 'number' && typeof s.incarnation === 'string' &&
-    typeof s.requests === 'object' && s.requests !== null;
+    typeof s.requests === 'object' && s.requests !== null && knownSeq;
 }
 
 /** Lag of each reachable member: seqs behind the highest seq any reachable member of its

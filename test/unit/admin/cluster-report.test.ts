@@ -65,7 +65,7 @@ t.test('cluster report - an answer for another member, or not a status, is no an
   const r = new ClusterReporter({
     self: 'a', cluster: 'x', replicas: 2, partitions: 4, log, table: () => undefined,
     ownStatus: async () => status('a', 1),
-    peerStatus: async (id) => (id === 'b' ? status('c', 1) : { hello: 1 }),
+    peerStatus: async (id) => (id === 'b' ? status('c', 1) : id === 'c' ? { ...status('c', 1), knownSeq: 'many' } : { hello: 1 }),
   });
   const rep = await r.report();
   t.equal(rep.mode, 'standalone');
