@@ -10,9 +10,10 @@ import { serveLoopback } from '../support/origin.js';
 import { ADMIN_TOKEN } from '../support/sidecar.js';
 import { Rng } from './prng.js';
 
-export const GROUPS = 64;
+/** Keys per group (a prefix `/s/G/` and a tag `gG`); the soak's key space is `groups` of them. */
 export const PER_GROUP = 128;
-export const KEY_COUNT = GROUPS * PER_GROUP;
+/** Groups by default: 8,192 keys of 1-48 KiB, about 100 MiB at the origin. */
+export const DEFAULT_GROUPS = 64;
 /** The hot set: the first keys of the space, read with a skew (most reads on the first few). */
 const HOT_KEYS = 400;
 const LANGS = ['en', 'de', 'fr'] as const;
@@ -63,8 +64,9 @@ export interface SoakOrigin {
   close(): Promise<void>;
 }
 
-export async function startSoakOrigin(seed: number): Promise<SoakOrigin> {
+export async function startSoakOrigin(seed: number, groups = DEFAULT_GROUPS): Promise<SoakOrigin> {
   const rng = Rng.fork(seed, 'soak-origin');
+  const KEY_COUNT = groups * PER_GROUP;
   const profiles = Array.from({ length: KEY_COUNT }, (_, k) => profileOf(k));
   const versions = new Uint32Array(KEY_COUNT).fill(1);
   const filler = Buffer.alloc(48 * 1024 + 1024, 'abcdefghijklmnopqrstuvwxyz0123456789\n');
@@ -74,7 +76,7 @@ export async function startSoakOrigin(seed: number): Promise<SoakOrigin> {
     if (m === null) return -1;
     const g = Number(m[1]);
     const i = Number(m[2]);
-    return g < GROUPS && i < PER_GROUP ? g * PER_GROUP + i : -1;
+    return g < groups && i < PER_GROUP ? g * PER_GROUP + i : -1;
   };
   const etag = (k: number) => `"${k}-${versions[k]}"`;
 
@@ -180,6 +182,8 @@ export interface LoadOptions {
   readonly maxInFlight: number;
   readonly requestTimeoutMs: number;
   readonly origin: SoakOrigin;
+  /** Groups of PER_GROUP keys: the origin's key space. */
+  readonly groups: number;
   /** The sidecars now (a join adds one, a leave marks it). */
   readonly targets: () => readonly LoadTarget[];
   /** When to purge everything (Date.now() values); more with purgeAllAt(). */
@@ -277,7 +281,7 @@ export class Load {
         ({ status } = await this.#purge(target, purgeAll ? 'all' : rng.weighted(PURGE_MIX)));
       } else {
         const hot = kind === 'miss' ? false : kind === 'write' ? rng.chance(0.5) : true;
-        const k = hot ? Math.floor(HOT_KEYS * rng.next() ** 2) : rng.int(KEY_COUNT);
+        const k = hot ? Math.floor(HOT_KEYS * rng.next() ** 2) : rng.int(this.#o.groups * PER_GROUP);
         const path = keyOf(k);
         const headers: Record<string, string> = { 'accept-language': rng.pick(LANGS) };
         if (kind === 'conditional') headers['if-none-match'] = this.#o.origin.etagOf(path);
@@ -311,9 +315,9 @@ export class Load {
     this.stats.purgesByKind[kind]++;
     const soft = kind.endsWith('-soft') ? { soft: true } : {};
     const body = kind === 'all' ? { all: true }
-      : kind === 'prefix' ? { prefix: `/s/${rng.int(GROUPS)}/` }
-      : kind.startsWith('tags') ? { tags: [rng.chance(0.5) ? `g${rng.int(GROUPS)}` : `t${rng.int(97)}`], ...soft }
-      : { url: [keyOf(rng.chance(0.5) ? rng.int(HOT_KEYS) : rng.int(KEY_COUNT))], ...soft };
+      : kind === 'prefix' ? { prefix: `/s/${rng.int(this.#o.groups)}/` }
+      : kind.startsWith('tags') ? { tags: [rng.chance(0.5) ? `g${rng.int(this.#o.groups)}` : `t${rng.int(97)}`], ...soft }
+      : { url: [keyOf(rng.chance(0.5) ? rng.int(HOT_KEYS) : rng.int(this.#o.groups * PER_GROUP))], ...soft };
     const r = await this.#pool(target.adminUrl, 2).request({
       path: '/purge', method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },

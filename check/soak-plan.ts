@@ -8,6 +8,8 @@ export interface SoakOptions {
   seed: number;
   nats: 1 | 3;
   maxBytes: number;
+  /** Groups of 128 keys at the origin (64: 8,192 keys, about 100 MiB). */
+  groups: number;
   hotBytes: number;
   historyBytes: number;
   out: string | undefined;

@@ -76,7 +76,7 @@ async function run(o: SoakOptions): Promise<number> {
   try {
     const nats = await startNats({ nodes: o.nats });
     cleanups.push(() => nats.stop());
-    const origin = await startSoakOrigin(o.seed);
+    const origin = await startSoakOrigin(o.seed, o.groups);
     cleanups.push(() => origin.close());
     cleanups.push(async () => { for (const s of slots) await s.sc.kill(); });
     cleanups.push(() => Promise.all([...metricPools.values()].map((p) => p.destroy())));
@@ -171,7 +171,7 @@ async function run(o: SoakOptions): Promise<number> {
     })();
 
     const load = new Load({
-      seed: o.seed, ratePerSec: o.rate, maxInFlight: 256, requestTimeoutMs: 15_000, origin, targets: () => slots,
+      seed: o.seed, ratePerSec: o.rate, maxInFlight: 256, requestTimeoutMs: 15_000, origin, groups: o.groups, targets: () => slots,
       purgeAllAt: purgeAllTimes(D, tm).map((t) => t0 + t),
     });
     cleanups.push(() => load.close());
