@@ -164,8 +164,9 @@ export class ClusterNode implements Cluster {
     }
     if (this.#d.cache.clock.now() >= meta.keepUntil) return false;
     const existing = this.#d.cache.sameVariantAs(meta);
-    // Never replace a newer response with an older one (fills arrive in any order).
-    if (existing !== undefined && existing.freshness.storedAt >= meta.freshness.storedAt) return false;
+    // Never replace a newer response with an older one (fills arrive in any order). Parts of a
+    // 206 kept here (proxy/partial-store.ts) are no response of their own: a whole one replaces them.
+    if (existing !== undefined && existing.parts === undefined && existing.freshness.storedAt >= meta.freshness.storedAt) return false;
     const body = Buffer.from(record.body.buffer, record.body.byteOffset, record.body.byteLength);
     const entry: Entry = {
       key: meta.key,

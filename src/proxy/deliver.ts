@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
-import { parseRange } from '../http/range.js';
+import { ifRangeHolds, parseRange } from '../http/range.js';
 import { encodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
 import type { Fence } from '../core/types.js';
 import { EntrySource, type Entry } from '../store/types.js';
@@ -140,7 +140,9 @@ export function deliverEntry(
     return;
   }
   const range = req.headers.range;
-  if (range !== undefined && entry.status === 200 && req.method === 'GET') {
+  // RFC 9110 §13.1.5: an If-Range that does not hold (strong comparison) asks for the whole.
+  if (range !== undefined && entry.status === 200 && req.method === 'GET' &&
+      (req.headers['if-range'] === undefined || ifRangeHolds(req.headers['if-range'], entry.etag, entry.lastModified))) {
     const r = parseRange(range, entry.body.length);
     if (r.kind === 'partial') {
       const h = rawWithout(entry.headers, 'content-length');

@@ -15,6 +15,7 @@ import { Fetcher } from './fetch.js';
 import type { Flights } from './flight.js';
 import { keyOf, keyOptions, type KeyOptions } from './key.js';
 import { directivesOf, Lookup, sharedWithAuthorization } from './lookup.js';
+import { deliverPart, fetchRange, isRangeGet } from './partial.js';
 import { hasRequestBody, pass } from './pass.js';
 import { isRefusal, Receiver, refuse, type Refusal, type Target } from './recv.js';
 import { WriteInvalidations } from './write-invalidations.js';
@@ -131,7 +132,8 @@ export class ProxyHandler {
       const key = keyOf(target.keyOrigin, target.path, this.#keyOpts);
       const now = this.#clock.now();
       const entry = this.#lookup.find(key, req, now);
-      if (entry !== undefined && this.#lookup.verdict(entry, now, undefined) === Verdict.fresh) {
+      // A partial entry (parts of a 206) answers only ranges inside it: the slow path decides.
+      if (entry !== undefined && entry.parts === undefined && this.#lookup.verdict(entry, now, undefined) === Verdict.fresh) {
         deliverEntry(req, res, entry, now, this.#hitStatus(entry, now), ctx.fromPeer);
         this.#s.metrics.requests.observeAt(this.#hitIndex, (performance.now() - startedAt) / 1000);
         return;
@@ -190,7 +192,27 @@ export class ProxyHandler {
     // must-revalidate. Without one of them, a request with Authorization is not answered from
     // what other clients caused: an origin that personalises by Authorization without Vary would
     // hand a signed-in user the anonymous page (Varnish's builtin passes such requests).
-    const entry = found !== undefined && req.headers.authorization !== undefined && !sharedWithAuthorization(found) ? undefined : found;
+    const usable = found !== undefined && req.headers.authorization !== undefined && !sharedWithAuthorization(found) ? undefined : found;
+    if (usable?.parts !== undefined && isRangeGet(req) && !ctx.fromPeer) {
+      // RFC 9111 §3.3: a stored partial response answers a range inside it while fresh; any
+      // other range goes to the origin, and its answer is combined with it (§3.4).
+      if (this.#lookup.verdict(usable, now, dirs) === Verdict.fresh && deliverPart(req, res, usable, now, this.#hitStatus(usable, now))) {
+        setOutcome(CacheOutcome.hit);
+        return;
+      }
+      if (dirs?.onlyIfCached) {
+        setOutcome(CacheOutcome.miss);
+        sendError(res, 504, 'not in cache (only-if-cached)', cacheStatus(this.#statusCtx, { fwd: 'miss', detail: 'only-if-cached' }));
+        return;
+      }
+      setOutcome(CacheOutcome.miss);
+      fetchRange(this.#p, req, res, target, key, usable);
+      return;
+    }
+    // A partial entry is never an answer to a request that did not ask for a range (nor to a
+    // peer, which asks for whole objects): for it the key is a miss, and the whole object
+    // fetched replaces the parts.
+    const entry = usable?.parts !== undefined ? undefined : usable;
     if (entry !== undefined) {
       const verdict = this.#lookup.verdict(entry, now, dirs);
       // hit
@@ -224,8 +246,15 @@ export class ProxyHandler {
       sendError(res, 504, 'not cached (only-if-cached)', cacheStatus(this.#statusCtx, { fwd: 'uri-miss', detail: 'only-if-cached' }));
       return;
     }
+    if (req.headers.range !== undefined && isRangeGet(req) && !ctx.fromPeer) {
+      // A range of an uncached object: fetched as a range, not all of it now, and its 206
+      // kept as a partial entry when it may be (RFC 9111 §3.3).
+      setOutcome(CacheOutcome.miss);
+      fetchRange(this.#p, req, res, target, key, undefined);
+      return;
+    }
     if (req.headers.range !== undefined) {
-      // A range of an uncached object: pass it through rather than fetch all of it now.
+      // A conditional range request (or a HEAD's): passed through as it is.
       setOutcome(CacheOutcome.pass);
       pass(this.#p, req, res, target, 'request', 'range miss');
       return;

@@ -251,9 +251,10 @@ export class Cache {
     return out;
   }
 
-  /** The owned store's entry for the same variant as `like` (same Vary names and values). */
-  sameVariantAs(like: Pick<Entry, 'key' | 'varyNames' | 'varyValues'>): Entry | undefined {
-    return this.main.get(like.key)?.entries.find((e) => sameVariant(e, like));
+  /** The owned store's (or with `hot`, the hot set's) entry for the same variant as `like`
+   *  (same Vary names and values). */
+  sameVariantAs(like: Pick<Entry, 'key' | 'varyNames' | 'varyValues'>, hot = false): Entry | undefined {
+    return (hot ? this.hot : this.main).get(like.key)?.entries.find((e) => sameVariant(e, like));
   }
 
   /** Removes every variant of `key` from both stores (a write invalidated it). */

@@ -2,6 +2,7 @@
 // Freshness numbers are computed by http/ when an entry is made.
 import type CachePolicy from 'http-cache-semantics';
 import type { Freshness } from '../http/freshness.js';
+import type { PartSet } from './parts.js';
 
 export const EntrySource = { local: 'local', replica: 'replica', hot: 'hot' } as const;
 export type EntrySource = (typeof EntrySource)[keyof typeof EntrySource];
@@ -37,6 +38,10 @@ export interface Entry {
   readonly size: number;
   /** Set by a soft purge: served only after revalidation (or within stale windows). */
   softPurged: boolean;
+  /** A partial entry (RFC 9111 §3.3): the byte ranges held of a 206's representation, `body`
+   *  empty and `status` 206. Served only to range requests inside them (proxy/partial.ts),
+   *  never whole, never to peers, never published as a fill. Absent on every complete entry. */
+  readonly parts?: PartSet;
 }
 
 /** One stored variant, and when a hit last used it (ms since epoch; its storedAt until then):

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { Clock } from '../../src/core/clock.js';
 import { loadConfig } from '../../src/core/config.js';
 import { Metrics } from '../../src/core/metrics.js';
-import type { Invalidation } from '../../src/core/types.js';
+import type { Invalidation, LogPosition } from '../../src/core/types.js';
 import { SingleNode } from '../../src/cluster/cluster.js';
 import { Invalidator } from '../../src/cluster/invalidator.js';
 import { Flights } from '../../src/proxy/flight.js';
@@ -117,6 +117,8 @@ export interface Harness {
   readonly clock: FakeClock;
   readonly cache: Cache;
   readonly published: Invalidation[];
+  /** The log position the handler reads: a test moves appliedSeq to fence later fetches. */
+  readonly log: { incarnation: string; appliedSeq: number; readonly view: LogPosition['view'] };
   /** A GET (or `method`) through the handler, answered when its response ends. */
   get(path: string, headers?: Record<string, string>, method?: string): Promise<Answered>;
 }
@@ -138,11 +140,12 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
   });
   const published: Invalidation[] = [];
   const flights = new Flights();
+  const log: Harness['log'] = { incarnation: '', appliedSeq: 0, view: { epoch: 0, members: [] } };
   const handler = new ProxyHandler({
     config,
     cache,
     origin,
-    log: { incarnation: '', appliedSeq: 0, view: { epoch: 0, members: [] } },
+    log,
     router: NoPeers,
     metrics,
     logger: pino({ level: 'silent' }),
@@ -174,7 +177,7 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
     handler.handle(req, res as unknown as ServerResponse);
     return done;
   };
-  return { handler, origin, clock, cache, published, get };
+  return { handler, origin, clock, cache, published, log, get };
 }
 
 /** A promise and the function that resolves it: an origin answer the test releases by hand. */
