@@ -1,5 +1,5 @@
 // pass: what is not looked up goes straight through (unsafe methods, requests with a body,
-// no-store, a range of an uncached object), and a successful unsafe request invalidates the
+// no-store, a conditional range request on a miss), and a successful unsafe request invalidates the
 // stored responses it names (RFC 9111 §4.4), here at once and through the log everywhere.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors } from 'undici';

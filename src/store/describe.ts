@@ -3,6 +3,7 @@
 // only: nothing is promoted, evicted or marked.
 import { ageSec, verdictOf, type Verdict } from '../http/freshness.js';
 import type { Cache } from './cache.js';
+import { heldPartBytes } from './parts.js';
 import type { EntrySource } from './types.js';
 
 export interface StoredVariant {
@@ -43,7 +44,8 @@ export function describeKey(cache: Cache, key: string, now = cache.clock.now()):
         softPurged: e.softPurged,
         tags: e.tags,
         fence: { incarnation: e.incarnation, seq: e.fence },
-        bodyBytes: e.body.length,
+        // A partial entry (status 206) holds its parts' bytes, not a body.
+        bodyBytes: e.parts === undefined ? e.body.length : heldPartBytes(e.parts),
         size: e.size,
         storedAt: e.freshness.storedAt,
         keepUntil: e.keepUntil,
