@@ -12,7 +12,8 @@ import { Invalidator } from '../../src/cluster/invalidator.js';
 import { Flights } from '../../src/proxy/flight.js';
 import { ProxyHandler } from '../../src/proxy/handler.js';
 import type { BodyControl, Origin, OriginRequest, OriginSink } from '../../src/proxy/origin.js';
-import { NoPeers } from '../../src/proxy/route.js';
+import { NoPeers, type Router } from '../../src/proxy/route.js';
+import type { Entry } from '../../src/store/types.js';
 import { Cache } from '../../src/store/cache.js';
 
 export class FakeClock implements Clock {
@@ -126,6 +127,10 @@ export interface Harness {
 export interface HarnessOptions {
   /** The sidecar may not trust its cache (detached, lease lapsed, drained). */
   readonly mustRevalidateAll?: () => boolean;
+  /** Who fetches a key (default: this sidecar, NoPeers). */
+  readonly router?: Router;
+  /** Told of every entry stored here as its owner (cluster replication). */
+  readonly onStored?: (entry: Entry) => void;
 }
 
 export function harness(env: Record<string, string> = {}, opts: HarnessOptions = {}): Harness {
@@ -146,13 +151,14 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
     cache,
     origin,
     log,
-    router: NoPeers,
+    router: opts.router ?? NoPeers,
     metrics,
     logger: pino({ level: 'silent' }),
     writeQueue: { submit: (inval) => published.push(inval) },
     flights,
     invalidator: new Invalidator({ cache, flights, cluster: new SingleNode(config.partitions), metrics, logger: pino({ level: 'silent' }) }),
     ...(opts.mustRevalidateAll === undefined ? {} : { mustRevalidateAll: opts.mustRevalidateAll }),
+    ...(opts.onStored === undefined ? {} : { onStored: opts.onStored }),
   });
   const get = (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answered> => {
     const h: Record<string, string> = { host: 'sidecache.test', ...headers };

@@ -3,7 +3,9 @@
 // combined, a complete object is served whole, and purges, writes and fences apply to parts
 // as to whole entries. What the client sees is asserted, byte for byte.
 import t from 'tap';
+import { NoPeers, type Router } from '../../../src/proxy/route.js';
 import { MAX_PARTS } from '../../../src/store/parts.js';
+import type { Entry } from '../../../src/store/types.js';
 import { gate, harness, settle, type Answer, type Reply } from '../../helpers/proxy-harness.js';
 
 const SEC = 1000;
@@ -324,4 +326,32 @@ t.test('partial - Vary applies: a part kept for one variant answers no other', a
   t.equal((await h.get('/vary', range('1-2', { 'accept-language': 'en' }))).body, 'bc');
   t.equal((await h.get('/vary', range('1-2', { 'accept-language': 'fr' }))).body, 'BC');
   t.equal(h.origin.requests.length, 2, 'each variant from its own parts');
+});
+
+t.test('partial - replication: parts stay on the member that fetched them; a completed object is published by an owner only', async (t) => {
+  const published: Entry[] = [];
+  const owner = harness({}, { onStored: (e) => published.push(e) });
+  owner.origin.answer = rangeOrigin(BODY);
+  await owner.get('/r', range('0-9'));
+  t.equal(published.length, 0, 'a partial entry is not published as a fill');
+  await owner.get('/r', range('10-'));
+  t.equal(published.length, 1, 'complete: published');
+  t.equal(published[0]!.status, 200);
+  t.equal(published[0]!.body.toString(), BODY);
+  t.equal(published[0]!.parts, undefined);
+
+  // Another member owns the key: the range still goes to the origin from here (a forward to
+  // the owner asks for whole objects), and its parts are a hot copy, never published.
+  const notOwnerPublished: Entry[] = [];
+  const router: Router = { ...NoPeers, peersFor: () => ['peer-a'] };
+  const member = harness({}, { router, onStored: (e) => notOwnerPublished.push(e) });
+  member.origin.answer = rangeOrigin(BODY);
+  await member.get('/r', range('0-9'));
+  t.equal(member.origin.requests.length, 1, 'from the origin');
+  t.equal((await member.get('/r', range('3-5'))).body, 'def', 'served here from its parts');
+  t.equal(member.origin.requests.length, 1);
+  await member.get('/r', range('10-'));
+  t.equal(member.cache.hot.stats.entries, 1, 'kept in the hot set');
+  t.equal(member.cache.main.stats.entries, 0);
+  t.equal(notOwnerPublished.length, 0, 'a non-owner publishes nothing');
 });
