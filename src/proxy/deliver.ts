@@ -17,7 +17,8 @@ export interface StatusContext {
 }
 
 /** "fwd" values of RFC 9211 §2.2 that we use. */
-export type Forward = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass' | 'method' | 'miss';
+/** RFC 9211 §2.2's fwd values ('partial': parts were stored but did not cover the range asked for). */
+export type Forward = 'uri-miss' | 'vary-miss' | 'stale' | 'request' | 'bypass' | 'method' | 'miss' | 'partial';
 
 export interface StatusParts {
   readonly hit?: boolean;

@@ -128,14 +128,13 @@ class RangeFetch implements OriginSink {
     const now = p.clock.now();
     const a = admitPartial(p, this.target.path, this.req.headers.authorization !== undefined, status, headers, this.upstream, now);
     let parts: StatusParts;
-    const fwd = this.held ? 'miss' : 'uri-miss';
-    const detail = this.held ? 'partial' : undefined;
+    const fwd = this.held ? 'partial' : 'uri-miss';
     if (typeof a === 'string') {
       p.s.onNotStored?.(this.key, a);
-      parts = { fwd, fwdStatus: status, detail: detail === undefined ? a : `${detail}; ${a}` };
+      parts = { fwd, fwdStatus: status, detail: a };
     } else {
       this.#admission = a;
-      parts = { fwd, fwdStatus: status, stored: true, ...(detail === undefined ? {} : { detail }) };
+      parts = { fwd, fwdStatus: status, stored: true };
     }
     try {
       const raw = toRawHeaders(headers, p.dropOnPass);
@@ -207,6 +206,6 @@ class RangeFetch implements OriginSink {
     const s = this.p.s;
     s.metrics.originErrors.labels(err instanceof SidecacheError ? err.code : 'unknown').inc();
     const status = err instanceof SidecacheError && err.status !== undefined ? err.status : 502;
-    sendError(res, status, (err as Error).message, cacheStatus(this.p.statusCtx, { fwd: this.held ? 'miss' : 'uri-miss', detail: 'origin error' }));
+    sendError(res, status, (err as Error).message, cacheStatus(this.p.statusCtx, { fwd: this.held ? 'partial' : 'uri-miss', detail: 'origin error' }));
   }
 }
