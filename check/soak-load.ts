@@ -36,9 +36,9 @@ interface Profile {
 }
 
 /** A key's fixed profile, a function of its index: the same in every run. */
-function profileOf(k: number): Profile {
+function profileOf(k: number, bodyScale: number): Profile {
   const r = Rng.fork(k, 'soak-key');
-  const size = Math.round(1024 * 48 ** r.next());
+  const size = Math.round(1024 * bodyScale * 48 ** r.next());
   const u = r.next();
   const base = { size, vary: false, failRate: 0, slowMs: r.chance(0.03) ? 400 : 0, tags: `g${Math.floor(k / PER_GROUP)} t${k % 97}` };
   if (u < 0.66) return { ...base, cacheControl: 'public, max-age=300' };
@@ -64,12 +64,13 @@ export interface SoakOrigin {
   close(): Promise<void>;
 }
 
-export async function startSoakOrigin(seed: number, groups = DEFAULT_GROUPS): Promise<SoakOrigin> {
+/** `bodyScale` multiplies every body's size (1-48 KiB at 1): a large budget is filled sooner. */
+export async function startSoakOrigin(seed: number, groups = DEFAULT_GROUPS, bodyScale = 1): Promise<SoakOrigin> {
   const rng = Rng.fork(seed, 'soak-origin');
   const KEY_COUNT = groups * PER_GROUP;
-  const profiles = Array.from({ length: KEY_COUNT }, (_, k) => profileOf(k));
+  const profiles = Array.from({ length: KEY_COUNT }, (_, k) => profileOf(k, bodyScale));
   const versions = new Uint32Array(KEY_COUNT).fill(1);
-  const filler = Buffer.alloc(48 * 1024 + 1024, 'abcdefghijklmnopqrstuvwxyz0123456789\n');
+  const filler = Buffer.alloc(48 * 1024 * bodyScale + 1024, 'abcdefghijklmnopqrstuvwxyz0123456789\n');
   const stats: OriginStats = { requests: 0, notModified: 0, failed: 0, writes: 0 };
   const indexOf = (path: string): number => {
     const m = /^\/s\/(\d+)\/(\d+)$/.exec(path);

@@ -10,6 +10,8 @@ export interface SoakOptions {
   maxBytes: number;
   /** Groups of 128 keys at the origin (64: 8,192 keys, about 100 MiB). */
   groups: number;
+  /** Multiplies every body's size (1-48 KiB at 1). */
+  bodyScale: number;
   hotBytes: number;
   historyBytes: number;
   out: string | undefined;

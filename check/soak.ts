@@ -76,7 +76,7 @@ async function run(o: SoakOptions): Promise<number> {
   try {
     const nats = await startNats({ nodes: o.nats });
     cleanups.push(() => nats.stop());
-    const origin = await startSoakOrigin(o.seed, o.groups);
+    const origin = await startSoakOrigin(o.seed, o.groups, o.bodyScale);
     cleanups.push(() => origin.close());
     cleanups.push(async () => { for (const s of slots) await s.sc.kill(); });
     cleanups.push(() => Promise.all([...metricPools.values()].map((p) => p.destroy())));
