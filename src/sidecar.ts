@@ -23,6 +23,7 @@ import { PeerClient } from './cluster/peers.js';
 import { placementOf } from './cluster/placement.js';
 import type { InvalidationLog, LogHandlers, Membership } from './log/types.js';
 import { Metrics } from './core/metrics.js';
+import { Compressor } from './proxy/compress.js';
 import { sendError } from './proxy/deliver.js';
 import { Flights } from './proxy/flight.js';
 import { ProxyHandler } from './proxy/handler.js';
@@ -141,6 +142,7 @@ export class Sidecar {
       clientConnections: () => this.#sockets.size,
     }, { gcDurations: this.config.gcMetrics });
     let peers: PeerClient | undefined;
+    const compressor = new Compressor(this.cache, config); // misses' and fills': one bound on gzip
     if (nats === undefined) {
       this.cluster = new SingleNode(config.partitions);
     } else {
@@ -155,7 +157,7 @@ export class Sidecar {
         ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       });
       this.cluster = new ClusterNode({
-        config, log: nats, cache: this.cache, peers, metrics: this.metrics, logger,
+        config, log: nats, cache: this.cache, peers, metrics: this.metrics, logger, compressor,
         placement: placementOf(config.placement, config.partitions, config.replicas),
       });
     }
@@ -171,16 +173,8 @@ export class Sidecar {
     // Off (0): the listeners are the plain ones, with no per-request work for it.
     const accessLog = config.accessLogSample > 0 ? new AccessLog(logger, config.accessLogSample) : undefined;
     this.handler = new ProxyHandler({
-      config,
-      cache: this.cache,
-      origin: this.origin,
-      log: this.log,
-      router: cluster,
-      flights,
-      invalidator: this.invalidator,
-      metrics: this.metrics,
-      logger,
-      writeQueue: this.writeQueue,
+      config, cache: this.cache, origin: this.origin, log: this.log, router: cluster, flights,
+      invalidator: this.invalidator, metrics: this.metrics, logger, writeQueue: this.writeQueue, compressor,
       onNotStored: (key, reason) => this.notStored.note(key, reason),
       onStored: (e) => cluster.replicate(e),
       // Detached from NATS for too long, dropped from the view or about to be (see

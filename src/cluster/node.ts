@@ -8,6 +8,7 @@ import type { FillLog, FillRecord, InvalidationLog, Membership } from '../log/ty
 import type { View } from '../core/types.js';
 import type { Metrics } from '../core/metrics.js';
 import { hash32 } from '../proxy/key.js';
+import type { Compressor } from '../proxy/compress.js';
 import type { OriginRequest, OriginResponse } from '../proxy/origin.js';
 import type { InterimListener } from '../proxy/route.js';
 import type { Cache } from '../store/cache.js';
@@ -35,6 +36,8 @@ export interface ClusterNodeDeps {
   readonly peers: PeerClient;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Compression on store: a replica makes its own gzip form of the origin's bytes a fill carries. */
+  readonly compressor?: Compressor;
 }
 
 export class ClusterNode implements Cluster {
@@ -187,11 +190,13 @@ export class ClusterNode implements Cluster {
       fillSeq: seq,
       size: entrySize(meta.key, meta.headers, heldBytes(body), meta.varyNames, meta.varyValues, meta.tags),
       softPurged: false,
+      gzip: undefined,
     };
     if (!this.#d.cache.store(entry)) {
       this.#d.metrics.fillsRejected.inc();
       return false;
     }
+    this.#d.compressor?.consider(entry);
     if (replay) this.#d.metrics.handoffKeysReplayed.inc();
     else this.#d.metrics.replicaFillsApplied.inc();
     return true;

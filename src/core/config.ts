@@ -21,6 +21,13 @@ export interface Config {
   readonly maxEntryBytes: number;
   readonly hotMaxBytes: number;
   readonly maxVariants: number;
+  /** Compression on store (proxy/compress.ts, http/compressible.ts): off by default. */
+  readonly compress: boolean;
+  /** Bodies compressed: from compressMinBytes to compressMaxBytes (gzip runs off the event loop, bounded). */
+  readonly compressMinBytes: number;
+  readonly compressMaxBytes: number;
+  /** Media types compressed: exact (`application/json`) or a whole type (`text/*`), lower-case. */
+  readonly compressTypes: readonly string[];
   readonly invalHistoryBytes: number;
   readonly maxHeaderBytes: number;
   readonly maxUrlBytes: number;
@@ -95,6 +102,10 @@ export const VARIABLES: readonly VarSpec[] = [
   { name: 'SIDECACHE_MAX_BYTES', def: '256MiB', help: 'memory budget of the cache, counting each entry\'s headers and overhead' },
   { name: 'SIDECACHE_MAX_ENTRY_BYTES', def: '8MiB', help: 'largest body stored; larger bodies stream through uncached' },
   { name: 'SIDECACHE_HOT_MAX_BYTES', def: '16MiB', help: 'budget of the hot set of keys this sidecar does not own (cluster mode)' },
+  { name: 'SIDECACHE_COMPRESS', def: 'false', help: 'keep a gzip copy of compressible responses the origin sent uncompressed, beside its bytes; gzip to clients that accept it, the origin\'s bytes to others and to every Range request' },
+  { name: 'SIDECACHE_COMPRESS_MIN_BYTES', def: '1KiB', help: 'smallest body compressed on store' },
+  { name: 'SIDECACHE_COMPRESS_MAX_BYTES', def: '1MiB', help: 'largest body compressed on store (gzip runs in the thread pool, a few at a time)' },
+  { name: 'SIDECACHE_COMPRESS_TYPES', def: 'text/*,application/json,application/javascript,application/xml,application/xhtml+xml,application/rss+xml,application/atom+xml,application/ld+json,application/manifest+json,application/wasm,image/svg+xml', help: 'comma-separated media types compressed on store: exact, or type/* for a whole type' },
   { name: 'SIDECACHE_MAX_VARIANTS', def: '32', help: 'responses kept per URL that differ by Vary (e.g. Accept-Encoding); past it the least recently used one is dropped' },
   { name: 'SIDECACHE_INVAL_HISTORY_BYTES', def: '32MiB', help: 'memory for recent invalidations that late fills are checked against; past it the oldest are forgotten and fills fetched before them are not stored (refetched)' },
   { name: 'SIDECACHE_MAX_HEADER_BYTES', def: '16KiB', help: 'largest request head (request line and headers); larger gets 431' },
@@ -258,6 +269,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxEntryBytes,
     hotMaxBytes: get('SIDECACHE_HOT_MAX_BYTES', parseSize),
     maxVariants: get('SIDECACHE_MAX_VARIANTS', intIn(1, 1024)),
+    compress: get('SIDECACHE_COMPRESS', parseBool),
+    compressMinBytes: get('SIDECACHE_COMPRESS_MIN_BYTES', parseSize),
+    compressMaxBytes: get('SIDECACHE_COMPRESS_MAX_BYTES', parseSize),
+    compressTypes: get('SIDECACHE_COMPRESS_TYPES', parseList).map((t) => t.toLowerCase()),
     invalHistoryBytes: get('SIDECACHE_INVAL_HISTORY_BYTES', sizeAtLeast(64 * 1024)),
     maxHeaderBytes: get('SIDECACHE_MAX_HEADER_BYTES', parseSize),
     maxUrlBytes: get('SIDECACHE_MAX_URL_BYTES', parseSize),

@@ -3,10 +3,12 @@
 // gets, the entry stored when its body is complete, and the entry a 304 refreshes (§4.3.4).
 import { decodePeerFence, PEER_FENCE_HEADER } from '../core/peer-fence.js';
 import type { Fence } from '../core/types.js';
+import { mayCompress, variantTakesGzip, withVaryAcceptEncoding } from '../http/compressible.js';
 import { rawGet, rawWithout, toRawHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { admit, CachePolicy, freshnessOf, keepUntilOf, newPolicy, policyRequestOf, receivedAgeSec, revalidatedPolicy } from '../http/storable.js';
 import { IMPLICIT_VARY, objectView, secondaryKeyNames } from '../http/vary.js';
 import { entrySize, EntrySource, heldBytes, mayKeepParent, type Entry } from '../store/types.js';
+import { formSize, gzipForm } from './compress.js';
 import type { Pipeline } from './context.js';
 import type { StatusParts } from './deliver.js';
 import type { Flight, FlightHead } from './flight.js';
@@ -101,8 +103,11 @@ export class Admitter {
       return undefined;
     }
     // Age is always ours here (added per response from the policy's age): never the origin's too.
-    const raw = toRawHeaders(headers, this.#p.dropOnStore);
+    let raw = toRawHeaders(headers, this.#p.dropOnStore);
     raw.push('via', headers.via === undefined ? VIA : `${String(headers.via)}, ${VIA}`);
+    // It may be kept in two codings (compress.ts): every response of it says so, this one (as
+    // it streams) included, so that caches after us key it by Accept-Encoding (RFC 9110 §12.5.5).
+    if (storable && mayCompress(status, raw, s.config) && variantTakesGzip(names, values)) raw = withVaryAcceptEncoding(raw);
     f.head = {
       status,
       headers: raw,
@@ -138,7 +143,9 @@ export class Admitter {
       const entry = this.#makeEntry(f.x.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, fence,
         f.notOwner ? EntrySource.hot : EntrySource.local);
       if (s.cache.store(entry, f.viaPeer, flight.generation)) {
+        // Replicas get the origin's bytes; each member makes its own gzip form.
         if (!f.viaPeer) s.onStored?.(entry);
+        this.#p.compressor.consider(entry);
       } else {
         s.metrics.fillsRejected.inc();
         s.onNotStored?.(f.x.key, 'an invalidation applied since the fetch began matches it, or the cache was flushed');
@@ -208,6 +215,7 @@ export class Admitter {
       fillSeq: 0,
       size: entrySize(key, headers, heldBytes(body), chargedNames(head.varyNames), head.varyValues, head.tags),
       softPurged: false,
+      gzip: undefined,
     };
   }
 
@@ -232,11 +240,19 @@ export class Admitter {
     const freshness = freshnessOf(policy, updated, now, this.#p.s.config.defaultTtlMs);
     const headers = toRawHeaders(updated, this.#p.dropOnStore);
     headers.push('via', VIA);
-    const withLength = rawWithout(headers, 'content-length');
+    let withLength = rawWithout(headers, 'content-length');
     withLength.push('content-length', String(stale.body.length));
+    // The policy holds the origin's fields: the Vary we add to what we may compress goes back
+    // in, and the gzip form (same bytes) gets the updated fields too.
+    const rules = this.#p.s.config;
+    if (mayCompress(stale.status, withLength, rules, stale.body.length) && variantTakesGzip(stale.varyNames, stale.varyValues)) {
+      withLength = withVaryAcceptEncoding(withLength);
+    }
+    const gzip = stale.gzip === undefined ? undefined : gzipForm(withLength, stale.gzip.body);
     const entry: Entry = {
       ...stale,
       headers: withLength,
+      gzip,
       policy,
       freshness,
       keepUntil: keepUntilOf(freshness),
@@ -244,12 +260,14 @@ export class Admitter {
       fence: (kept ?? own).seq,
       etag: rawGet(withLength, 'etag'),
       lastModified: rawGet(withLength, 'last-modified'),
-      size: entrySize(stale.key, withLength, heldBytes(stale.body), chargedNames(stale.varyNames), stale.varyValues, stale.tags),
+      size: entrySize(stale.key, withLength, heldBytes(stale.body), chargedNames(stale.varyNames), stale.varyValues, stale.tags) +
+        (gzip === undefined ? 0 : formSize(gzip)),
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;
     if (kept !== undefined && this.#p.s.cache.store(entry, hot, flight.generation)) {
       if (!hot) this.#p.s.onStored?.(entry);
+      this.#p.compressor.consider(entry);
       return entry;
     }
     return stale;

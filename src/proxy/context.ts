@@ -11,6 +11,7 @@ import type { Invalidation, LogPosition } from '../core/types.js';
 import type { SecondaryKey } from '../http/vary.js';
 import type { Cache } from '../store/cache.js';
 import type { Entry } from '../store/types.js';
+import type { Compressor } from './compress.js';
 import type { StatusContext } from './deliver.js';
 import type { Flights } from './flight.js';
 import type { KeyOptions } from './key.js';
@@ -42,6 +43,8 @@ export interface Services {
   readonly invalidator: { keys(keys: readonly string[]): void };
   /** A response for `key` was not stored, and why (sidecache inspect). Miss path only. */
   readonly onNotStored?: (key: string, reason: string) => void;
+  /** Compression on store, shared with what stores fills (default: one of the handler's own). */
+  readonly compressor?: Compressor;
 }
 
 /** What the phases share, made once by the handler. */
@@ -58,6 +61,7 @@ export interface Pipeline {
   /** Response fields never passed on to a client from upstream. */
   readonly dropOnPass: ReadonlySet<string>;
   readonly writes: WriteInvalidations;
+  readonly compressor: Compressor;
 }
 
 /** One cacheable request that is not a fresh hit: a miss, a revalidation, or a background

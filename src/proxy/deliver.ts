@@ -1,6 +1,7 @@
 // deliver: status, headers, Age, Cache-Status (RFC 9211), body, for every way a response
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { acceptsGzip } from '../http/encoding.js';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
 import { ifRangeHolds, parseRange } from '../http/range.js';
@@ -93,11 +94,11 @@ function etagMatches(ifNoneMatch: string, etag: string): boolean {
   return false;
 }
 
-/** RFC 9110 §13.1.2/§13.1.3 evaluated against a stored entry: may we answer 304? */
-export function notModified(req: IncomingMessage, entry: Entry): boolean {
+/** RFC 9110 §13.1.2/§13.1.3 evaluated against a stored entry (the form served, of `etag`): may we answer 304? */
+export function notModified(req: IncomingMessage, entry: Entry, etag = entry.etag): boolean {
   if (entry.status !== 200) return false;
   const inm = req.headers['if-none-match'];
-  if (inm !== undefined) return entry.etag !== undefined && etagMatches(inm, entry.etag);
+  if (inm !== undefined) return etag !== undefined && etagMatches(inm, etag);
   const ims = req.headers['if-modified-since'];
   if (ims !== undefined && entry.lastModified !== undefined) {
     const since = Date.parse(ims);
@@ -124,15 +125,23 @@ export function peerHeaders(tags: readonly string[], fence: Fence | undefined): 
 export function deliverEntry(
   req: IncomingMessage, res: ServerResponse, entry: Entry, now: number, status: string, toPeer = false, extra: readonly string[] = NO_HEADERS,
 ): void {
+  // Kept in two codings (proxy/compress.ts): the gzip form, whole, to a client that accepts
+  // gzip and asks for no range; the origin's form, with its own validators, to the others and
+  // to every Range request, so byte offsets mean what they mean at the origin.
+  const range = req.headers.range;
+  const gz = entry.gzip !== undefined && range === undefined && acceptsGzip(req.headers['accept-encoding']) ? entry.gzip : undefined;
+  const headers = gz === undefined ? entry.headers : gz.headers;
+  const body = gz === undefined ? entry.body : gz.body;
   const age = String(Math.floor(ageSec(entry.freshness, now)));
   // A peer's conditional request is its own revalidation: a 304 would refresh its copy as if
   // the origin had confirmed it. A copy that is stale or soft-purged here (served under
   // stale-if-error or stale-while-revalidate) goes whole, with its Age, so the peer sees it.
-  if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && notModified(req, entry) &&
+  if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) &&
+      notModified(req, entry, gz === undefined ? entry.etag : gz.etag) &&
       !(toPeer && (entry.softPurged || verdictOf(entry.freshness, now) !== Verdict.fresh))) {
     const h: string[] = [];
-    for (let i = 0; i < entry.headers.length; i += 2) {
-      if (NOT_MODIFIED_KEEP.has(entry.headers[i]!)) h.push(entry.headers[i]!, entry.headers[i + 1]!);
+    for (let i = 0; i < headers.length; i += 2) {
+      if (NOT_MODIFIED_KEEP.has(headers[i]!)) h.push(headers[i]!, headers[i + 1]!);
     }
     h.push('age', age, 'cache-status', status, ...extra);
     if (toPeer) h.push(...peerHeaders([], { incarnation: entry.incarnation, seq: entry.fence }));
@@ -140,7 +149,6 @@ export function deliverEntry(
     res.end();
     return;
   }
-  const range = req.headers.range;
   // RFC 9110 §13.1.5: an If-Range that does not hold (strong comparison) asks for the whole.
   if (range !== undefined && entry.status === 200 && req.method === 'GET' &&
       (req.headers['if-range'] === undefined || ifRangeHolds(req.headers['if-range'], entry.etag, entry.lastModified))) {
@@ -161,12 +169,12 @@ export function deliverEntry(
   }
   // The stored fields plus ours, written into an array that writeHead reads synchronously and
   // keeps no reference to: no new array per hit. One array per length, so none is ever resized.
-  const base = entry.headers;
+  const base = headers;
   const n = base.length;
   const tagHeaders = toPeer ? peerHeaders(entry.tags, { incarnation: entry.incarnation, seq: entry.fence }) : NO_HEADERS;
   if (extra.length > 0) {
     res.writeHead(entry.status, [...base, 'age', age, 'cache-status', status, ...tagHeaders, ...extra]);
-    res.end(entry.body);
+    res.end(body);
     return;
   }
   const h = scratch[n + 4 + tagHeaders.length] ??= [];
@@ -177,7 +185,7 @@ export function deliverEntry(
   h[n + 3] = status;
   for (let i = 0; i < tagHeaders.length; i++) h[n + 4 + i] = tagHeaders[i]!;
   res.writeHead(entry.status, h);
-  res.end(entry.body);
+  res.end(body);
 }
 
 const NO_HEADERS: readonly string[] = [];

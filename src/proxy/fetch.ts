@@ -5,6 +5,7 @@
 // streams to the leader and every waiter and is stored when complete (admit.ts).
 import { SidecacheError } from '../core/errors.js';
 import { CacheOutcome } from '../core/metrics.js';
+import { gzipTagOf, isGzipTag, originTags } from '../http/compressible.js';
 import { canServeOnError } from '../http/freshness.js';
 import type { HeaderObject } from '../http/headers.js';
 import { isUpdateFor } from '../http/storable.js';
@@ -118,7 +119,8 @@ export class Fetcher implements FetchHost {
     let headers = fetch.upstream;
     if (conditional && stale !== undefined && (stale.etag !== undefined || stale.lastModified !== undefined)) {
       headers = { ...headers };
-      if (stale.etag !== undefined) headers['if-none-match'] = stale.etag;
+      // A hot copy of an owner's gzip form holds our tag for it: the origin knows only its own.
+      if (stale.etag !== undefined) headers['if-none-match'] = fetch.peers === undefined ? originTags(stale.etag) : stale.etag;
       else headers['if-modified-since'] = stale.lastModified!;
       fetch.conditional = true;
     }
@@ -148,11 +150,17 @@ export class Fetcher implements FetchHost {
     this.#dispatch(again, direct && f.x.stale !== undefined && f.x.stale.freshness.hasValidators);
   }
 
-  response(f: FlightFetch, status: number, headers: HeaderObject, body: BodyControl): void {
+  response(f: FlightFetch, status: number, origHeaders: HeaderObject, body: BodyControl): void {
     const { flight, x } = f;
     const stale = x.stale;
     const now = this.#p.clock.now();
+    let headers = origHeaders;
     if (stale !== undefined && status === 304) {
+      // The origin confirmed its own tag, asked for that of the gzip form we hold: the same.
+      const etag = headers.etag;
+      if (f.fromOrigin && stale.etag !== undefined && isGzipTag(stale.etag) && typeof etag === 'string' && gzipTagOf(etag) === stale.etag.trim()) {
+        headers = { ...headers, etag: stale.etag };
+      }
       if (isUpdateFor(stale, { status: 304, headers: headers as Record<string, string> }, f.conditional)) {
         body.resume();
         const refreshed = this.#admit.revalidated(f, headers, now);

@@ -9,6 +9,7 @@ import { PEER_FENCE_HEADER } from '../core/peer-fence.js';
 import { Verdict } from '../http/freshness.js';
 import { SecondaryKey, secondaryKeySecret } from '../http/vary.js';
 import type { Entry } from '../store/types.js';
+import { Compressor } from './compress.js';
 import type { Pipeline, Services } from './context.js';
 import { cacheStatus, deliverEntry, HitStatuses, sendError, type StatusContext } from './deliver.js';
 import { Fetcher } from './fetch.js';
@@ -84,6 +85,7 @@ export class ProxyHandler {
         onCoalesced: (n) => s.metrics.writeInvalidationsCoalesced.inc(n),
         now: () => clock.now(),
       }),
+      compressor: s.compressor ?? new Compressor(s.cache, s.config),
     };
     this.#lookup = new Lookup(s.cache, secondary, s.mustRevalidateAll);
     this.#fetcher = new Fetcher(this.#p);
@@ -96,6 +98,10 @@ export class ProxyHandler {
   /** Requests being answered now (drain waits for 0). */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  get compressor(): Compressor {
+    return this.#p.compressor;
   }
 
   get receiver(): Receiver {

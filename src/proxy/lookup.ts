@@ -4,11 +4,12 @@
 import type { IncomingMessage } from 'node:http';
 import { parseCacheControl } from '../http/cache-control.js';
 import { requestDirectives, Verdict, verdictFor, verdictOf, type RequestDirectives } from '../http/freshness.js';
+import { isGzipTag } from '../http/compressible.js';
 import { normaliseAcceptEncoding } from '../http/encoding.js';
 import { rawGet, upstreamRequestHeaders, upstreamValue } from '../http/headers.js';
 import { hasImplicitVaryField, IMPLICIT_VARY, type FieldView, type SecondaryKey } from '../http/vary.js';
 import type { Cache } from '../store/cache.js';
-import { variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
+import { EntrySource, variantKey, type Entry, type VariantKeyOf } from '../store/types.js';
 
 /** Headers of ours or the client's that must not reach the origin on a cacheable fetch:
  *  we revalidate with our own validators and answer the client's from the cache. */
@@ -47,6 +48,13 @@ export function sharedWithAuthorization(entry: Entry): boolean {
   return cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate');
 }
 
+/** A hot copy of the gzip form an owner made (compress.ts): a Range is of the origin's bytes
+ *  (README, Compression), which this copy does not hold, so it is not found for one. */
+function isOwnersGzipForm(e: Entry): boolean {
+  return e.source === EntrySource.hot && e.gzip === undefined && rawGet(e.headers, 'content-encoding') === 'gzip' &&
+    (e.etag === undefined || isGzipTag(e.etag));
+}
+
 export class Lookup {
   readonly #cache: Cache;
   readonly #mustRevalidateAll: (() => boolean) | undefined;
@@ -67,7 +75,8 @@ export class Lookup {
 
   /** The stored variant `req` selects at `now`, or undefined. */
   find(key: string, req: IncomingMessage, now: number): Entry | undefined {
-    return this.#cache.lookup(key, this.#variantOf, req, now);
+    const e = this.#cache.lookup(key, this.#variantOf, req, now);
+    return e !== undefined && req.headers.range !== undefined && isOwnersGzipForm(e) ? undefined : e;
   }
 
   /** Freshness of a stored entry for this request. A soft purge demotes fresh to stale: it

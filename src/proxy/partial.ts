@@ -14,6 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors } from 'undici';
 import { SidecacheError } from '../core/errors.js';
 import type { Fence } from '../core/types.js';
+import { originTags } from '../http/compressible.js';
 import { ageSec } from '../http/freshness.js';
 import { combineFieldLines, toRawHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { ifRangeHolds, parseRange } from '../http/range.js';
@@ -80,7 +81,8 @@ export function fetchRange(p: Pipeline, req: IncomingMessage, res: ServerRespons
   const upstream = cacheableFetchHead(req);
   const headers: Record<string, string | string[]> = { ...upstream, range: req.headers.range! };
   const ifRange = req.headers['if-range'];
-  if (ifRange !== undefined) headers['if-range'] = ifRange;
+  // A client may hold the gzip form's tag (compress.ts): the origin knows only its own.
+  if (ifRange !== undefined) headers['if-range'] = typeof ifRange === 'string' ? originTags(ifRange) : ifRange;
   // Another member owns the key: what we keep of it is a hot copy, never published.
   const hot = s.router.peersFor(key) !== undefined;
   const sink = new RangeFetch(p, req, res, target, key, upstream, fence, generation, hot, held !== undefined);

@@ -184,6 +184,24 @@ export class Cache {
     return true;
   }
 
+  /** Replaces `old` by `next`, its same variant with more held (a gzip form), only while `old`
+   *  is still the stored one: one purged, evicted, refreshed or flushed meanwhile stays gone or
+   *  replaced. Returns whether replaced. */
+  upgrade(old: Entry, next: Entry): boolean {
+    for (const store of [this.main, this.hot]) {
+      if (store.peek(old.key)?.entries.includes(old) === true) {
+        store.set(next);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Is this very entry still stored (not purged, evicted, replaced or flushed)? No LRU move. */
+  holds(entry: Entry): boolean {
+    return this.main.peek(entry.key)?.entries.includes(entry) === true || this.hot.peek(entry.key)?.entries.includes(entry) === true;
+  }
+
   /** Applies one invalidation at `seq`; entries fetched after it (fence >= seq) stay. */
   apply(seq: number, inval: Invalidation, onRemoved?: (e: Entry) => void): number {
     this.#record(seq, inval);

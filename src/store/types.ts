@@ -42,6 +42,19 @@ export interface Entry {
    *  empty and `status` 206. Served only to range requests inside them (proxy/partial.ts),
    *  never whole, never to peers, never published as a fill. Absent on every complete entry. */
   readonly parts?: PartSet;
+  /** A gzip form this cache made of the body (proxy/compress.ts), served whole to clients that
+   *  accept gzip; `headers`, `body` and `etag` above stay the origin's (identity) form, served
+   *  to the others and to every Range request. Undefined: only the form above. Set on entries
+   *  made here (undefined until compression completes), never carried by fills. */
+  readonly gzip?: GzipForm | undefined;
+}
+
+/** The gzip form of an entry: its fields (Content-Encoding, its own Content-Length and ETag)
+ *  and bytes. Charged in the entry's size with the identity form. */
+export interface GzipForm {
+  readonly headers: readonly string[];
+  readonly body: Buffer;
+  readonly etag: string | undefined;
 }
 
 /** One stored variant, and when a hit last used it (ms since epoch; its storedAt until then):

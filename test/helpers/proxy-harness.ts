@@ -29,7 +29,7 @@ export class FakeClock implements Clock {
 export interface Reply {
   readonly status: number;
   readonly headers?: Record<string, string>;
-  readonly body?: string;
+  readonly body?: string | Buffer;
 }
 
 /** What the fake origin answers a request with: a reply, an error (no response), or either later. */
@@ -66,6 +66,8 @@ export interface Answered {
   /** Field names lower-case; repeated fields joined with ", ". */
   readonly headers: Record<string, string>;
   readonly body: string;
+  /** The body as sent (bytes that are not UTF-8, such as gzip). */
+  readonly bytes: Buffer;
 }
 
 /** A response object with what node:http's ServerResponse offers the handler. 'close' comes
@@ -177,7 +179,8 @@ export function harness(env: Record<string, string> = {}, opts: HarnessOptions =
           const name = res.raw[i]!.toLowerCase();
           out[name] = out[name] === undefined ? res.raw[i + 1]! : `${out[name]}, ${res.raw[i + 1]!}`;
         }
-        resolve({ status: res.status, headers: out, body: Buffer.concat(res.chunks).toString() });
+        const bytes = Buffer.concat(res.chunks);
+        resolve({ status: res.status, headers: out, body: bytes.toString(), bytes });
       });
     });
     handler.handle(req, res as unknown as ServerResponse);
