@@ -8,6 +8,8 @@
 // The two servers share one core, so each also pays for the other's cache and TLB misses: the
 // ratio is the CPU per request of each under co-scheduling, which is right for comparing two
 // builds of sidecache and pessimistic for sidecache against a much smaller program (bare-node).
+// The rounds themselves are lib/paired.js, which the hit scenario also runs (sidecache against
+// bare-node, a short pass per size and connection count) for its "CPU x bare (paired)" column.
 //
 //   node benchmarks/ab.js --b=/path/to/other/dist               this build (dist/) vs another build
 //   node benchmarks/ab.js --a=dist --b=bare-node --path=/obj/1024/ab
@@ -19,9 +21,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pinSelf, canPin, LOAD_CPU } from './lib/cpu.js';
-import { ensureWrk, runWrk } from './lib/wrk.js';
+import { ensureWrk } from './lib/wrk.js';
 import { startOrigin, startBareNode, startSidecache, REPO_ROOT } from './lib/servers.js';
-import { cpuSnapshot, cpuMsBetween } from './lib/procstat.js';
+import { pairedCpu } from './lib/paired.js';
 import { makeTempDir } from './lib/processes.js';
 import { httpGet } from './lib/http.js';
 import { machineInfo, resultsDir } from './lib/results.js';
@@ -54,12 +56,6 @@ async function startSide(spec, label, { tmpDir, originPort }) {
   return { ...s, spec };
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const log = (line) => console.log(line);
@@ -67,65 +63,22 @@ async function main() {
   if (!canPin()) log('warning: no taskset or one core only: servers and wrk are not pinned');
   pinSelf(LOAD_CPU);
   const tmpDir = makeTempDir('ab');
-  const wrkDirs = ['a', 'b'].map((d) => {
-    const dir = path.join(tmpDir, `wrk-${d}`);
-    fs.mkdirSync(dir);
-    return dir;
-  });
   const origin = await startOrigin({ tmpDir });
   const sides = [];
-  const rounds = [];
+  let paired;
   try {
     sides.push(await startSide(o.a, 'A', { tmpDir, originPort: origin.port }));
     sides.push(await startSide(o.b, 'B', { tmpDir, originPort: origin.port }));
     for (const s of sides) await httpGet(s.url(o.path)); // the first request of a hit path is its miss
-    const one = async (durationSec) => {
-      const before = sides.map((s) => cpuSnapshot(s.pids));
-      // One script directory per side: runWrk rewrites its Lua script on every call.
-      const runs = await Promise.all(sides.map((s, i) => runWrk({ url: s.url(o.path), connections: o.conns, durationSec, tmpDir: wrkDirs[i] })));
-      const after = sides.map((s) => cpuSnapshot(s.pids));
-      return sides.map((s, i) => ({
-        requests: runs[i].requests,
-        rps: runs[i].rps,
-        errors: runs[i].errorCount,
-        cpuUsPerReq: runs[i].requests > 0 ? (cpuMsBetween(before[i], after[i]) * 1000) / runs[i].requests : null,
-      }));
-    };
-    if (!o.dry) await one(2); // warm-up: JIT and the young generation settle
-    for (let r = 1; r <= o.rounds; r++) {
-      let a;
-      let b;
-      try {
-        [a, b] = await one(o.duration);
-      } catch (err) {
-        // A wrk that failed (its message says why) spoils the round, not the run.
-        log(`round ${r}/${o.rounds}: failed: ${err.message.split('\n')[0]}`);
-        rounds.push({ failed: err.message, ratio: null });
-        continue;
-      }
-      const ratio = a.cpuUsPerReq && b.cpuUsPerReq ? b.cpuUsPerReq / a.cpuUsPerReq : null;
-      rounds.push({ a, b, ratio });
-      log(`round ${r}/${o.rounds}: A ${a.cpuUsPerReq?.toFixed(2)} µs/req (${a.requests} req), B ${b.cpuUsPerReq?.toFixed(2)} µs/req (${b.requests} req), B/A ${ratio?.toFixed(3)}`);
-    }
+    paired = await pairedCpu({ a: sides[0], b: sides[1], urlPath: o.path, rounds: o.rounds, durationSec: o.duration, conns: o.conns, warmSec: o.dry ? 0 : 2, tmpDir, log });
   } finally {
     for (const s of sides) await s.stop();
     await origin.stop();
   }
-  const done = rounds.filter((r) => r.failed === undefined);
-  const ratios = done.map((r) => r.ratio).filter((x) => x !== null);
-  const errors = done.reduce((n, r) => n + r.a.errors + r.b.errors, 0);
-  const summary = {
-    medianA: done.length ? median(done.map((r) => r.a.cpuUsPerReq)) : null,
-    medianB: done.length ? median(done.map((r) => r.b.cpuUsPerReq)) : null,
-    medianRatio: ratios.length ? median(ratios) : null,
-    minRatio: ratios.length ? Math.min(...ratios) : null,
-    maxRatio: ratios.length ? Math.max(...ratios) : null,
-    roundsBLower: ratios.filter((x) => x < 1).length,
-    roundsFailed: rounds.length - done.length,
-    errors,
-  };
+  const { rounds, summary } = paired;
+  const errors = summary.errors;
   log(`A = ${o.a}, B = ${o.b}, path ${o.path}: CPU µs/req median A ${summary.medianA?.toFixed(2)}, B ${summary.medianB?.toFixed(2)}; ` +
-    `B/A median ${summary.medianRatio?.toFixed(3)} (rounds ${summary.minRatio?.toFixed(3)}-${summary.maxRatio?.toFixed(3)}, B lower in ${summary.roundsBLower} of ${ratios.length})` +
+    `B/A median ${summary.medianRatio?.toFixed(3)} (rounds ${summary.minRatio?.toFixed(3)}-${summary.maxRatio?.toFixed(3)}, B lower in ${summary.roundsBLower} of ${summary.ratioCount})` +
     (errors ? `; ${errors} wrk errors` : '') + (summary.roundsFailed ? `; ${summary.roundsFailed} rounds failed` : ''));
   const dir = resultsDir(o.dry);
   fs.mkdirSync(dir, { recursive: true });
@@ -133,7 +86,7 @@ async function main() {
   const file = path.join(dir, `ab-${startedAt.replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
   fs.writeFileSync(file, `${JSON.stringify({ scenario: 'ab', startedAt, options: o, machine: machineInfo(), rounds, summary }, null, 2)}\n`);
   log(`wrote ${path.relative(process.cwd(), file)}`);
-  if (ratios.length !== rounds.length || errors > 0) process.exitCode = 1;
+  if (summary.ratioCount !== rounds.length || errors > 0) process.exitCode = 1;
 }
 
 main().catch((err) => {

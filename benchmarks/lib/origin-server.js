@@ -2,54 +2,46 @@
 // Run as: node origin-server.js <port> <role>
 //   GET /obj/<bytes>/<anything>      deterministic body, Cache-Control: public, max-age=3600, ETag
 //   GET /nostore/<bytes>/<anything>  the same body with Cache-Control: no-store
+//   GET /html/<bytes>/<anything>     a compressible text/html page of that size, cacheable as /obj/
 //   GET /healthz                     200 ok
 //   GET /__stats                     {"requests": n} (requests served since start)
 // Answers If-None-Match with 304. Bodies and header arrays are built once per size and kept in
 // memory, so the baseline's hit path is a Map lookup, writeHead and end.
 import http from 'node:http';
 import crypto from 'node:crypto';
+import { makeBody, makeHtmlBody } from './bodies.js';
 
 const port = Number(process.argv[2]);
 const role = process.argv[3] ?? 'origin';
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const LAST_MODIFIED = 'Mon, 01 Jan 2024 00:00:00 GMT';
 
-/** Printable, deterministic, incompressible-looking bytes: base64 of a seeded hash stream. */
-function makeBody(bytes) {
-  const chunks = [];
-  let total = 0;
-  for (let i = 0; total < bytes; i++) {
-    const c = crypto.createHash('sha512').update(`sidecache-bench-${bytes}-${i}`).digest('base64');
-    chunks.push(c);
-    total += c.length;
-  }
-  return Buffer.from(chunks.join('').slice(0, bytes), 'latin1');
-}
-
-const bodies = new Map(); // bytes -> { body, etag }
-function bodyOf(bytes) {
-  let b = bodies.get(bytes);
+const bodies = new Map(); // kind:bytes -> { body, etag }
+function bodyOf(bytes, html) {
+  const k = `${html ? 'html' : 'bin'}:${bytes}`;
+  let b = bodies.get(k);
   if (!b) {
-    const body = makeBody(bytes);
-    const etag = `"${bytes.toString(16)}-${crypto.createHash('sha1').update(body).digest('hex').slice(0, 16)}"`;
+    const body = html ? makeHtmlBody(bytes) : makeBody(bytes);
+    const etag = `"${html ? 'h' : ''}${bytes.toString(16)}-${crypto.createHash('sha1').update(body).digest('hex').slice(0, 16)}"`;
     b = { body, etag };
-    bodies.set(bytes, b);
+    bodies.set(k, b);
   }
   return b;
 }
 
 function makeEntry(url) {
-  const m = /^\/(obj|nostore)\/(\d+)(?:\/|$)/.exec(url);
+  const m = /^\/(obj|nostore|html)\/(\d+)(?:\/|$)/.exec(url);
   if (!m) return undefined;
   const bytes = Number(m[2]);
   if (bytes > MAX_BODY_BYTES) return undefined;
-  const { body, etag } = bodyOf(bytes);
-  const cacheControl = m[1] === 'obj' ? 'public, max-age=3600' : 'no-store';
+  const html = m[1] === 'html';
+  const { body, etag } = bodyOf(bytes, html);
+  const cacheControl = m[1] === 'nostore' ? 'no-store' : 'public, max-age=3600';
   return {
     body,
     etag,
     headers: [
-      'Content-Type', 'application/octet-stream',
+      'Content-Type', html ? 'text/html; charset=utf-8' : 'application/octet-stream',
       'Content-Length', String(body.length),
       'Cache-Control', cacheControl,
       'ETag', etag,

@@ -39,13 +39,13 @@ function writeScript(dir, { uniquePaths, randomKeys, delayMs }) {
  * One wrk run: one thread on the load core, keep-alive, `connections` for `durationSec`.
  * Options: uniquePrefix (unique paths under it; a function is called once per run, so a retried
  * run gets new paths), randomKeys ({ prefix, keys }: each request one of <prefix>1..<prefix><keys>
- * at random), delayMs (fixed pause per connection).
+ * at random), delayMs (fixed pause per connection), headers ({ name: value } sent with every request).
  * Resolves { requests, durationSec, rps, bytes, errors, errorCount, latencyMs }.
  */
-export async function runWrk({ url, connections, durationSec, tmpDir, uniquePrefix, randomKeys, delayMs, timeoutSec = 5 }) {
+export async function runWrk({ url, connections, durationSec, tmpDir, uniquePrefix, randomKeys, delayMs, headers = {}, timeoutSec = 5 }) {
   if (!wrkPath) throw new Error('wrk is not available');
   const script = writeScript(tmpDir, { uniquePaths: uniquePrefix !== undefined, randomKeys: randomKeys !== undefined, delayMs });
-  const args = ['-t1', `-c${connections}`, `-d${durationSec}s`, `--timeout`, `${timeoutSec}s`, '-s', script, url];
+  const args = ['-t1', `-c${connections}`, `-d${durationSec}s`, `--timeout`, `${timeoutSec}s`, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), '-s', script, url];
   const scriptArgs = [];
   if (uniquePrefix !== undefined) scriptArgs.push(`prefix=${typeof uniquePrefix === 'function' ? uniquePrefix() : uniquePrefix}`);
   if (randomKeys !== undefined) scriptArgs.push(`prefix=${randomKeys.prefix}`, `keys=${randomKeys.keys}`);
