@@ -1,28 +1,41 @@
 // Scenario "memory": RSS of sidecache against its byte budget once it has been asked to hold twice
 // the budget in unique 16 KiB entries. Target: RSS <= 1.25 x budget + the RSS of an idle sidecache.
-// Also the CPU the full sidecar uses while idle afterwards (no target: a figure to watch).
+// Also the CPU the full sidecar uses while idle afterwards (no target: a figure to watch), the
+// bytes the store charges per entry, and, with compression on store (SIDECACHE_COMPRESS=on) and
+// compressible text/html bodies, the same fill's RSS and bytes per entry (figures; skipped with
+// a note when the sidecar does not know the variable).
 import fs from 'node:fs';
 import http from 'node:http';
-import { startOrigin, startSidecache, SIDECACHE_MAIN } from '../lib/servers.js';
+import { startOrigin, startSidecache, startSidecacheGzip, NO_COMPRESS, SIDECACHE_MAIN } from '../lib/servers.js';
 import { memoryOf, cpuSnapshot, cpuMsBetween } from '../lib/procstat.js';
-import { httpGet } from '../lib/http.js';
+import { httpGet, scrapeMetrics } from '../lib/http.js';
 import { sleep } from '../lib/processes.js';
 import { fmt } from '../lib/results.js';
 
 export const description = 'memory: sidecache RSS vs its byte budget after filling it twice over with unique 16 KiB entries';
 
 const MODES = {
-  dry: { budget: '8MiB', budgetBytes: 8 * 1024 ** 2, settleSec: 0, idleSec: 1 },
-  quick: { budget: '64MiB', budgetBytes: 64 * 1024 ** 2, settleSec: 15, idleSec: 10 },
-  full: { budget: '64MiB', budgetBytes: 64 * 1024 ** 2, settleSec: 15, idleSec: 30 },
+  dry: { budget: '8MiB', budgetBytes: 8 * 1024 ** 2, settleSec: 0, idleSec: 1, readAfterMs: 1000 },
+  quick: { budget: '64MiB', budgetBytes: 64 * 1024 ** 2, settleSec: 15, idleSec: 10, readAfterMs: 3000 },
+  full: { budget: '64MiB', budgetBytes: 64 * 1024 ** 2, settleSec: 15, idleSec: 30, readAfterMs: 3000 },
 };
 const ENTRY_BYTES = 16 * 1024;
 const CONCURRENCY = 8;
 const FILL_DEADLINE_MS = 120_000;
 const SLACK = 1.25;
 
+const ACCEPT_GZIP = { 'Accept-Encoding': 'gzip' };
+
+/** The store's own count: sidecache_cache_bytes / sidecache_cache_entries from admin /metrics. */
+async function storeFigures(srv) {
+  const value = await scrapeMetrics(`http://127.0.0.1:${srv.adminPort}`);
+  const bytes = value('sidecache_cache_bytes');
+  const entries = value('sidecache_cache_entries');
+  return { storeBytes: bytes, entries, storeBytesPerEntry: bytes !== null && entries > 0 ? bytes / entries : null };
+}
+
 /** GETs every path with `CONCURRENCY` keep-alive connections; bounded by FILL_DEADLINE_MS. */
-async function fill(baseUrl, paths, onProgress) {
+async function fill(baseUrl, paths, onProgress, headers = {}) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const deadline = Date.now() + FILL_DEADLINE_MS;
   let next = 0;
@@ -33,7 +46,7 @@ async function fill(baseUrl, paths, onProgress) {
     while (next < paths.length && Date.now() < deadline) {
       const p = paths[next++];
       try {
-        const r = await httpGet(baseUrl + p, { agent });
+        const r = await httpGet(baseUrl + p, { agent, headers });
         if (r.status === 200) bytes += r.bodyBytes;
         else failures++;
       } catch {
@@ -93,8 +106,9 @@ export async function run(ctx) {
       }
       const fillSec = (Date.now() - started) / 1000;
       // A moment for in-flight writes and garbage collection to settle before the reading.
-      await sleep(3000);
+      await sleep(cfg.readAfterMs);
       const after = memoryOf(srv.pids[0]);
+      const store = await storeFigures(srv);
       peakRss = Math.max(peakRss, after.rssBytes);
       // The first keys should have been evicted, the last ones kept.
       const first = await httpGet(srv.url(paths[0]));
@@ -110,6 +124,7 @@ export async function run(ctx) {
       const idleCpuPct = (100 * cpuMsBetween(idle0, cpuSnapshot(srv.pids))) / (cfg.idleSec * 1000);
       log(`[memory] idle after the fill: ${fmt.pct2(idleCpuPct)} of a core over ${cfg.idleSec} s, from ${cfg.settleSec} s after it`);
       rows.push({
+        run: 'binary, compression off',
         budgetBytes: cfg.budgetBytes,
         entryBytes: ENTRY_BYTES,
         requests: f.requests,
@@ -125,6 +140,8 @@ export async function run(ctx) {
         // What the cache added over an idle process, per byte of budget: the target bounds it at 1.25.
         growthOverBudget: (after.rssBytes - base.rssBytes) / cfg.budgetBytes,
         idleCpuPct,
+        ...store,
+        rssPerEntry: store.entries > 0 ? (after.rssBytes - base.rssBytes) / store.entries : null,
         firstKey: firstHit.detail,
         lastKey: lastHit.detail,
       });
@@ -141,11 +158,13 @@ export async function run(ctx) {
     } finally {
       await srv.stop();
     }
+    await compressionRun({ cfg, count, nonce, origin, tmpDir, log, servers, rows, notes, targets });
   } finally {
     await origin.stop();
   }
 
   const columns = [
+    { title: 'run', get: (r) => r.run, align: 'l' },
     { title: 'budget', get: (r) => fmt.mib(r.budgetBytes) },
     { title: 'requested', get: (r) => fmt.mib(r.requestedBytes) },
     { title: 'requests', get: (r) => fmt.int(r.requests) },
@@ -154,9 +173,13 @@ export async function run(ctx) {
     { title: 'peak RSS', get: (r) => fmt.mib(r.peakRssBytes) },
     { title: 'limit', get: (r) => fmt.mib(r.limitBytes) },
     { title: '(RSS - idle) / budget', get: (r) => fmt.ratio(r.growthOverBudget) },
+    { title: 'entries', get: (r) => fmt.int(r.entries) },
+    { title: 'store B/entry', get: (r) => fmt.int(r.storeBytesPerEntry) },
+    { title: '(RSS - idle) / entry', get: (r) => fmt.int(r.rssPerEntry) },
     { title: 'fill s', get: (r) => r.fillSec.toFixed(1) },
     { title: 'idle CPU', get: (r) => fmt.pct2(r.idleCpuPct) },
   ];
+  const summaryTable = rows.length === 0 ? null : { title: 'memory (beside the hits: RSS and bytes per entry, with compression on store where supported)', columns, rows };
   const r = rows[0];
   const vlSpec = !r ? null : {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -175,5 +198,79 @@ export async function run(ctx) {
       { mark: { type: 'text', color: 'red', align: 'left', dx: 4, dy: -6, x: 0 }, encoding: { y: { datum: r.limitBytes / 1048576 }, text: { value: `target: ${SLACK} x budget + base = ${fmt.mib(r.limitBytes)}` } } },
     ],
   };
-  return { config: { ...cfg, entryBytes: ENTRY_BYTES, slack: SLACK, concurrency: CONCURRENCY }, servers, rows, columns, targets, notes, vlSpec };
+  return { config: { ...cfg, entryBytes: ENTRY_BYTES, slack: SLACK, concurrency: CONCURRENCY }, servers, rows, columns, targets, notes, vlSpec, summaryTable };
+}
+
+/**
+ * The same fill with SIDECACHE_COMPRESS=on and compressible text/html bodies of ENTRY_BYTES,
+ * asked for with Accept-Encoding: gzip: RSS and the store's bytes per entry. Figures only.
+ */
+async function compressionRun({ cfg, count, nonce, origin, tmpDir, log, servers, rows, notes, targets }) {
+  const figure = 'figure: memory per entry with compression on store (16 KiB html)';
+  log(`[memory] sidecache-gzip: starting with SIDECACHE_COMPRESS=on, SIDECACHE_MAX_BYTES=${cfg.budget}`);
+  let srv;
+  try {
+    srv = await startSidecacheGzip({ tmpDir, originPort: origin.port, extraEnv: { SIDECACHE_MAX_BYTES: cfg.budget } });
+  } catch (err) {
+    const reason = err.message.split('\n')[0];
+    servers.push({ name: 'sidecache-gzip', status: 'failed', reason });
+    notes.push(`sidecache-gzip failed to start: ${reason}`);
+    targets.push({ name: figure, status: 'n/a', detail: `failed to start: ${reason}` });
+    return;
+  }
+  if (srv.skipped) {
+    log(`[memory] sidecache-gzip: skipped: ${srv.reason}`);
+    servers.push({ name: 'sidecache-gzip', status: 'skipped', reason: srv.reason });
+    notes.push(`compression run skipped: ${srv.reason}`);
+    targets.push({ name: figure, status: 'n/a', detail: NO_COMPRESS });
+    return;
+  }
+  servers.push({ name: 'sidecache-gzip', status: 'ran', version: srv.version });
+  try {
+    const paths = Array.from({ length: count }, (_, i) => `/html/${ENTRY_BYTES}/mem-gz-${nonce}-${i}`);
+    await httpGet(srv.url(`/html/${ENTRY_BYTES}/mem-gz-${nonce}-base`), { headers: ACCEPT_GZIP });
+    await sleep(1000);
+    const base = memoryOf(srv.pids[0]);
+    log(`[memory] sidecache-gzip: idle RSS ${fmt.mib(base.rssBytes)}; filling ${count} x ${fmt.size(ENTRY_BYTES)} of html`);
+    const started = Date.now();
+    const f = await fill(`http://127.0.0.1:${srv.port}`, paths, (n) => log(`[memory] sidecache-gzip: ${n}/${count} requests, RSS ${fmt.mib(memoryOf(srv.pids[0]).rssBytes)}`), ACCEPT_GZIP);
+    const fillSec = (Date.now() - started) / 1000;
+    await sleep(cfg.readAfterMs);
+    const after = memoryOf(srv.pids[0]);
+    const store = await storeFigures(srv);
+    // Compressed or not? The last key, asked again as a browser would.
+    const last = await httpGet(srv.url(paths[count - 1]), { headers: ACCEPT_GZIP });
+    const ce = last.headers['content-encoding'];
+    if (ce !== 'gzip') {
+      notes.push(`compression run: the last key came back with Content-Encoding: ${ce ?? '(none)'} (${srv.isHit(last).detail}): figures not shown`);
+      targets.push({ name: figure, status: 'n/a', detail: `answers were not gzip (Content-Encoding: ${ce ?? '(none)'})` });
+      return;
+    }
+    if (f.failures > 0) notes.push(`compression run: ${f.failures} fill requests failed`);
+    const row = {
+      run: 'html, SIDECACHE_COMPRESS=on',
+      budgetBytes: cfg.budgetBytes,
+      entryBytes: ENTRY_BYTES,
+      requests: f.requests,
+      requestedBytes: count * ENTRY_BYTES,
+      gzipBytesReceived: f.bytes,
+      failures: f.failures,
+      fillSec,
+      baseRssBytes: base.rssBytes,
+      rssBytes: after.rssBytes,
+      peakRssBytes: null,
+      hwmBytes: after.hwmBytes,
+      limitBytes: null,
+      rssOverBudget: after.rssBytes / cfg.budgetBytes,
+      growthOverBudget: (after.rssBytes - base.rssBytes) / cfg.budgetBytes,
+      idleCpuPct: null,
+      ...store,
+      rssPerEntry: store.entries > 0 ? (after.rssBytes - base.rssBytes) / store.entries : null,
+    };
+    rows.push(row);
+    log(`[memory] sidecache-gzip: RSS ${fmt.mib(after.rssBytes)}, ${fmt.int(store.entries)} entries, ${fmt.int(row.storeBytesPerEntry)} store bytes and ${fmt.int(row.rssPerEntry)} bytes of RSS over idle per entry`);
+    targets.push({ name: figure, status: '-', detail: `RSS ${fmt.mib(after.rssBytes)} (idle ${fmt.mib(base.rssBytes)}); ${fmt.int(store.entries)} entries, ${fmt.int(row.storeBytesPerEntry)} store bytes / entry, ${fmt.int(row.rssPerEntry)} bytes of RSS over idle / entry` });
+  } finally {
+    await srv.stop();
+  }
 }
