@@ -35,11 +35,12 @@ function ownedBody(chunks: readonly Buffer[], bytes: number): Buffer {
 
 /** The Vary names an entry is charged for (entrySize): IMPLICIT_VARY is one array, shared by
  *  every entry without a Vary of its own and held once, so those entries pay for their values only. */
-function chargedNames(names: readonly string[] | null): readonly string[] | null {
+export function chargedNames(names: readonly string[] | null): readonly string[] | null {
   return names === IMPLICIT_VARY ? null : names;
 }
 
-function tagsOf(headers: HeaderObject): string[] {
+/** Surrogate-Key (space-separated) and Cache-Tag (comma-separated) tags of a response. */
+export function tagsOf(headers: HeaderObject): string[] {
   const out: string[] = [];
   const sk = headers['surrogate-key'];
   if (sk !== undefined) for (const t of String(sk).split(/\s+/)) if (t !== '') out.push(t);

@@ -25,10 +25,11 @@ import type { Fence } from '../core/types.js';
 import { rawGet, rawWithout, toRawHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { isStrongETag, parseContentRange, type ContentRange } from '../http/range.js';
 import { admit, newPolicy, policyRequestOf, type CachePolicy } from '../http/storable.js';
-import { IMPLICIT_VARY, objectView, secondaryKeyNames } from '../http/vary.js';
+import { objectView, secondaryKeyNames } from '../http/vary.js';
 import { addPart, isComplete, partsSize, type PartSet } from '../store/parts.js';
 import { entrySize, EntrySource, type Entry } from '../store/types.js';
 import type { Pipeline } from './context.js';
+import { chargedNames, tagsOf } from './admit.js';
 
 /** What a range fetch's response may become here, decided at its head. */
 export interface PartialAdmission {
@@ -48,15 +49,6 @@ export interface PartialAdmission {
 
 /** Fields of a 206 that describe the part, not the representation: never stored. */
 const PART_FIELDS = ['content-length', 'content-range'];
-
-function tagsOf(headers: HeaderObject): string[] {
-  const out: string[] = [];
-  const sk = headers['surrogate-key'];
-  if (sk !== undefined) for (const t of String(sk).split(/\s+/)) if (t !== '') out.push(t);
-  const ct = headers['cache-tag'];
-  if (ct !== undefined) for (const t of String(ct).split(',')) if (t.trim() !== '') out.push(t.trim());
-  return out;
-}
 
 /**
  * May the answer to a range fetch be kept, and as what? `upstream`: the request head the
@@ -175,10 +167,6 @@ function store(p: Pipeline, entry: Entry, generation: number, hot: boolean): boo
   return true;
 }
 
-/** The Vary names an entry is charged for, as admit.ts charges them. */
-function chargedNames(names: readonly string[]): readonly string[] | null {
-  return names === IMPLICIT_VARY ? null : names;
-}
 
 function base(key: string, a: PartialAdmission, fence: number, incarnation: string, hot: boolean) {
   return {
