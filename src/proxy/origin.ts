@@ -73,6 +73,10 @@ export class OriginClient implements Origin {
       bodyTimeout: config.bodyTimeoutMs,
       // Fail fast on a response head larger than the request limit we accept ourselves.
       maxHeaderSize: 64 * 1024,
+      // HTTP/1.1 only, said here because undici 8 speaks HTTP/2 to any TLS origin that offers it
+      // (ALPN): everything here (interim responses, hop-by-hop handling, keep-alive, the
+      // timeouts' tests) is built and tested on HTTP/1.1.
+      allowH2: false,
     });
     this.#headersTimeoutMs = config.headersTimeoutMs;
     this.#bodyTimeoutMs = config.bodyTimeoutMs;

@@ -1,11 +1,13 @@
 // The edges of a standalone sidecar: hop-by-hop and forwarding headers, tag headers,
 // malformed and oversized requests, failing origins, start-up refusals and SIGTERM.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createSecureServer } from 'node:http2';
 import { createServer as createNetServer, connect, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { startOrigin, type TestOrigin } from '../../support/origin.js';
+import { makeCerts } from '../helpers/certs.js';
 import { httpCall, rawRequest } from '../helpers/raw-http.js';
 import { freePort, purge, runToExit, startSidecar, waitFor, type SidecarProcess } from '../../support/sidecar.js';
 
@@ -310,4 +312,28 @@ t.test('SIGTERM - an in-flight request finishes, new connections are refused, ex
   t.equal(r.status, 200);
   t.equal(r.body, 'first half, second half', 'the client got the whole body');
   t.equal(await s.exited, 0, 'exit code 0');
+});
+
+t.test('origin over TLS - SIDECACHE_CA_FILE trusts its CA; an origin that also offers HTTP/2 is fetched over HTTP/1.1, and the answer is cached', async (t) => {
+  // undici 8 negotiates HTTP/2 by ALPN unless told not to; the origin client stays on HTTP/1.1.
+  const certs = makeCerts();
+  t.teardown(() => certs.remove());
+  const ca = certs.ca('origin-ca');
+  const leaf = certs.leaf(ca, 'origin', { san: ['IP:127.0.0.1'] });
+  const versions: string[] = [];
+  const o = createSecureServer({ cert: readFileSync(leaf.certFile), key: readFileSync(leaf.keyFile), allowHTTP1: true }, (req, res) => {
+    versions.push(req.httpVersion);
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
+    res.end(`over HTTP/${req.httpVersion}`);
+  });
+  await new Promise<void>((resolve) => o.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => o.close(() => resolve())));
+  const s = await startSidecar({ env: { SIDECACHE_UPSTREAM: `https://127.0.0.1:${(o.address() as AddressInfo).port}`, SIDECACHE_CA_FILE: ca.certFile } });
+  t.teardown(() => s.stop());
+  const first = await fetch(`${s.url}/tls/h1`);
+  t.equal(first.status, 200);
+  t.equal(await first.text(), 'over HTTP/1.1');
+  const second = await fetch(`${s.url}/tls/h1`);
+  t.equal(await second.text(), 'over HTTP/1.1', 'the stored answer');
+  t.same(versions, ['1.1'], 'the origin was asked once, over HTTP/1.1');
 });
