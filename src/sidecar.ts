@@ -142,7 +142,7 @@ export class Sidecar {
       clientConnections: () => this.#sockets.size,
     }, { gcDurations: this.config.gcMetrics });
     let peers: PeerClient | undefined;
-    const compressor = new Compressor(this.cache, config); // misses' and fills': one bound on gzip
+    const compressor = new Compressor(this.cache, config, (outcome) => this.metrics.compressions.labels(outcome).inc()); // misses' and fills': one bound on gzip
     if (nats === undefined) {
       this.cluster = new SingleNode(config.partitions);
     } else {

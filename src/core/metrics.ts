@@ -167,6 +167,7 @@ export class Metrics {
   readonly evictions: Counter<string>;
   readonly fillsRejected: Counter<string>;
   readonly fencesUntrusted: Counter<string>;
+  readonly compressions: Counter<string>;
   readonly gaps: Counter<string>;
   readonly flushedEntries: Counter<string>;
   readonly peerRequests: Counter<string>;
@@ -213,6 +214,9 @@ export class Metrics {
       'Fills and peer answers not stored because their fence cannot be checked here, by source (fill, peer) and reason ' +
       '(missing; unreadable: malformed or of another version; incarnation: of another INVAL stream; predates-purge: a peer\'s answer ' +
       'older than a purge applied here, not served either: the origin is asked)', ['source', 'reason']);
+    this.compressions = counter('sidecache_compressions_total',
+      'Entries offered a gzip form (SIDECACHE_COMPRESS), by outcome: stored; not-smaller (gzip saved under 10 %); ' +
+      'gone (purged, evicted or replaced before gzip ended); queue-full (left identity-only under a burst); error', ['outcome']);
     this.gaps = counter('sidecache_log_gaps_total', 'Times the log no longer held the invalidations after the applied seq');
     this.flushedEntries = counter('sidecache_flushed_entries_total', 'Entries flushed because freshness could not be proven');
     this.peerRequests = counter('sidecache_forwarded_requests_total', 'Requests forwarded to the owning peer');

@@ -30,18 +30,23 @@ export function formSize(form: GzipForm): number {
   return entrySize('', form.headers, form.body.length) - ENTRY_OVERHEAD_BYTES;
 }
 
+/** What became of an entry offered a gzip form (the metric's outcome label). */
+export type CompressOutcome = 'stored' | 'not-smaller' | 'gone' | 'queue-full' | 'error';
+
 export class Compressor {
   readonly #cache: Cache;
   readonly #rules: CompressRules;
+  readonly #onOutcome: (outcome: CompressOutcome) => void;
   readonly #queue: Entry[] = [];
   #running = 0;
   #idle: (() => void)[] = [];
   /** Entries left identity-only because the queue was full. */
   skipped = 0;
 
-  constructor(cache: Cache, rules: CompressRules) {
+  constructor(cache: Cache, rules: CompressRules, onOutcome: (outcome: CompressOutcome) => void = () => {}) {
     this.#cache = cache;
     this.#rules = rules;
+    this.#onOutcome = onOutcome;
   }
 
   /** A stored entry: gains a gzip form later when the rules allow one. */
@@ -54,7 +59,10 @@ export class Compressor {
     if (!variesOnCoding(entry.headers)) return;
     if (this.#running < CONCURRENCY) this.#run(entry);
     else if (this.#queue.length < MAX_QUEUED) this.#queue.push(entry);
-    else this.skipped++;
+    else {
+      this.skipped++;
+      this.#onOutcome('queue-full');
+    }
   }
 
   /** Resolves when no gzip runs or waits (tests, shutdown). */
@@ -68,6 +76,7 @@ export class Compressor {
     gzip(entry.body, (err, gz) => {
       this.#running--;
       if (err === null) this.#done(entry, gz);
+      else this.#onOutcome('error');
       this.#next();
     });
   }
@@ -77,12 +86,16 @@ export class Compressor {
       const e = this.#queue.shift()!;
       // Purged or replaced while it waited: nothing to compress it for.
       if (this.#cache.holds(e)) this.#run(e);
+      else this.#onOutcome('gone');
     }
     if (this.#running === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   #done(entry: Entry, gz: Buffer): void {
-    if (gz.length > entry.body.length * MAX_RATIO) return;
+    if (gz.length > entry.body.length * MAX_RATIO) {
+      this.#onOutcome('not-smaller');
+      return;
+    }
     // zlib may hand back a slice of a larger buffer: keep only the bytes charged for.
     let own = gz;
     if (gz.buffer.byteLength !== gz.length) {
@@ -92,6 +105,6 @@ export class Compressor {
     const form = gzipForm(entry.headers, own);
     // Made now, not before gzip ran: a soft purge since is copied with the rest. Stored only
     // if the entry is still the stored one: one purged meanwhile is not brought back.
-    this.#cache.upgrade(entry, { ...entry, gzip: form, size: entry.size + formSize(form) });
+    this.#onOutcome(this.#cache.upgrade(entry, { ...entry, gzip: form, size: entry.size + formSize(form) }) ? 'stored' : 'gone');
   }
 }

@@ -85,7 +85,7 @@ export class ProxyHandler {
         onCoalesced: (n) => s.metrics.writeInvalidationsCoalesced.inc(n),
         now: () => clock.now(),
       }),
-      compressor: s.compressor ?? new Compressor(s.cache, s.config),
+      compressor: s.compressor ?? new Compressor(s.cache, s.config, (outcome) => s.metrics.compressions.labels(outcome).inc()),
     };
     this.#lookup = new Lookup(s.cache, secondary, s.mustRevalidateAll);
     this.#fetcher = new Fetcher(this.#p);

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { httpCall } from '../helpers/raw-http.js';
 import { startStandalone } from '../../support/standalone.js';
-import { waitFor } from '../../support/sidecar.js';
+import { ADMIN_TOKEN, waitFor } from '../../support/sidecar.js';
 
 const { origin, sc } = await startStandalone(t, { SIDECACHE_COMPRESS: 'true' });
 
@@ -66,6 +66,8 @@ t.test('compress - one stored object, gzip to clients that take it, the origin\'
   t.equal(head.headers['content-length'], gz.headers['content-length'], 'HEAD: the fields GET gets');
   t.equal(head.headers['content-encoding'], 'gzip');
   t.equal(origin.count('/z/json'), 1, 'one origin fetch for all of them');
+  const metrics = await (await fetch(`${sc.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+  t.match(metrics, /^sidecache_compressions_total\{outcome="stored"\} 1$/m, 'the metric counts the gzip form stored');
 });
 
 t.test('compress - a gzip client\'s Range and If-Range are of the origin\'s bytes and validators', async (t) => {
