@@ -42,6 +42,8 @@ export interface SidecarOptions {
   /** Write its output to this file (default: keep it in memory). */
   readonly logPath?: string;
   readonly placement?: Placement;
+  /** Arguments for node itself, before the entry point (the profiler's `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 async function answersAs(adminUrl: string, id: string): Promise<boolean> {
@@ -82,7 +84,7 @@ async function startSidecarOnce(opts: SidecarOptions): Promise<SidecarProcess> {
     ...opts.env,
   };
   const h = startProcess({
-    name: env.SIDECACHE_NODE_ID!, cmd: process.execPath, args: [opts.main ?? SIDECACHE_MAIN], cwd: REPO_ROOT,
+    name: env.SIDECACHE_NODE_ID!, cmd: process.execPath, args: [...(opts.nodeArgs ?? []), opts.main ?? SIDECACHE_MAIN], cwd: REPO_ROOT,
     env: { ...cleanEnv(), ...env }, placement: opts.placement,
     // A sidecar a test forgot must not keep the test process alive: the exit hook kills it.
     unref: true,

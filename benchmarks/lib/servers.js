@@ -100,15 +100,15 @@ export async function startSidecacheGzip({ tmpDir, originPort, extraEnv = {}, na
 }
 
 /** sidecache: node dist/main.js (or `main`, another build) with the fixed env contract; ready when
- *  admin /readyz is 200. */
-export async function startSidecache({ tmpDir, originPort, extraEnv = {}, main = SIDECACHE_MAIN, name = 'sidecache' }) {
+ *  admin /readyz is 200. `nodeArgs` go to node before the entry point (profile.js: --cpu-prof). */
+export async function startSidecache({ tmpDir, originPort, extraEnv = {}, main = SIDECACHE_MAIN, name = 'sidecache', nodeArgs }) {
   if (!fs.existsSync(main)) {
     return { skipped: true, reason: `${path.relative(REPO_ROOT, main)} not found: build it first (npm run build, or npm run bench)` };
   }
   // Settings come only from the contract of support/sidecar.ts: SIDECACHE_* of the calling shell are dropped.
   const sc = await startSidecar({
     env: { SIDECACHE_UPSTREAM: `http://127.0.0.1:${originPort}`, ...extraEnv },
-    main, timeoutMs: 30_000, logPath: path.join(tmpDir, `${name}.log`), placement: onCpu(SERVER_CPU),
+    main, timeoutMs: 30_000, logPath: path.join(tmpDir, `${name}.log`), placement: onCpu(SERVER_CPU), nodeArgs,
   });
   const h = sc.handle;
   const port = Number(new URL(sc.url).port);
