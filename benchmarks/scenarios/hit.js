@@ -14,12 +14,12 @@ import { fmt } from '../lib/results.js';
 
 export const description = 'cache hits: sidecache vs bare node:http (baseline), nginx from memory (ceiling), nginx proxy_cache, varnish; sidecache with compression on store';
 
-const MODES = {
+export const MODES = {
   dry: { sizes: [1024], connections: [16], durationSec: 1, warmSec: 0, rounds: 1, paired: { rounds: 1, durationSec: 1, warmSec: 0 } },
   quick: { sizes: [1024, 65536], connections: [16, 64], durationSec: 3, warmSec: 5, rounds: 5, paired: { rounds: 4, durationSec: 2, warmSec: 2 } },
   full: { sizes: [1024, 16384, 65536, 262144], connections: [1, 16, 64], durationSec: 5, warmSec: 5, rounds: 5, paired: { rounds: 6, durationSec: 3, warmSec: 2 } },
 };
-const WARM_CONNECTIONS = 16;
+export const WARM_CONNECTIONS = 16;
 const BASELINE = 'bare-node';
 const CEILING = 'nginx-static';
 /** Table order; every one but sidecache-gzip is measured in the interleaved rounds. */
@@ -29,6 +29,9 @@ const MIN_ROUNDS = 5;
 const RATIO = 0.95;
 const VARNISH_CELL = { size: 1024, connections: 16 };
 const ACCEPT_GZIP = { 'Accept-Encoding': 'gzip' };
+
+/** The path of the binary hit rows: one cached object of `size` bytes (profile.js loads it too). */
+export const hitPath = (size) => `/obj/${size}/hit`;
 
 /** The compression rows' path: a compressible text/html body of `size` bytes from the origin. */
 const htmlPath = (size) => `/html/${size}/hit`;
@@ -103,7 +106,7 @@ export async function run(ctx) {
     }
     const byName = (n) => started.find((s) => s.name === n);
     for (const size of cfg.sizes) {
-      const urlPath = `/obj/${size}/hit`;
+      const urlPath = hitPath(size);
       const checks = new Map();
       let gzip = byName(GZIP);
       for (const srv of started) {

@@ -13,7 +13,7 @@ import { fmt } from '../lib/results.js';
 
 export const description = 'miss path: CPU µs per request of the proxy process against node-proxy (node:http + undici, no cache), no-store and unique URLs, fixed rate and closed loop';
 
-const MODES = {
+export const MODES = {
   dry: { connections: 4, delayMs: 10, durationSec: 1, warmSec: 0 },
   quick: { connections: 16, delayMs: 8, durationSec: 3, warmSec: 1 },
   full: { connections: 16, delayMs: 8, durationSec: 10, warmSec: 2 },
@@ -22,11 +22,24 @@ const MODES = {
 // connections / delay requests/s), so every request wakes the proxy on its own. "max": closed loop,
 // no pause, so per-request costs are amortised over batches. The target is checked on both.
 const LOADS = ['rate', 'max'];
-const BODY_BYTES = 1024;
+export const BODY_BYTES = 1024;
 const BASELINE = 'node-proxy';
 const TARGET_RATIO = 1.25;
 // node-proxy right before sidecache: the two runs the target compares are the closest in time.
 const ALL_SERVERS = ['direct', 'node-proxy', 'sidecache', 'nginx', 'varnish'];
+
+/**
+ * The two miss variants for bodies of `bytes`: one no-store path (every request passes through)
+ * and unique cacheable paths under a prefix new to this process (wrk's unique-paths.lua appends a
+ * counter). profile.js loads the same paths.
+ */
+export function missVariants(bytes) {
+  const nonce = Date.now().toString(36);
+  return [
+    { name: 'no-store', path: `/nostore/${bytes}/pass` },
+    { name: 'unique', path: `/obj/${bytes}/u`, uniquePrefix: `/obj/${bytes}/${nonce}-` },
+  ];
+}
 
 /** Requests the origin has served so far (not counting this one). */
 async function originRequests(origin) {
@@ -40,11 +53,7 @@ export async function run(ctx) {
   const cfg = { ...MODES[mode], ...(options.durationSec && { durationSec: options.durationSec }) };
   const serverNames = ALL_SERVERS.filter((s) => !options.servers || options.servers.includes(s) || s === 'direct');
   const peersInstall = ctx.install && mode !== 'dry';
-  const nonce = Date.now().toString(36);
-  const variants = [
-    { name: 'no-store', path: `/nostore/${BODY_BYTES}/pass` },
-    { name: 'unique', path: `/obj/${BODY_BYTES}/u`, uniquePrefix: `/obj/${BODY_BYTES}/${nonce}-` },
-  ];
+  const variants = missVariants(BODY_BYTES);
   const servers = [];
   const rows = [];
   const notes = [];
