@@ -77,7 +77,7 @@ async function prepare(mode, srv, o, tmpDir, log) {
   await httpGet(srv.url(probe));
   const res = await httpGet(srv.url(probe));
   const ok = res.status === 200 && res.bodyBytes === o.size && (v.uniquePrefix !== undefined || !srv.isHit(res).hit);
-  const check = { ok, detail: `status ${res.status}, ${res.bodyBytes} bytes, ${srv.isHit(res).detail}` };
+  const check = { ok, detail: `status ${res.status}, ${res.bodyBytes} bytes, ${srv.isHit(res).detail}${v.uniquePrefix ? '; the probe URL asked twice, so a hit: the load asks new ones' : ''}` };
   // Every wrk run gets a prefix of its own (unique-paths.lua counts from 1 in each).
   let calls = 0;
   const wrk = v.uniquePrefix ? { uniquePrefix: () => `${v.uniquePrefix}${calls++}-` } : {};
@@ -88,6 +88,8 @@ async function prepare(mode, srv, o, tmpDir, log) {
   return { urlPath: v.path, wrk, check };
 }
 
+/** A table cell: a `|` in a function name would end it. */
+const cell = (text) => text.replaceAll('|', '\\|');
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 const ms = (x) => x.toFixed(0);
 
@@ -118,8 +120,8 @@ function markdownOf({ o, stamp, started, m, check, s, profileName, window }) {
     '',
     markdownTable([
       { title: '#', get: (f) => s.topSelf.indexOf(f) + 1 },
-      { title: 'function', get: (f) => `\`${f.name}\``, align: 'l' },
-      { title: 'where', get: (f) => f.where || '-', align: 'l' },
+      { title: 'function', get: (f) => `\`${cell(f.name)}\``, align: 'l' },
+      { title: 'where', get: (f) => cell(f.where) || '-', align: 'l' },
       { title: 'category', get: (f) => f.category, align: 'l' },
       { title: 'self ms', get: (f) => ms(f.selfMs) },
       { title: 'share', get: (f) => pct(f.share) },
@@ -129,8 +131,8 @@ function markdownOf({ o, stamp, started, m, check, s, profileName, window }) {
     '',
     markdownTable([
       { title: '#', get: (f) => s.topOwnTotal.indexOf(f) + 1 },
-      { title: 'function', get: (f) => `\`${f.name}\``, align: 'l' },
-      { title: 'where', get: (f) => f.where, align: 'l' },
+      { title: 'function', get: (f) => `\`${cell(f.name)}\``, align: 'l' },
+      { title: 'where', get: (f) => cell(f.where), align: 'l' },
       { title: 'total ms', get: (f) => ms(f.totalMs) },
       { title: 'share', get: (f) => pct(f.share) },
       { title: 'self ms', get: (f) => ms(f.selfMs) },

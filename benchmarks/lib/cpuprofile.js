@@ -17,17 +17,20 @@ export const CATEGORY_HELP = {
   'sidecache (dist/)': "our own code: the build under dist/ (shown as the src/ line through the build's source maps)",
   undici: 'the upstream HTTP client (node_modules/undici): the miss path',
   'node internals': 'node: URLs: node:http, net, streams, timers, events, the parts of Node written in JavaScript',
+  wasm: "WebAssembly: undici's HTTP/1.1 response parser (llhttp), the only wasm sidecache loads",
+  'other scripts': 'any other script (none expected)',
   '(garbage collector)': "V8's garbage collector",
-  '(program)': "native code V8 cannot attribute to a JavaScript function: libuv, the HTTP parser's C side, syscalls, the profiler itself",
+  '(program)': "native code outside any JavaScript call: libuv's loop, the HTTP parser, the profiler itself",
   '(idle)': 'the event loop waiting for I/O (not CPU)',
-  'V8 builtins (no url)': 'functions without a script: V8 builtins and native callbacks',
+  'native (no url)': "functions without a script: Node's C++ bindings called from JavaScript (writev: the write syscalls themselves), V8 builtins, RegExp code",
 };
 
 /** The category of a call frame; `distDir` is the absolute path of the build under test. */
 export function categoryOf(cf, distDir) {
   const { url, functionName } = cf;
-  if (!url) return SPECIAL.has(functionName) ? functionName : 'V8 builtins (no url)';
+  if (!url) return SPECIAL.has(functionName) ? functionName : 'native (no url)';
   if (url.startsWith('node:')) return 'node internals';
+  if (url.startsWith('wasm://')) return 'wasm';
   const file = url.startsWith('file:') ? fileURLToPath(url) : url;
   const nm = file.lastIndexOf(`${path.sep}node_modules${path.sep}`);
   if (nm >= 0) {
