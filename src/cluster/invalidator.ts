@@ -49,7 +49,7 @@ export class Invalidator {
    *  (read-your-writes), before the log brings the same keys back to every member. */
   keys(keys: readonly string[]): void {
     for (const k of keys) this.#d.cache.remove(k, this.#removed);
-    this.#d.flights.invalidate((f) => keys.includes(f.key));
+    this.#d.flights.wrote(keys);
   }
 
   /** The log lost invalidations after our applied seq (or was reset): flush everything. */

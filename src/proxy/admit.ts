@@ -139,7 +139,9 @@ export class Admitter {
     const s = this.#p.s;
     const flight = f.flight;
     const fence = f.head?.fence;
-    if (f.storable && flight.capturing && f.admission!.storable && fence !== undefined && (!f.viaPeer || this.#isOurNumbering(fence))) {
+    if (f.storable && this.#p.flights.writtenSince(flight.key, flight.writeSeq)) {
+      s.onNotStored?.(f.x.key, 'a write through this sidecar removed the key while it was fetched');
+    } else if (f.storable && flight.capturing && f.admission!.storable && fence !== undefined && (!f.viaPeer || this.#isOurNumbering(fence))) {
       const bodyBuf = ownedBody(flight.chunks, flight.bytes);
       const entry = this.#makeEntry(f.x.key, f.head!, bodyBuf, f.policy!, f.admission!.freshness, f.admission!.keepUntil, fence,
         f.notOwner ? EntrySource.hot : EntrySource.local);
@@ -266,7 +268,7 @@ export class Admitter {
       softPurged: false,
     };
     const hot = stale.source === EntrySource.hot;
-    if (kept !== undefined && this.#p.s.cache.store(entry, hot, flight.generation)) {
+    if (kept !== undefined && !this.#p.flights.writtenSince(flight.key, flight.writeSeq) && this.#p.s.cache.store(entry, hot, flight.generation)) {
       if (!hot) this.#p.s.onStored?.(entry);
       this.#p.compressor.consider(entry);
       return entry;

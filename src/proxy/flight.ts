@@ -52,6 +52,9 @@ export class Flight {
   overtaken = false;
   /** False once the body outgrew what may be stored: chunks are no longer kept. */
   capturing = true;
+  /** Flights.writeSeq when it began: a write through this sidecar to its key since then
+   *  (Flights.writtenSince) keeps what it fetched out of the store. */
+  writeSeq = 0;
   readonly #sinks: Sink[] = [];
   /** Waiters that arrived before the head: told when it comes (or that it failed). */
   #pending: Array<(head: FlightHead | undefined) => void> = [];
@@ -180,8 +183,41 @@ export class Flight {
 }
 
 /** Flights in progress by primary key: the single-flight table. */
+/** Writes through this sidecar remembered with their keys (Flights.writtenSince); a fetch
+ *  older than all of them is treated as overtaken by a write. */
+const WRITES_KEPT = 256;
+
 export class Flights {
   readonly #byKey = new Map<string, Flight>();
+  // Read-your-writes until the log brings the write's invalidation back: the store's fence check
+  // cannot see a write before then, so a fetch that began before it (a flight, or a range fetch,
+  // which is in no table) must not store what it got: it may be the version the write replaced.
+  #writeSeq = 0;
+  readonly #writes: Array<{ readonly seq: number; readonly keys: readonly string[] }> = [];
+
+  /** Writes so far: a fetch takes this when it begins and asks writtenSince when it would store. */
+  get writeSeq(): number {
+    return this.#writeSeq;
+  }
+
+  /** A write through this sidecar removed `keys` (RFC 9111 §4.4): fetches of them under way may
+   *  carry what it replaced, and no request after it may join them. */
+  wrote(keys: readonly string[]): void {
+    this.#writes.push({ seq: ++this.#writeSeq, keys });
+    if (this.#writes.length > WRITES_KEPT) this.#writes.shift();
+    this.invalidate((f) => keys.includes(f.key));
+  }
+
+  /** Has a write through this sidecar removed `key` since writeSeq was `seq`? Yes too when
+   *  writes since then are no longer all remembered. */
+  writtenSince(key: string, seq: number): boolean {
+    if (seq === this.#writeSeq) return false;
+    if (seq < this.#writes[0]!.seq - 1) return true;
+    for (let i = this.#writes.length - 1; i >= 0 && this.#writes[i]!.seq > seq; i--) {
+      if (this.#writes[i]!.keys.includes(key)) return true;
+    }
+    return false;
+  }
 
   get(key: string): Flight | undefined {
     const f = this.#byKey.get(key);
@@ -191,6 +227,7 @@ export class Flights {
   /** A new flight; `collapse` false: a private fetch others may not join. */
   start(key: string, fence: Fence, generation: number, collapse = true): Flight {
     const f = new Flight(key, fence, generation, (abandoned) => this.finish(abandoned));
+    f.writeSeq = this.#writeSeq;
     if (collapse) this.#byKey.set(key, f);
     else f.joinable = false;
     return f;

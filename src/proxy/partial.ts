@@ -108,7 +108,13 @@ class RangeFetch implements OriginSink {
     readonly p: Pipeline, readonly req: IncomingMessage, readonly res: ServerResponse, readonly target: Target, readonly key: string,
     readonly upstream: Record<string, string | string[]>, readonly fence: Fence, readonly generation: number, readonly hot: boolean,
     readonly held: boolean,
-  ) {}
+  ) {
+    this.#writeSeq = p.flights.writeSeq;
+  }
+
+  /** Writes through this sidecar when the fetch began (Flights.writtenSince): a range fetch is in
+   *  no flight table, so a write to its key is found here before it stores (read-your-writes). */
+  readonly #writeSeq: number;
 
   abort(): void {
     this.#over = true;
@@ -192,6 +198,10 @@ class RangeFetch implements OriginSink {
     const body = Buffer.allocUnsafeSlow(this.#bytes);
     let offset = 0;
     for (const c of this.#chunks) offset += c.copy(body, offset);
+    if (this.p.flights.writtenSince(this.key, this.#writeSeq)) {
+      this.p.s.onNotStored?.(this.key, 'a write through this sidecar removed the key while it was fetched');
+      return;
+    }
     const outcome = storePartial(this.p, this.key, a, body, this.fence, this.generation, this.hot);
     if (outcome !== 'stored' && outcome !== 'combined' && outcome !== 'completed' && outcome !== 'refused') {
       this.p.s.onNotStored?.(this.key, outcome);
