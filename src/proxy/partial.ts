@@ -97,11 +97,18 @@ export function fetchRange(p: Pipeline, req: IncomingMessage, res: ServerRespons
   });
 }
 
+/** Body bytes range fetches hold while they wait to be kept, per cache (one per sidecar): range
+ *  fetches are not collapsed, so many clients asking for ranges of one large object would each
+ *  hold a copy. Past an eighth of SIDECACHE_MAX_BYTES a range fetch streams on without keeping. */
+const buffered = new WeakMap<object, { bytes: number }>();
+
 class RangeFetch implements OriginSink {
   #body: BodyControl | undefined;
   #admission: PartialAdmission | undefined;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  /** Bytes in #chunks, counted in the shared #held. */
+  #kept = 0;
   #over = false;
 
   constructor(
@@ -118,7 +125,22 @@ class RangeFetch implements OriginSink {
 
   abort(): void {
     this.#over = true;
+    this.#drop();
+  }
+
+  /** The shared count of bytes held by range fetches of this sidecar. */
+  get #held(): { bytes: number } {
+    let h = buffered.get(this.p.s.cache);
+    if (h === undefined) buffered.set(this.p.s.cache, h = { bytes: 0 });
+    return h;
+  }
+
+  /** Lets go of what was held for keeping: the part will not be kept. */
+  #drop(): void {
+    if (this.#chunks.length > 0) this.#held.bytes -= this.#kept;
     this.#chunks = [];
+    this.#kept = 0;
+    this.#admission = undefined;
   }
 
   onInfo(status: number, headers: HeaderObject): void {
@@ -161,11 +183,14 @@ class RangeFetch implements OriginSink {
     if (this.#over) return;
     if (this.#admission !== undefined) {
       this.#bytes += chunk.length;
-      if (this.#bytes > this.p.s.config.maxEntryBytes) {
-        this.#admission = undefined;
-        this.#chunks = [];
+      const held = this.#held;
+      if (this.#bytes > this.p.s.config.maxEntryBytes || held.bytes + chunk.length > this.p.s.config.maxBytes / 8) {
+        if (this.#bytes <= this.p.s.config.maxEntryBytes) this.p.s.onNotStored?.(this.key, 'range fetches hold an eighth of SIDECACHE_MAX_BYTES already');
+        this.#drop();
       } else {
         this.#chunks.push(chunk);
+        this.#kept += chunk.length;
+        held.bytes += chunk.length;
       }
     }
     if (!this.res.write(chunk)) this.#body?.pause();
@@ -176,14 +201,14 @@ class RangeFetch implements OriginSink {
     this.#over = true;
     const a = this.#admission;
     if (a !== undefined) this.#keep(a);
-    this.#chunks = [];
+    this.#drop();
     this.res.end();
   }
 
   onError(err: unknown): void {
     if (this.#over) return;
     this.#over = true;
-    this.#chunks = [];
+    this.#drop();
     this.#fail(err);
   }
 

@@ -355,3 +355,50 @@ t.test('partial - replication: parts stay on the member that fetched them; a com
   t.equal(member.cache.main.stats.entries, 0);
   t.equal(notOwnerPublished.length, 0, 'a non-owner publishes nothing');
 });
+
+t.test('partial - range fetches hold at most an eighth of SIDECACHE_MAX_BYTES while they wait to be kept; past it they stream on, not kept', async (t) => {
+  const h = harness({ SIDECACHE_MAX_BYTES: '64KiB', SIDECACHE_MAX_ENTRY_BYTES: '32KiB' });
+  const part = (n: number) => Buffer.alloc(6 * 1024, 48 + n);
+  const ends: Array<() => void> = [];
+  // An origin that sends each 206's head and its whole body at once, and ends it when told: the
+  // bodies of two fetches are held at the same time (6 KiB each against an 8 KiB bound).
+  h.origin.dispatch = (r, sink) => {
+    h.origin.requests.push(r);
+    const n = h.origin.requests.length;
+    const control = { pause() {}, resume() {}, destroy() {} };
+    void Promise.resolve().then(() => {
+      sink.onHead(206, { 'content-length': String(6 * 1024), 'content-range': `bytes 0-6143/12288`, etag: `"big"`, 'cache-control': 'max-age=300' }, control);
+      sink.onData(part(n));
+      ends.push(() => sink.onEnd());
+    });
+    return control;
+  };
+  /** Ends every fetch the origin holds, once it holds one. */
+  const endAll = async () => {
+    for (let i = 0; i < 20 && ends.length === 0; i++) await settle();
+    for (const end of ends.splice(0)) end();
+  };
+  const a = h.get('/big-a', { range: 'bytes=0-6143' });
+  const b = h.get('/big-b', { range: 'bytes=0-6143' });
+  await settle();
+  t.equal(ends.length, 2, 'both fetches hold their bodies');
+  for (const end of ends.splice(0)) end();
+  const [ra, rb] = await Promise.all([a, b]);
+  t.equal(ra.status, 206);
+  t.equal(rb.status, 206);
+  t.same(rb.bytes, part(2), 'the second client gets its bytes all the same');
+  const againP = h.get('/big-a', { range: 'bytes=0-99' });
+  await settle();
+  const again = await againP;
+  t.match(again.headers['cache-status'], /hit/, 'the first, within the bound, was kept');
+  const before = h.origin.requests.length;
+  const bAgain = h.get('/big-b', { range: 'bytes=0-99' });
+  await endAll();
+  await bAgain;
+  t.equal(h.origin.requests.length, before + 1, 'the second, past the bound, was not kept: the origin is asked again');
+  const c = h.get('/big-c', { range: 'bytes=0-6143' });
+  await endAll();
+  await c;
+  const cAgain = await h.get('/big-c', { range: 'bytes=0-99' });
+  t.match(cAgain.headers['cache-status'], /hit/, 'what the finished fetches held is let go: a later one is kept again');
+});
