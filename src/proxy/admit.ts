@@ -247,11 +247,13 @@ export class Admitter {
     withLength.push('content-length', String(stale.body.length));
     // The policy holds the origin's fields: the Vary we add to what we may compress goes back
     // in, and the gzip form (same bytes) gets the updated fields too.
+    // The refreshed fields decide anew (RFC 9111 §4.3.4): a 304 that now says no-transform, or
+    // names a type not compressed, drops the gzip form, and the Vary added for it with it.
     const rules = this.#p.s.config;
-    if (mayCompress(stale.status, withLength, rules, stale.body.length) && variantTakesGzip(stale.varyNames, stale.varyValues)) {
-      withLength = withVaryAcceptEncoding(withLength);
-    }
-    const gzip = stale.gzip === undefined ? undefined : gzipForm(withLength, stale.gzip.body);
+    const compressible = mayCompress(stale.status, withLength, rules, stale.body.length) &&
+      variantTakesGzip(stale.varyNames, stale.varyValues);
+    if (compressible) withLength = withVaryAcceptEncoding(withLength);
+    const gzip = stale.gzip === undefined || !compressible ? undefined : gzipForm(withLength, stale.gzip.body);
     const entry: Entry = {
       ...stale,
       headers: withLength,
