@@ -31,10 +31,26 @@ export function isGzipTag(etag: string): boolean {
 
 const SUFFIXED = new RegExp(`${GZIP_TAG_SUFFIX}"`, 'g');
 
-/** A conditional field's value (If-Match, If-None-Match, If-Range) as the origin must see it:
+/** A conditional field's value (If-Match, If-None-Match) as the origin must see it:
  *  each gzip form's tag replaced by the origin's own, which it made and can compare. */
 export function originTags(value: string): string {
   return value.includes(GZIP_TAG_SUFFIX) ? value.replace(SUFFIXED, '"') : value;
+}
+
+/**
+ * Must a Range go to the origin without this If-Range (and so not at all)? RFC 9110 §13.1.5:
+ * If-Range names the representation the client holds part of, and the range holds only
+ * against that one. Our gzip form's tag names a representation the origin never made: mapped
+ * to the origin's tag it would fetch identity bytes for a client holding a gzip prefix. A date
+ * (not an entity-tag) is weak when two forms share it (§8.8.2.2, §13.2.2): with compression
+ * on the client may hold our gzip form of that date. In both cases the client gets the whole
+ * representation, a 200, never a range of the other form's bytes.
+ */
+export function ifRangeNamesOtherForm(ifRange: string | readonly string[], compress: boolean): boolean {
+  const v = typeof ifRange === 'string' ? ifRange : ifRange.join(', ');
+  if (v.includes(`${GZIP_TAG_SUFFIX}"`)) return true;
+  const t = v.trimStart();
+  return compress && !t.startsWith('"') && !t.startsWith('W/');
 }
 
 /** Is a media type (a Content-Type value) in the list: exact, or `type/*`? */
@@ -109,12 +125,14 @@ export function withVaryAcceptEncoding(raw: readonly string[]): string[] {
 const DIGESTS: ReadonlySet<string> = new Set(['repr-digest', 'content-digest', 'digest', 'content-md5']);
 
 /** The gzip form's fields, from the identity form's (with Content-Length): Content-Encoding
- *  gzip, the gzip body's length, its own ETag, no digests of the identity bytes. */
+ *  gzip, the gzip body's length, its own ETag, no digests of the identity bytes, and no
+ *  Accept-Ranges: a Range is always answered from the origin's bytes, never from this form
+ *  (RFC 9110 §14.3), so a client must not be told it can resume this form by ranges. */
 export function gzipHeaders(identity: readonly string[], gzipBytes: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < identity.length; i += 2) {
     const name = identity[i]!.toLowerCase();
-    if (name === 'content-length' || name === 'content-encoding' || DIGESTS.has(name)) continue;
+    if (name === 'content-length' || name === 'content-encoding' || name === 'accept-ranges' || DIGESTS.has(name)) continue;
     out.push(identity[i]!, name === 'etag' ? gzipTagOf(identity[i + 1]!) : identity[i + 1]!);
   }
   out.push('content-encoding', 'gzip', 'content-length', String(gzipBytes));

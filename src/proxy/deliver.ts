@@ -1,6 +1,7 @@
 // deliver: status, headers, Age, Cache-Status (RFC 9211), body, for every way a response
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ifRangeNamesOtherForm } from '../http/compressible.js';
 import { acceptsGzip } from '../http/encoding.js';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
@@ -128,8 +129,11 @@ export function deliverEntry(
   // Kept in two codings (proxy/compress.ts): the gzip form, whole, to a client that accepts
   // gzip and asks for no range; the origin's form, with its own validators, to the others and
   // to every Range request, so byte offsets mean what they mean at the origin.
+  // A request's own no-transform (RFC 9111 §5.2.1.6) asks for the origin's bytes; its
+  // Cache-Control is read only for an entry that has a gzip form, to keep other hits cheap.
   const range = req.headers.range;
-  const gz = entry.gzip !== undefined && range === undefined && acceptsGzip(req.headers['accept-encoding']) ? entry.gzip : undefined;
+  const gz = entry.gzip !== undefined && range === undefined && acceptsGzip(req.headers['accept-encoding']) &&
+    !forbidsTransform(req.headers['cache-control']) ? entry.gzip : undefined;
   const headers = gz === undefined ? entry.headers : gz.headers;
   const body = gz === undefined ? entry.body : gz.body;
   const age = String(Math.floor(ageSec(entry.freshness, now)));
@@ -150,8 +154,12 @@ export function deliverEntry(
     return;
   }
   // RFC 9110 §13.1.5: an If-Range that does not hold (strong comparison) asks for the whole.
+  // A date is weak for an entry kept in two codings (§8.8.2.2): the client may hold the gzip
+  // form of that date, so it never holds then.
+  const ifRange = req.headers['if-range'];
   if (range !== undefined && entry.status === 200 && req.method === 'GET' &&
-      (req.headers['if-range'] === undefined || ifRangeHolds(req.headers['if-range'], entry.etag, entry.lastModified))) {
+      (ifRange === undefined ||
+        (ifRangeHolds(ifRange, entry.etag, entry.lastModified) && (entry.gzip === undefined || !ifRangeNamesOtherForm(ifRange, true))))) {
     const r = parseRange(range, entry.body.length);
     if (r.kind === 'partial') {
       const h = rawWithout(entry.headers, 'content-length');
@@ -189,6 +197,11 @@ export function deliverEntry(
 }
 
 const NO_HEADERS: readonly string[] = [];
+
+/** Does a request's Cache-Control carry no-transform (RFC 9111 §5.2.1.6)? */
+function forbidsTransform(cc: string | undefined): boolean {
+  return cc !== undefined && /(^|[\s,])no-transform\s*(,|$)/i.test(cc);
+}
 
 /** deliverEntry's header arrays for full responses by length, each overwritten by every response
  *  of that length. */

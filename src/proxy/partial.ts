@@ -2,7 +2,7 @@
 // of an object held whole is answered by deliver.ts. Here: a range inside the parts held of
 // a partial entry is answered from them (206, If-Range by strong comparison); any other range
 // of a key without a whole entry is fetched from the origin with the client's Range (and
-// If-Range) as sent, streamed to that client alone, and its answer kept as parts
+// If-Range) as sent (none when the If-Range names our gzip form: fetchRange), streamed to that client alone, and its answer kept as parts
 // (partial-store.ts) when it may be. Range fetches are not collapsed: each asks for its own
 // bytes. A non-range request never gets a partial entry: for it the key is a miss.
 //
@@ -14,7 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors } from 'undici';
 import { SidecacheError } from '../core/errors.js';
 import type { Fence } from '../core/types.js';
-import { originTags } from '../http/compressible.js';
+import { ifRangeNamesOtherForm } from '../http/compressible.js';
 import { ageSec } from '../http/freshness.js';
 import { combineFieldLines, toRawHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { ifRangeHolds, parseRange } from '../http/range.js';
@@ -79,10 +79,14 @@ export function fetchRange(p: Pipeline, req: IncomingMessage, res: ServerRespons
   const fence: Fence = { incarnation: s.log.incarnation, seq: s.log.appliedSeq };
   const generation = s.cache.generation;
   const upstream = cacheableFetchHead(req);
-  const headers: Record<string, string | string[]> = { ...upstream, range: req.headers.range! };
+  const headers: Record<string, string | string[]> = { ...upstream };
   const ifRange = req.headers['if-range'];
-  // A client may hold the gzip form's tag (compress.ts): the origin knows only its own.
-  if (ifRange !== undefined) headers['if-range'] = typeof ifRange === 'string' ? originTags(ifRange) : ifRange;
+  // An If-Range naming our gzip form, or a date with compression on, never holds against the
+  // origin's bytes (ifRangeNamesOtherForm): the whole object is asked for, without either.
+  if (ifRange === undefined || !ifRangeNamesOtherForm(ifRange, s.config.compress)) {
+    headers.range = req.headers.range!;
+    if (ifRange !== undefined) headers['if-range'] = ifRange;
+  }
   // Another member owns the key: what we keep of it is a hot copy, never published.
   const hot = s.router.peersFor(key) !== undefined;
   const sink = new RangeFetch(p, req, res, target, key, upstream, fence, generation, hot, held !== undefined);

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors } from 'undici';
 import { SidecacheError } from '../core/errors.js';
-import { originTags } from '../http/compressible.js';
+import { ifRangeNamesOtherForm, originTags } from '../http/compressible.js';
 import { toRawHeaders, upstreamRequestHeaders, VIA, type HeaderObject } from '../http/headers.js';
 import { invalidatesOnResponse, relatedTargets } from '../http/invalidate.js';
 import type { Pipeline } from './context.js';
@@ -17,7 +17,7 @@ const PASS_DROP: ReadonlySet<string> = new Set([
   'x-sidecache-signature', 'x-sidecache-ts', 'x-sidecache-nonce', 'x-sidecache-from', 'x-sidecache-epoch', 'x-sidecache-cluster',
 ]);
 
-const CONDITIONALS = ['if-match', 'if-none-match', 'if-range'] as const;
+const CONDITIONALS = ['if-match', 'if-none-match'] as const;
 
 /** Does the request carry content (RFC 9112 §6.3: Transfer-Encoding, or a Content-Length above 0)? */
 export function hasRequestBody(req: IncomingMessage): boolean {
@@ -32,8 +32,15 @@ export function pass(
   const s = p.s;
   const method = req.method!;
   const headers = upstreamRequestHeaders(req.headers, req.socket.remoteAddress, PASS_DROP);
-  // A client may hold the ETag of a gzip form of ours (a write's If-Match, a resumed download's
-  // If-Range): the origin compares its own tags, so it gets the tag it made (RFC 9110 §13.1).
+  // A client may hold the ETag of a gzip form of ours (a write's If-Match): the origin compares
+  // its own tags, so it gets the tag it made (RFC 9110 §13.1). Not an If-Range: one naming our
+  // gzip form (or a date, with compression on) holds only against that form, so the Range and
+  // If-Range are dropped and the origin sends the whole object (ifRangeNamesOtherForm).
+  const ifRange = headers['if-range'];
+  if (typeof ifRange === 'string' && ifRangeNamesOtherForm(ifRange, s.config.compress)) {
+    delete headers['if-range'];
+    delete headers.range;
+  }
   for (const name of CONDITIONALS) {
     const v = headers[name];
     if (typeof v === 'string') headers[name] = originTags(v);

@@ -95,8 +95,8 @@ t.test('pipeline compress - If-Range: the origin\'s validators match, the gzip f
   const h = await compressed();
   const gzip = { 'accept-encoding': 'gzip', range: 'bytes=3-12' };
   t.equal((await h.get('/page', { ...gzip, 'if-range': '"v1"' })).status, 206, 'the origin\'s strong ETag');
-  t.equal((await h.get('/page', { ...gzip, 'if-range': LM })).status, 206, 'its Last-Modified');
-  for (const other of ['"v1-sc-gzip"', '"v0"', 'W/"v1"', 'Fri, 02 Jan 2026 00:00:00 GMT']) {
+  // A date is weak with two forms of it (RFC 9110 §8.8.2.2): even the origin's Last-Modified.
+  for (const other of ['"v1-sc-gzip"', '"v0"', 'W/"v1"', LM, 'Fri, 02 Jan 2026 00:00:00 GMT']) {
     const whole = await h.get('/page', { ...gzip, 'if-range': other });
     t.equal(whole.status, 200, `${other}: the Range is ignored (RFC 9110 §13.1.5)`);
     t.equal(whole.body, TEXT, 'and the origin\'s bytes sent whole');
@@ -127,8 +127,8 @@ t.test('pipeline compress - the origin only ever sees its own tags: writes, rang
   await h.get('/other', { 'if-none-match': '"a-sc-gzip", W/"b-sc-gzip", "c"', 'cache-control': 'no-store' });
   t.equal(h.origin.requests.at(-1)!.headers['if-none-match'], '"a", W/"b", "c"');
   await h.get('/never-stored', { range: 'bytes=0-1', 'if-range': '"v1-sc-gzip"' });
-  t.equal(h.origin.requests.at(-1)!.headers['if-range'], '"v1"', 'a Range passed through names the origin\'s tag');
-  t.equal(h.origin.requests.at(-1)!.headers.range, 'bytes=0-1');
+  t.equal(h.origin.requests.at(-1)!.headers['if-range'], undefined, 'an If-Range of the gzip form is not mapped: it never holds there');
+  t.equal(h.origin.requests.at(-1)!.headers.range, undefined, 'and the whole object is asked for (RFC 9110 §13.1.5)');
 
   // The PUT removed /page (RFC 9111 §4.4): stored again, stale, revalidated.
   h.origin.answer = () => ({ status: 200, headers: html({ 'cache-control': 'max-age=10' }), body: TEXT });
