@@ -4,6 +4,8 @@
 // opaque-tag with GZIP_TAG_SUFFIX (as Apache's mod_deflate does), so that strong comparison
 // (If-Match, §13.1.1) still works for a client that holds it, once mapped back to the
 // origin's tag on the way to the origin (originTags).
+import { parseCacheControl } from './cache-control.js';
+import { formTakesGzip } from './encoding.js';
 import { rawGet } from './headers.js';
 
 /** What this cache may compress, from configuration. */
@@ -78,17 +80,22 @@ export function mayCompress(status: number, raw: readonly string[], rules: Compr
   const cl = rawGet(raw, 'content-length');
   const size = bodyBytes ?? (cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined);
   if (size !== undefined && (size < rules.compressMinBytes || size > rules.compressMaxBytes)) return false;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === 'cache-control' && /(^|[\s,])no-transform\s*(,|$)/i.test(raw[i + 1]!)) return false;
-  }
-  return true;
+  const cc: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'cache-control') cc.push(raw[i + 1]!);
+  return !forbidsTransform(cc);
+}
+
+/** Does a Cache-Control value (a request's or a response's) carry no-transform (RFC 9111
+ *  §5.2.1.6, §5.2.2.6)? Parsed as every other directive is, quoted strings included. */
+export function forbidsTransform(cacheControl: string | string[] | undefined): boolean {
+  return parseCacheControl(cacheControl).has('no-transform');
 }
 
 /** Does a variant keyed by these Vary names and values serve clients that may take gzip? One
  *  keyed by an Accept-Encoding normal form without gzip never would: no gzip form is kept for it. */
 export function variantTakesGzip(varyNames: readonly string[] | null, varyValues: readonly string[]): boolean {
   const i = varyNames === null ? -1 : varyNames.indexOf('accept-encoding');
-  return i === -1 || varyValues[i] === 'gzip' || varyValues[i] === 'br, gzip';
+  return i === -1 || formTakesGzip(varyValues[i]);
 }
 
 function namesCoding(vary: string): boolean {

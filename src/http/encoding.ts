@@ -72,19 +72,14 @@ export function normaliseAcceptEncoding(value: string | string[] | undefined): A
 let lastValue: string | undefined;
 let lastForm: AcceptForm = AcceptForm.identity;
 
+/** Does a normal form take gzip? */
+export function formTakesGzip(form: string | undefined): boolean {
+  return form === AcceptForm.gzip || form === AcceptForm.brGzip;
+}
+
 /** Does a request's Accept-Encoding accept gzip (q > 0, by name, as x-gzip or by `*`)? Absent
  *  or malformed: no. §12.5.3 lets a cache send any coding to a request without the field,
  *  but the clients that send none are mostly tools that print or save the bytes as they come. */
 export function acceptsGzip(value: string | string[] | undefined): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'string') return acceptsGzip(value.join(', '));
-  if (value === lastGzipValue) return lastGzip;
-  const w = parseAcceptEncoding(value);
-  const yes = w !== null && accepts(w, Coding.gzip);
-  lastGzipValue = value;
-  lastGzip = yes;
-  return yes;
+  return formTakesGzip(normaliseAcceptEncoding(value));
 }
-
-let lastGzipValue: string | undefined;
-let lastGzip = false;

@@ -40,8 +40,6 @@ export class Compressor {
   readonly #queue: Entry[] = [];
   #running = 0;
   #idle: (() => void)[] = [];
-  /** Entries left identity-only because the queue was full. */
-  skipped = 0;
 
   constructor(cache: Cache, rules: CompressRules, onOutcome: (outcome: CompressOutcome) => void = () => {}) {
     this.#cache = cache;
@@ -59,10 +57,7 @@ export class Compressor {
     if (!variesOnCoding(entry.headers)) return;
     if (this.#running < CONCURRENCY) this.#run(entry);
     else if (this.#queue.length < MAX_QUEUED) this.#queue.push(entry);
-    else {
-      this.skipped++;
-      this.#onOutcome('queue-full');
-    }
+    else this.#onOutcome('queue-full');
   }
 
   /** Resolves when no gzip runs or waits (tests, shutdown). */

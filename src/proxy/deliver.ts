@@ -1,7 +1,7 @@
 // deliver: status, headers, Age, Cache-Status (RFC 9211), body, for every way a response
 // leaves the sidecar. Cache-Status strings are assembled here and nowhere else.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ifRangeNamesOtherForm } from '../http/compressible.js';
+import { forbidsTransform, ifRangeNamesOtherForm } from '../http/compressible.js';
 import { acceptsGzip } from '../http/encoding.js';
 import { ageSec, Verdict, verdictOf } from '../http/freshness.js';
 import { rawWithout, toRawHeaders, type HeaderObject } from '../http/headers.js';
@@ -156,10 +156,7 @@ export function deliverEntry(
   // RFC 9110 §13.1.5: an If-Range that does not hold (strong comparison) asks for the whole.
   // A date is weak for an entry kept in two codings (§8.8.2.2): the client may hold the gzip
   // form of that date, so it never holds then.
-  const ifRange = req.headers['if-range'];
-  if (range !== undefined && entry.status === 200 && req.method === 'GET' &&
-      (ifRange === undefined ||
-        (ifRangeHolds(ifRange, entry.etag, entry.lastModified) && (entry.gzip === undefined || !ifRangeNamesOtherForm(ifRange, true))))) {
+  if (range !== undefined && entry.status === 200 && req.method === 'GET' && ifRangeAllows(req.headers['if-range'], entry)) {
     const r = parseRange(range, entry.body.length);
     if (r.kind === 'partial') {
       const h = rawWithout(entry.headers, 'content-length');
@@ -198,9 +195,10 @@ export function deliverEntry(
 
 const NO_HEADERS: readonly string[] = [];
 
-/** Does a request's Cache-Control carry no-transform (RFC 9111 §5.2.1.6)? */
-function forbidsTransform(cc: string | undefined): boolean {
-  return cc !== undefined && /(^|[\s,])no-transform\s*(,|$)/i.test(cc);
+/** May a Range be answered as a range (RFC 9110 §13.1.5)? Yes without If-Range, or when it holds. */
+function ifRangeAllows(ifRange: string | string[] | undefined, entry: Entry): boolean {
+  if (ifRange === undefined) return true;
+  return ifRangeHolds(ifRange, entry.etag, entry.lastModified) && (entry.gzip === undefined || !ifRangeNamesOtherForm(ifRange, true));
 }
 
 /** deliverEntry's header arrays for full responses by length, each overwritten by every response

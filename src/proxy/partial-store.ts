@@ -167,7 +167,6 @@ function store(p: Pipeline, entry: Entry, generation: number, hot: boolean): boo
   return true;
 }
 
-
 function base(key: string, a: PartialAdmission, fence: number, incarnation: string, hot: boolean) {
   return {
     key,

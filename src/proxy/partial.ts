@@ -2,8 +2,8 @@
 // of an object held whole is answered by deliver.ts. Here: a range inside the parts held of
 // a partial entry is answered from them (206, If-Range by strong comparison); any other range
 // of a key without a whole entry is fetched from the origin with the client's Range (and
-// If-Range) as sent (none when the If-Range names our gzip form: fetchRange), streamed to that client alone, and its answer kept as parts
-// (partial-store.ts) when it may be. Range fetches are not collapsed: each asks for its own
+// If-Range) as sent (neither when the If-Range names our gzip form: fetchRange), streamed to
+// that client alone, and its answer kept as parts (partial-store.ts) when it may be. Range fetches are not collapsed: each asks for its own
 // bytes. A non-range request never gets a partial entry: for it the key is a miss.
 //
 // In a cluster, a range fetch goes from the member the client asked straight to the origin,

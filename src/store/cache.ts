@@ -188,18 +188,20 @@ export class Cache {
    *  is still the stored one: one purged, evicted, refreshed or flushed meanwhile stays gone or
    *  replaced. Returns whether replaced. */
   upgrade(old: Entry, next: Entry): boolean {
-    for (const store of [this.main, this.hot]) {
-      if (store.peek(old.key)?.entries.includes(old) === true) {
-        store.set(next);
-        return true;
-      }
-    }
-    return false;
+    const store = this.#storeHolding(old);
+    store?.set(next);
+    return store !== undefined;
   }
 
   /** Is this very entry still stored (not purged, evicted, replaced or flushed)? No LRU move. */
   holds(entry: Entry): boolean {
-    return this.main.peek(entry.key)?.entries.includes(entry) === true || this.hot.peek(entry.key)?.entries.includes(entry) === true;
+    return this.#storeHolding(entry) !== undefined;
+  }
+
+  #storeHolding(entry: Entry): CacheStore | undefined {
+    if (this.main.peek(entry.key)?.entries.includes(entry) === true) return this.main;
+    if (this.hot.peek(entry.key)?.entries.includes(entry) === true) return this.hot;
+    return undefined;
   }
 
   /** Applies one invalidation at `seq`; entries fetched after it (fence >= seq) stay. */
