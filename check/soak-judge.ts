@@ -6,6 +6,8 @@
 // member restarted during the run begins after its (last) restart, and the run's schedule keeps
 // membership changes out of every first window and out of the last one.
 
+import type { ResidentMaps } from './soak-procfs.js';
+
 export interface Sample {
   /** Milliseconds since the traffic started. */
   readonly t: number;
@@ -24,6 +26,8 @@ export interface Sample {
   readonly memory?: Readonly<Record<string, number>>;
   /** Informational: file descriptors by kind (check/soak-procfs.ts), read from /proc. */
   readonly fdKinds?: Readonly<Record<string, number>>;
+  /** Informational: resident bytes by kind of mapping (check/soak-procfs.ts readResidentMaps). */
+  readonly maps?: ResidentMaps;
 }
 
 export interface JudgeSpec {

@@ -66,3 +66,27 @@ export function fdKinds(pid: number, roles: PortRoles, tcp: ReadonlyMap<string, 
   }
   return kinds;
 }
+
+/** Resident bytes of a process by kind of mapping (/proc/PID/smaps): glibc's main malloc arena
+ *  (`[heap]`, where the main thread's buffers live), anonymous memory (V8's heap pages, the
+ *  other threads' malloc arenas, large mmapped allocations, thread stacks), the executable's own
+ *  file pages (code and read-only data paged in as they are used) and other files (libraries). */
+export interface ResidentMaps { readonly mallocHeap: number; readonly anon: number; readonly executable: number; readonly files: number }
+
+export function readResidentMaps(pid: number | undefined, executable: string): ResidentMaps | undefined {
+  if (pid === undefined) return undefined;
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/smaps`, 'utf8'); } catch { return undefined; }
+  const out = { mallocHeap: 0, anon: 0, executable: 0, files: 0 };
+  let kind: keyof ResidentMaps = 'anon';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+(?:\s+(.*))?$/.exec(line);
+    if (head !== null) {
+      const name = head[1] ?? '';
+      kind = name === '[heap]' ? 'mallocHeap' : name === executable ? 'executable' : name === '' || name.startsWith('[') ? 'anon' : 'files';
+      continue;
+    }
+    if (line.startsWith('Rss:')) out[kind] += Number(/(\d+)/.exec(line)![1]) * 1024;
+  }
+  return out;
+}

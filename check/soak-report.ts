@@ -68,7 +68,12 @@ function memorySplit(x: Sample | undefined): string {
   if (x?.memory === undefined) return '-';
   const heap = x.memory.heapTotal!;
   const ext = x.memory.external!;
-  return `RSS ${mib(x.rssBytes)} = heap ${mib(heap)} + external ${mib(ext)} + rest ${mib(x.rssBytes - heap - ext)}`;
+  const m = x.maps;
+  // Where the rest is: the main malloc arena beyond the buffers it holds (freed memory glibc keeps,
+  // its high-water mark), anonymous memory beyond V8's heap (other threads' arenas, stacks), code.
+  const where = m === undefined ? '' : ` (malloc main arena - external ${mib(m.mallocHeap - ext)}, other anonymous - V8 heap ${mib(m.anon - heap)}, ` +
+    `node's own file pages ${mib(m.executable)}, other files ${mib(m.files)})`;
+  return `RSS ${mib(x.rssBytes)} = heap ${mib(heap)} + external ${mib(ext)} + rest ${mib(x.rssBytes - heap - ext)}${where}`;
 }
 
 export function report(r: SoakRun): void {

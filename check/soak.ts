@@ -3,7 +3,7 @@
 // schedule of membership changes, while each sidecar's RSS, file descriptors and active handles
 // are sampled; then judged (check/soak-judge.ts) and summed up (check/soak-report.ts). Exit 0
 // only when every check holds; 1 when one does not; 2 when the soak could not run.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -14,7 +14,7 @@ import { judge, type JudgeSpec, type Sample } from './soak-judge.js';
 import { Load, startSoakOrigin, type LoadTarget } from './soak-load.js';
 import { parseArgs, USAGE, UsageError } from './soak-args.js';
 import { purgeAllTimes, restartPurgeAll, timingOf, type SoakOptions } from './soak-plan.js';
-import { fdKinds, readRss, tcpSockets } from './soak-procfs.js';
+import { fdKinds, readResidentMaps, readRss, tcpSockets } from './soak-procfs.js';
 import { extraChecks, failedChecks, report, type SoakEvent } from './soak-report.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -109,6 +109,8 @@ async function run(o: SoakOptions): Promise<number> {
     const now = () => Date.now() - t0;
     let sampleFailures = 0;
     const natsPorts = new Set(nats.urls.map(portOf));
+    // Sidecars run this process's node: its file pages are told apart from other files in /proc/PID/smaps.
+    const executable = realpathSync(process.execPath);
     const metricsOf = async (s: Slot): Promise<string> => {
       let p = metricPools.get(s.adminUrl);
       if (p === undefined) metricPools.set(s.adminUrl, p = new Pool(s.adminUrl, { connections: 1, headersTimeout: 5000, bodyTimeout: 5000 }));
@@ -138,6 +140,7 @@ async function run(o: SoakOptions): Promise<number> {
             resources: metricOf(text, 'sidecache_process_nodejs_active_resources_total'),
             cacheBytes: metricOf(text, 'sidecache_cache_bytes'), hotBytes: metricOf(text, 'sidecache_hot_bytes'),
             historyBytes: metricOf(text, 'sidecache_inval_history_bytes'), memory, fdKinds: kinds,
+            maps: readResidentMaps(s.sc.proc.pid, executable),
           });
         } catch {
           sampleFailures++;
