@@ -3,7 +3,7 @@ import type { SoakOptions } from './soak-plan.js';
 
 export const USAGE = `usage: npm run soak -- [--duration=30m] [--rate=150] [--seed=1] [--nats=3]
        [--max-bytes=16MiB] [--hot-bytes=4MiB] [--history-bytes=1MiB] [--groups=64]
-       [--body-scale=1] [--out=FILE]
+       [--body-scale=1] [--malloc-arena-max=2] [--out=FILE]
   --duration       traffic time (s or m; default 30m, at least 60s); start-up (15-30 s) and
                    shutdown come on top
   --rate           operations per second over the whole cluster (default 150)
@@ -16,6 +16,9 @@ export const USAGE = `usage: npm run soak -- [--duration=30m] [--rate=150] [--se
   --groups         the origin's key space in groups of 128 keys (default 64: 8,192 keys of
                    1-48 KiB, about 100 MiB); a large budget needs more to be filled
   --body-scale     multiplies every body's size (default 1): a large budget is filled sooner
+  --malloc-arena-max
+                   glibc's MALLOC_ARENA_MAX for every sidecar (default 2, as the image sets it:
+                   deploy/Containerfile); 0 leaves glibc's own default (8 per core)
   --out            where the raw samples are saved as JSON (default a new temporary directory)
   --judge=FILE     judge saved samples again (no cluster is started)
 
@@ -51,7 +54,7 @@ export class UsageError extends Error {}
 export function parseArgs(argv: readonly string[]): SoakOptions {
   const o: SoakOptions = {
     durationMs: 30 * 60_000, rate: 150, seed: 1, nats: 3,
-    maxBytes: 0, groups: 64, bodyScale: 1, hotBytes: 4 * 1024 * 1024, historyBytes: 1024 * 1024, out: undefined, judge: undefined,
+    maxBytes: 0, groups: 64, bodyScale: 1, mallocArenaMax: 2, hotBytes: 4 * 1024 * 1024, historyBytes: 1024 * 1024, out: undefined, judge: undefined,
   };
   const size = (name: string, v: string): number => {
     const m = /^(\d+)(KiB|MiB)$/.exec(v);
@@ -79,6 +82,7 @@ export function parseArgs(argv: readonly string[]): SoakOptions {
       case 'max-bytes': o.maxBytes = size(name, value); break;
       case 'groups': o.groups = Number(value); break;
       case 'body-scale': o.bodyScale = Number(value); break;
+      case 'malloc-arena-max': o.mallocArenaMax = Number(value); break;
       case 'hot-bytes': o.hotBytes = size(name, value); break;
       case 'history-bytes': o.historyBytes = size(name, value); break;
       case 'out': o.out = value; break;
@@ -92,6 +96,7 @@ export function parseArgs(argv: readonly string[]): SoakOptions {
   if (!(o.rate >= 10 && o.rate <= 1000)) throw new UsageError('--rate: expected 10-1000 operations per second');
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new UsageError('--seed: expected an integer from 0');
   if (!Number.isInteger(o.bodyScale) || o.bodyScale < 1 || o.bodyScale > 16) throw new UsageError('--body-scale: expected an integer 1-16');
+  if (!Number.isInteger(o.mallocArenaMax) || o.mallocArenaMax < 0 || o.mallocArenaMax > 64) throw new UsageError('--malloc-arena-max: expected 0 (glibc\'s default) or 1-64');
   if (!Number.isInteger(o.groups) || o.groups < 1 || o.groups > 4096) throw new UsageError('--groups: expected 1-4096 groups of 128 keys');
   if (o.historyBytes < 64 * 1024) throw new UsageError('--history-bytes: SIDECACHE_INVAL_HISTORY_BYTES is at least 64KiB');
   return o;

@@ -12,6 +12,8 @@ export interface SoakOptions {
   groups: number;
   /** Multiplies every body's size (1-48 KiB at 1). */
   bodyScale: number;
+  /** glibc's MALLOC_ARENA_MAX of every sidecar; 0: glibc's default. */
+  mallocArenaMax: number;
   hotBytes: number;
   historyBytes: number;
   out: string | undefined;

@@ -92,6 +92,7 @@ async function run(o: SoakOptions): Promise<number> {
       SIDECACHE_FILLS_MAX_BYTES: String(64 * 1024 * 1024),
       SIDECACHE_INVAL_MAX_BYTES: String(16 * 1024 * 1024),
       SIDECACHE_LOG_LEVEL: 'error',
+      ...(o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {}),
     });
     let slowestStartMs = 0;
     const start = async (id: string, restartOf?: SidecarProcess): Promise<SidecarProcess> => {

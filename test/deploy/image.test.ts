@@ -113,11 +113,14 @@ if (process.env.DEPLOY_IMAGE_TEST !== '1') {
     t.equal(hc.code, 0, hc.code === 0 ? 'podman healthcheck run' : `podman healthcheck run: ${hc.out}`);
   });
 
-  t.test('image - runs as uid 1000 with production dependencies only', async (t) => {
+  t.test('image - runs as uid 1000 with production dependencies only and two malloc arenas', async (t) => {
     const pid = (await ok('podman', ['inspect', '--format', '{{.State.Pid}}', name])).trim();
     // The process as the kernel sees it (no user namespace here): real, effective, saved, fs uid.
     const uids = /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]?.split(/\s+/);
     t.same(uids, ['1000', '1000', '1000', '1000']);
+    // glibc reads it once, at the process's start: the sidecar's own environment must hold it.
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    t.ok(environ.includes('MALLOC_ARENA_MAX=2'), 'the sidecar runs with at most two malloc arenas');
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: object; devDependencies: object };
     const installed = async (names: string[]) => (await ok('podman', ['exec', name, 'sh', '-c',
       'for p in "$@"; do [ -f "/app/node_modules/$p/package.json" ] && echo "$p"; done; true', 'sh', ...names])).split('\n').filter((l) => l !== '');
