@@ -18,7 +18,8 @@ export const USAGE = `usage: npm run soak -- [--duration=30m] [--rate=150] [--se
   --body-scale     multiplies every body's size (default 1): a large budget is filled sooner
   --malloc-arena-max
                    glibc's MALLOC_ARENA_MAX for every sidecar (default 2, as the image sets it:
-                   deploy/Containerfile); 0 leaves glibc's own default (8 per core)
+                   deploy/Containerfile); 0: not set by the soak (glibc's default of 8
+                   per core, unless the soak's own environment sets it)
   --out            where the raw samples are saved as JSON (default a new temporary directory)
   --judge=FILE     judge saved samples again (no cluster is started)
 

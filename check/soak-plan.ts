@@ -12,7 +12,7 @@ export interface SoakOptions {
   groups: number;
   /** Multiplies every body's size (1-48 KiB at 1). */
   bodyScale: number;
-  /** glibc's MALLOC_ARENA_MAX of every sidecar; 0: glibc's default. */
+  /** glibc's MALLOC_ARENA_MAX of every sidecar; 0: not set (the soak's own environment passes on). */
   mallocArenaMax: number;
   hotBytes: number;
   historyBytes: number;

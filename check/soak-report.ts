@@ -78,7 +78,7 @@ function memorySplit(x: Sample | undefined): string {
 
 export function report(r: SoakRun): void {
   const { o, tm, spec, v, extra, events, load: st, origin, samples } = r;
-  console.log(`soak: ${sec(o.durationMs)} of traffic at ${o.rate} ops/s (seed ${o.seed}, ${o.nats} nats-server, ${o.groups * 128} keys${o.bodyScale > 1 ? `, bodies x${o.bodyScale}` : ''}, MALLOC_ARENA_MAX ${o.mallocArenaMax > 0 ? o.mallocArenaMax : "glibc's default"}), budget ${mib(spec.budgetBytes)} ` +
+  console.log(`soak: ${sec(o.durationMs)} of traffic at ${o.rate} ops/s (seed ${o.seed}, ${o.nats} nats-server, ${o.groups * 128} keys${o.bodyScale > 1 ? `, bodies x${o.bodyScale}` : ''}, MALLOC_ARENA_MAX ${o.mallocArenaMax > 0 ? o.mallocArenaMax : 'not set by the soak'}), budget ${mib(spec.budgetBytes)} ` +
     `(SIDECACHE_MAX_BYTES ${mib(o.maxBytes)} + HOT_MAX_BYTES ${mib(o.hotBytes)} + INVAL_HISTORY_BYTES ${mib(o.historyBytes)}); windows of ${sec(tm.windowMs)}: ` +
     `the first from ${sec(tm.warmMs)} (a restarted member's from its restart + ${sec(tm.warmMs)}), the last from ${sec(o.durationMs - tm.windowMs)}; a sample every ${sec(tm.sampleEveryMs)}`);
   console.log(`  operations: ${OP_KINDS.map((k) => `${k} ${st.byKind[k].issued}`).join(', ')}; not issued (too many in flight) ${st.skipped}`);
